@@ -1,0 +1,3 @@
+namespace GpuActivations.Reference;
+/// <summary>Temporary.</summary>
+public static class Placeholder { }

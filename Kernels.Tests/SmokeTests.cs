@@ -1,0 +1,3 @@
+using NUnit.Framework;
+namespace GpuActivations.Tests;
+public class SmokeTests { [Test] public void Runs() => Assert.That(1 + 1, Is.EqualTo(2)); }

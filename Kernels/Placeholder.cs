@@ -1,0 +1,3 @@
+namespace GpuActivations;
+/// <summary>Temporary.</summary>
+public static class Placeholder { }
