@@ -1,3 +1,0 @@
-namespace GpuActivations;
-/// <summary>Temporary.</summary>
-public static class Placeholder { }
