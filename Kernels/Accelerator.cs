@@ -1,0 +1,219 @@
+using GpuActivations.Cpu;
+using GpuActivations.Device;
+
+namespace GpuActivations;
+
+/// <summary>
+/// A device that runs the ops: the CPU (always present), an OpenCL device or a CUDA GPU, all behind the same
+/// calls. Create one with <see cref="Create(AcceleratorKind, int)"/> or <see cref="Best"/>, allocate
+/// <see cref="DeviceBuffer{T}"/>s on it, call the ops, and <see cref="Synchronize"/> (host copies synchronize by
+/// themselves). Ops are queued in order; on the CPU they complete before returning. Every op accepts an
+/// output equal to its input (in place). An accelerator is safe to call from several threads.
+/// </summary>
+public abstract class Accelerator : IDisposable
+{
+    readonly System.Runtime.CompilerServices.ConditionalWeakTable<BufferStorage, object?> liveBuffers = new();
+    volatile bool disposed;
+
+    private protected Accelerator(AcceleratorInfo info) => Info = info;
+
+    /// <summary>The device this accelerator runs on.</summary>
+    public AcceleratorInfo Info { get; }
+    /// <summary>The accelerator kind.</summary>
+    public AcceleratorKind Kind => Info.Kind;
+    /// <summary>The device name.</summary>
+    public string Name => Info.Name;
+    /// <summary>True once disposed.</summary>
+    public bool IsDisposed => disposed;
+
+    /// <summary>Whether <paramref name="kind"/> is present, its devices, and if absent why. Never throws for an absent runtime.</summary>
+    public static AcceleratorAvailability Probe(AcceleratorKind kind) => Backends.Probe(kind);
+
+    /// <summary>Every device present on this machine, the CPU first.</summary>
+    public static IReadOnlyList<AcceleratorInfo> Enumerate()
+        => [.. Enum.GetValues<AcceleratorKind>().SelectMany(k => Probe(k).Devices)];
+
+    /// <summary>Creates an accelerator on device <paramref name="deviceIndex"/> of <paramref name="kind"/>.</summary>
+    /// <exception cref="AcceleratorUnavailableException">The kind or device is not present; the message says why.</exception>
+    public static Accelerator Create(AcceleratorKind kind, int deviceIndex = 0) => Backends.Create(kind, deviceIndex);
+
+    /// <summary>Creates an accelerator on a device that <see cref="Enumerate"/> returned.</summary>
+    public static Accelerator Create(AcceleratorInfo device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return Create(device.Kind, device.DeviceIndex);
+    }
+
+    /// <summary>The fastest accelerator present: CUDA, else an OpenCL GPU, else the CPU.</summary>
+    public static Accelerator Best()
+    {
+        if (Probe(AcceleratorKind.Cuda).IsAvailable) return Create(AcceleratorKind.Cuda);
+        var openCl = Probe(AcceleratorKind.OpenCL).Devices.FirstOrDefault(d => d.Details.Contains("GPU", StringComparison.Ordinal));
+        return openCl is not null ? Create(openCl) : Create(AcceleratorKind.Cpu);
+    }
+
+    /// <summary>Allocates a buffer of <paramref name="length"/> elements (contents undefined until written).</summary>
+    public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, "length must be >= 0.");
+        long bytes;
+        try { bytes = checked(length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>()); }
+        catch (OverflowException) { throw new ArgumentOutOfRangeException(nameof(length), length, "length * element size overflows a 64-bit byte count."); }
+        return Track(new DeviceBuffer<T>(AllocateStorage(bytes), length));
+    }
+
+    /// <summary>Allocates a buffer holding a copy of <paramref name="data"/>.</summary>
+    public DeviceBuffer<T> Allocate<T>(ReadOnlySpan<T> data) where T : unmanaged
+    {
+        var buffer = Allocate<T>(data.Length);
+        buffer.CopyFrom(data);
+        return buffer;
+    }
+
+    /// <summary>
+    /// Wraps memory an engine owns as a buffer, without copying or taking ownership: a host pointer (CPU),
+    /// a <c>cl_mem</c> of this accelerator's context (OpenCL) or a <c>CUdeviceptr</c> (CUDA). Disposing the
+    /// wrapper frees nothing; the engine keeps the memory alive while the wrapper is used.
+    /// </summary>
+    public DeviceBuffer<T> Wrap<T>(nint nativeHandle, long length) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        if (nativeHandle == 0) throw new ArgumentNullException(nameof(nativeHandle), "nativeHandle is null; pass the engine's pointer or memory object.");
+        if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, "length must be >= 0.");
+        return Track(new DeviceBuffer<T>(WrapStorage(nativeHandle, checked(length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>())), length));
+    }
+
+    DeviceBuffer<T> Track<T>(DeviceBuffer<T> buffer) where T : unmanaged
+    {
+        liveBuffers.AddOrUpdate(buffer.Storage, null);
+        return buffer;
+    }
+
+    /// <summary>y = activation(x) elementwise. <paramref name="y"/> may be <paramref name="x"/> (in place).</summary>
+    /// <param name="activation">The activation, e.g. <c>Activation.Gelu</c> or <c>Activation.LeakyRelu(0.2f)</c>.</param>
+    /// <param name="x">The input.</param>
+    /// <param name="y">The output, as long as <paramref name="x"/>.</param>
+    public void Apply(Activation activation, BufferView<float> x, BufferView<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        CheckInOut(x, y, nameof(x), nameof(y));
+        Guard.SameLength(x.Length, y.Length, nameof(x), nameof(y));
+        if (x.Length > 0) RunActivation(activation, x, y);
+    }
+
+    /// <summary>
+    /// PReLU: y = x &lt; 0 ? alpha[c] x : x with one learned slope per channel, the channel being the last
+    /// dimension: c = i % alpha.Length.
+    /// </summary>
+    /// <param name="x">The input, a whole number of rows of alpha.Length channels.</param>
+    /// <param name="alpha">The per-channel slopes (at least one).</param>
+    /// <param name="y">The output, as long as <paramref name="x"/>.</param>
+    public void PRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y)
+    {
+        CheckInOut(x, y, nameof(x), nameof(y));
+        Guard.On(this, alpha, nameof(alpha));
+        Guard.SameLength(x.Length, y.Length, nameof(x), nameof(y));
+        CheckPReluShape(x.Length, alpha.Length);
+        Guard.NoPartialOverlap(alpha, y, nameof(alpha), nameof(y));
+        if (x.Length > 0) RunPRelu(x, alpha, y);
+    }
+
+    /// <summary>A gated unit in one pass: y = act(gate) * up, with gate, up and y of equal length.</summary>
+    public void Glu(GatedUnit unit, BufferView<float> gate, BufferView<float> up, BufferView<float> y)
+    {
+        CheckInOut(gate, y, nameof(gate), nameof(y));
+        CheckInOut(up, y, nameof(up), nameof(y));
+        Guard.SameLength(gate.Length, up.Length, nameof(gate), nameof(up));
+        Guard.SameLength(gate.Length, y.Length, nameof(gate), nameof(y));
+        if (y.Length > 0) RunGlu(unit, GluLayout.Separate, gate, up, y, 1, y.Length);
+    }
+
+    /// <summary>
+    /// A gated unit on the packed output of a fused gate/up projection: <paramref name="packed"/> is
+    /// [rows, 2d] with each row's gate half first, then its up half; y is [rows, d].
+    /// </summary>
+    public void GluPacked(GatedUnit unit, BufferView<float> packed, BufferView<float> y, long rows, long d)
+    {
+        CheckInOut(packed, y, nameof(packed), nameof(y));
+        long outputs = Guard.Shape(rows, d);
+        Guard.Length(packed.Length, Guard.Shape(rows, checked(2 * d)), nameof(packed), $"rows * 2d = {rows} * {2 * d}");
+        Guard.Length(y.Length, outputs, nameof(y), $"rows * d = {rows} * {d}");
+        if (ReferenceEquals(packed.Buffer.Storage, y.Buffer.Storage) && packed.Offset < y.Offset + y.Length && y.Offset < packed.Offset + packed.Length)
+            throw new ArgumentException("y overlaps packed; the packed layout cannot be computed in place (y is half as long). Use a separate output.", nameof(y));
+        if (outputs > 0) RunGlu(unit, GluLayout.Packed, packed, packed, y, rows, d);
+    }
+
+    /// <summary>SwiGLU in one pass: y = silu(gate) * up.</summary>
+    public void SwiGlu(BufferView<float> gate, BufferView<float> up, BufferView<float> y) => Glu(GatedUnit.SwiGlu, gate, up, y);
+
+    /// <summary>
+    /// Row-wise softmax of x [rows, cols], max-subtracted so large logits do not overflow. A row containing NaN
+    /// or +inf, or only -inf, comes out all NaN (as PyTorch); -inf entries of other rows give 0.
+    /// </summary>
+    public void Softmax(BufferView<float> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
+
+    /// <summary>Row-wise log-softmax of x [rows, cols]: x - max - ln(sum e^(x - max)); special rows as <see cref="Softmax"/> (-inf entries give -inf).</summary>
+    public void LogSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
+
+    void SoftmaxCore(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log)
+    {
+        CheckInOut(x, y, nameof(x), nameof(y));
+        long total = Guard.Shape(rows, cols);
+        Guard.Length(x.Length, total, nameof(x), $"rows * cols = {rows} * {cols}");
+        Guard.Length(y.Length, total, nameof(y), $"rows * cols = {rows} * {cols}");
+        if (total > 0) RunSoftmax(x, y, rows, cols, log);
+    }
+
+    /// <summary>Waits until every queued op has finished.</summary>
+    public void Synchronize()
+    {
+        ThrowIfDisposed();
+        SynchronizeCore();
+    }
+
+    internal static void CheckPReluShape(long length, long channels)
+    {
+        if (channels < 1) throw new ArgumentException("alpha is empty; PReLU needs one slope per channel (at least one).", "alpha");
+        if (length % channels != 0)
+            throw new ArgumentException($"x has {length} elements, not a multiple of alpha's {channels} channels (the channel is the last dimension).", "x");
+    }
+
+    void CheckInOut(BufferView<float> input, BufferView<float> output, string inputName, string outputName)
+    {
+        ThrowIfDisposed();
+        Guard.On(this, input, inputName);
+        Guard.On(this, output, outputName);
+        Guard.NoPartialOverlap(input, output, inputName, outputName);
+    }
+
+    private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(disposed, this);
+
+    private protected abstract BufferStorage AllocateStorage(long bytes);
+    private protected abstract BufferStorage WrapStorage(nint nativeHandle, long bytes);
+    private protected abstract void RunActivation(Activation activation, BufferView<float> x, BufferView<float> y);
+    private protected abstract void RunPRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y);
+    private protected abstract void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d);
+    private protected abstract void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log);
+    private protected abstract void SynchronizeCore();
+    /// <summary>Releases the device itself, after every buffer has been freed.</summary>
+    private protected virtual void ReleaseDevice() { }
+
+    /// <summary>
+    /// Waits for queued work, frees every buffer still allocated on this accelerator (using one afterwards
+    /// throws <see cref="ObjectDisposedException"/>) and releases the device. Idempotent.
+    /// </summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        try { SynchronizeCore(); }
+        catch (AcceleratorException) { /* the device is going away; free what we can */ }
+        disposed = true;
+        foreach (var (storage, _) in liveBuffers) storage.Dispose();
+        ReleaseDevice();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>The device, e.g. "Cpu #0: AMD EPYC (2 cores, AVX-512)".</summary>
+    public override string ToString() => Info.ToString();
+}

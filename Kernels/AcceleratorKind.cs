@@ -1,0 +1,55 @@
+namespace GpuActivations;
+
+/// <summary>The kinds of accelerator an op can run on.</summary>
+public enum AcceleratorKind
+{
+    /// <summary>The CPU: SIMD and multi-threaded, always present.</summary>
+    Cpu,
+    /// <summary>An OpenCL device (a GPU, or a CPU through PoCL), through the ICD loader libOpenCL.so.1.</summary>
+    OpenCL,
+    /// <summary>An NVIDIA GPU through the CUDA driver API and NVRTC.</summary>
+    Cuda,
+}
+
+/// <summary>One device an accelerator can be created on, as <see cref="Accelerator.Enumerate"/> reports it.</summary>
+/// <param name="Kind">The accelerator kind.</param>
+/// <param name="DeviceIndex">The device's index within its kind, for <see cref="Accelerator.Create(AcceleratorKind, int)"/>.</param>
+/// <param name="Name">The device's name, e.g. "NVIDIA H100 80GB HBM3".</param>
+/// <param name="Vendor">The device's vendor.</param>
+/// <param name="ComputeUnits">Cores (CPU), compute units (OpenCL) or streaming multiprocessors (CUDA).</param>
+/// <param name="MemoryBytes">The device's global memory (for the CPU: the memory available to the process).</param>
+/// <param name="Details">Further facts: OpenCL C version and platform, compute capability and driver version, SIMD width.</param>
+public sealed record AcceleratorInfo(
+    AcceleratorKind Kind, int DeviceIndex, string Name, string Vendor, int ComputeUnits, long MemoryBytes, string Details)
+{
+    /// <summary>"Kind #index: name (details)".</summary>
+    public override string ToString() => $"{Kind} #{DeviceIndex}: {Name} ({Details})";
+}
+
+/// <summary>Whether a kind of accelerator is present on this machine, its devices, and if absent why.</summary>
+/// <param name="Kind">The accelerator kind.</param>
+/// <param name="Devices">Its devices; empty when absent.</param>
+/// <param name="Reason">Why it is absent (e.g. "libcuda.so.1 not found"); null when present.</param>
+public sealed record AcceleratorAvailability(AcceleratorKind Kind, IReadOnlyList<AcceleratorInfo> Devices, string? Reason)
+{
+    /// <summary>True when at least one device of this kind can be used.</summary>
+    public bool IsAvailable => Devices.Count > 0;
+}
+
+/// <summary>A failure inside an accelerator's native runtime (a driver error, a kernel build failure, out of device memory).</summary>
+public class AcceleratorException : Exception
+{
+    /// <summary>Creates the exception with its message.</summary>
+    public AcceleratorException(string message) : base(message) { }
+    /// <summary>Creates the exception with its message and cause.</summary>
+    public AcceleratorException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>Thrown by <see cref="Accelerator.Create(AcceleratorKind, int)"/> when the kind or device is not present; the message says why.</summary>
+public sealed class AcceleratorUnavailableException : AcceleratorException
+{
+    /// <summary>Creates the exception for <paramref name="kind"/> with the reason it is absent.</summary>
+    public AcceleratorUnavailableException(AcceleratorKind kind, string reason) : base($"No {kind} accelerator: {reason}") => Kind = kind;
+    /// <summary>The kind that was asked for.</summary>
+    public AcceleratorKind Kind { get; }
+}

@@ -1,0 +1,50 @@
+using GpuActivations.Cpu;
+
+namespace GpuActivations.Activations;
+
+/// <summary>
+/// The tanh approximation of GELU, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), evaluated as the
+/// identical x sigmoid(2u) so negative x does not cancel. 2u is carried as an exact-enough hi + lo
+/// (double-float products of split constants), because e^(-2u) multiplies u's rounding by |2u|.
+/// </summary>
+internal readonly struct GeluTanhOp : IActivationOp
+{
+    // K0 = 2 sqrt(2/pi), K1 = K0 * 0.044715, each split hi + lo.
+    const float K0Hi = 1.5957691669464111328125f;
+    const float K0Lo = -4.534068054340423e-08f;
+    const float K1Hi = 0.07135481387376785f;
+    const float K1Lo = 2.3988324659995897e-09f;
+
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV sq = VectorMath.TwoProduct(x, x, out TV sqLo);
+        TV cube = VectorMath.TwoProduct(x, sq, out TV cubeLo);
+        cubeLo = TV.Fma(x, sqLo, cubeLo);
+        TV a = VectorMath.TwoProduct(TV.Create(K0Hi), x, out TV aLo);
+        aLo = TV.Fma(TV.Create(K0Lo), x, aLo);
+        TV b = VectorMath.TwoProduct(TV.Create(K1Hi), cube, out TV bLo);
+        bLo = TV.Fma(TV.Create(K1Hi), cubeLo, TV.Fma(TV.Create(K1Lo), cube, bLo));
+        // Knuth's two-sum: s + e = a + b exactly.
+        TV s = a + b;
+        TV bb = s - a;
+        TV e = (a - (s - bb)) + (b - bb);
+        TV lo = e + aLo + bLo;
+        lo &= TV.LessThan(Simd.Abs(s), TV.Create(float.PositiveInfinity));
+        return VectorMath.TimesSigmoid(x, s, lo);
+    }
+    public static string Name => "gelu_tanh";
+    public static string DeviceBody => """
+        float sqLo, cubeLo, aLo, bLo;
+        float sq = ga_two_product(x, x, &sqLo);
+        float cube = ga_two_product(x, sq, &cubeLo);
+        cubeLo = fma(x, sqLo, cubeLo);
+        float a = ga_two_product(1.5957691669464111328125f, x, &aLo);
+        aLo = fma(-4.534068054340423e-08f, x, aLo);
+        float b = ga_two_product(0.07135481387376785f, cube, &bLo);
+        bLo = fma(0.07135481387376785f, cubeLo, fma(2.3988324659995897e-09f, cube, bLo));
+        float s = a + b;
+        float bb = s - a;
+        float lo = ((a - (s - bb)) + (b - bb)) + aLo + bLo;
+        return ga_times_sigmoid(x, s, isfinite(s) ? lo : 0.0f);
+        """;
+}

@@ -1,0 +1,23 @@
+using GpuActivations.Cpu;
+
+namespace GpuActivations.Activations;
+
+/// <summary>
+/// quick_gelu(x) = x sigmoid(1.702 x) (the CLIP approximation). 1.702 is not a float: it is split
+/// hi + lo and the product carried exactly, as for <see cref="SwishOp"/>.
+/// </summary>
+internal readonly struct QuickGeluOp : IActivationOp
+{
+    const float CoefficientHi = 1.70200002193450927734375f;
+    const float CoefficientLo = -2.1934509319976314e-08f;
+
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV hi = VectorMath.TwoProduct(TV.Create(CoefficientHi), x, out TV lo);
+        return VectorMath.TimesSigmoid(x, hi, TV.Fma(TV.Create(CoefficientLo), x, lo));
+    }
+    public static string Name => "quick_gelu";
+    public static string DeviceBody =>
+        "float lo; float hi = ga_two_product(1.70200002193450927734375f, x, &lo);" +
+        " return ga_times_sigmoid(x, hi, fma(-2.1934509319976314e-08f, x, lo));";
+}

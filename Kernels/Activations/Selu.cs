@@ -1,0 +1,18 @@
+using GpuActivations.Cpu;
+
+namespace GpuActivations.Activations;
+
+/// <summary>
+/// selu(x) = scale (x &gt; 0 ? x : alpha (e^x - 1)) with Klambauer et al.'s constants (as PyTorch):
+/// alpha = 1.6732632423543772848, scale = 1.0507009873554804934.
+/// </summary>
+internal readonly struct SeluOp : IActivationOp
+{
+    const float Scale = 1.0507009873554804934f;
+    const float ScaleAlpha = 1.7580993408473768599f;
+
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
+        => TV.Select(TV.GreaterThan(x, TV.Create(0f)), x * TV.Create(Scale), TV.Create(ScaleAlpha) * VectorMath.Expm1(x));
+    public static string Name => "selu";
+    public static string DeviceBody => "return x > 0.0f ? 1.0507009873554804934f * x : 1.7580993408473768599f * expm1(x);";
+}

@@ -1,0 +1,18 @@
+using GpuActivations.Cpu;
+
+namespace GpuActivations.Activations;
+
+/// <summary>
+/// swish(x) = x sigmoid(beta x). beta x is carried exactly (hi + lo): its rounding would otherwise be
+/// multiplied by |beta x| in e^(-beta x), hundreds of ulp for large negative x.
+/// </summary>
+internal readonly struct SwishOp(float beta) : IActivationOp
+{
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
+        return VectorMath.TimesSigmoid(x, hi, lo);
+    }
+    public static string Name => "swish";
+    public static string DeviceBody => "float lo; float hi = ga_two_product(beta, x, &lo); return ga_times_sigmoid(x, hi, lo);";
+}

@@ -1,0 +1,107 @@
+using System.Runtime.CompilerServices;
+using GpuActivations.Activations;
+
+namespace GpuActivations.Cpu;
+
+/// <summary>An operator on two inputs lane by lane (a gated unit: act(gate) * up; PReLU: x and its alpha).</summary>
+internal interface IBinaryOp
+{
+    /// <summary>The result for every lane.</summary>
+    TV Invoke<TV>(TV a, TV b) where TV : unmanaged, ISimd<TV>;
+}
+
+/// <summary>act(gate) * up.</summary>
+internal readonly struct GatedOp<TAct>(TAct activation) : IBinaryOp where TAct : struct, IActivationOp
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV gate, TV up) where TV : unmanaged, ISimd<TV> => activation.Invoke(gate) * up;
+}
+
+/// <summary>PReLU: x &lt; 0 ? alpha x : x, NaN propagating.</summary>
+internal readonly struct PReluOp : IBinaryOp
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV x, TV alpha) where TV : unmanaged, ISimd<TV> => TV.Select(TV.LessThan(x, TV.Create(0f)), x * alpha, x);
+}
+
+/// <summary>x * factor (softmax's final normalisation).</summary>
+internal readonly struct ScaleOp(float factor) : IActivationOp
+{
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => x * TV.Create(factor);
+    public static string Name => "scale";
+    public static string DeviceBody => "return x * alpha;";
+}
+
+/// <summary>(x - max) - ln(sum), log-softmax's final pass; x - max first, so large logits lose nothing.</summary>
+internal readonly struct LogSoftmaxOp(float max, float logSum) : IActivationOp
+{
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => (x - TV.Create(max)) - TV.Create(logSum);
+    public static string Name => "log_softmax_finish";
+    public static string DeviceBody => "return (x - alpha) - beta;";
+}
+
+/// <summary>
+/// The generic elementwise loops, one per operator shape, specialised by the JIT per operator and width.
+/// The widest hardware vector that fits is used; the ragged end is one more full vector overlapping the
+/// previous one (no scalar loop), loaded and computed before any store so exact in-place calls stay correct.
+/// Inputs shorter than a 128-bit vector go through a padded vector on the stack, so the scalar result is
+/// always the vector code's result.
+/// </summary>
+internal static unsafe class ElementwiseDriver
+{
+    /// <summary>y[i] = op(x[i]) for i in [0, n); y may equal x.</summary>
+    public static void Unary<TOp>(TOp op, float* x, float* y, long n) where TOp : struct, IActivationOp
+    {
+        if (V512.IsSupported && n >= V512.Count) Unary<TOp, V512>(op, x, y, n);
+        else if (V256.IsSupported && n >= V256.Count) Unary<TOp, V256>(op, x, y, n);
+        else if (n >= V128.Count) Unary<TOp, V128>(op, x, y, n);
+        else if (n > 0)
+        {
+            float* padded = stackalloc float[V128.Count];
+            new Span<float>(x, (int)n).CopyTo(new Span<float>(padded, V128.Count));
+            Unary<TOp, V128>(op, padded, padded, V128.Count);
+            new Span<float>(padded, (int)n).CopyTo(new Span<float>(y, (int)n));
+        }
+    }
+
+    /// <summary>y[i] = op(a[i], b[i]) for i in [0, n); y may equal a or b.</summary>
+    public static void Binary<TOp>(TOp op, float* a, float* b, float* y, long n) where TOp : struct, IBinaryOp
+    {
+        if (V512.IsSupported && n >= V512.Count) Binary<TOp, V512>(op, a, b, y, n);
+        else if (V256.IsSupported && n >= V256.Count) Binary<TOp, V256>(op, a, b, y, n);
+        else if (n >= V128.Count) Binary<TOp, V128>(op, a, b, y, n);
+        else if (n > 0)
+        {
+            float* pa = stackalloc float[V128.Count];
+            float* pb = stackalloc float[V128.Count];
+            new Span<float>(a, (int)n).CopyTo(new Span<float>(pa, V128.Count));
+            new Span<float>(b, (int)n).CopyTo(new Span<float>(pb, V128.Count));
+            Binary<TOp, V128>(op, pa, pb, pa, V128.Count);
+            new Span<float>(pa, (int)n).CopyTo(new Span<float>(y, (int)n));
+        }
+    }
+
+    static void Unary<TOp, TV>(TOp op, float* x, float* y, long n) where TOp : struct, IActivationOp where TV : unmanaged, ISimd<TV>
+    {
+        long last = n - TV.Count;
+        TV tail = op.Invoke(TV.Load(x + last));
+        long i = 0;
+        for (; i + 2 * TV.Count <= last; i += 2 * TV.Count)
+        {
+            TV r0 = op.Invoke(TV.Load(x + i));
+            TV r1 = op.Invoke(TV.Load(x + i + TV.Count));
+            TV.Store(r0, y + i);
+            TV.Store(r1, y + i + TV.Count);
+        }
+        for (; i < last; i += TV.Count) TV.Store(op.Invoke(TV.Load(x + i)), y + i);
+        TV.Store(tail, y + last);
+    }
+
+    static void Binary<TOp, TV>(TOp op, float* a, float* b, float* y, long n) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
+    {
+        long last = n - TV.Count;
+        TV tail = op.Invoke(TV.Load(a + last), TV.Load(b + last));
+        for (long i = 0; i < last; i += TV.Count) TV.Store(op.Invoke(TV.Load(a + i), TV.Load(b + i)), y + i);
+        TV.Store(tail, y + last);
+    }
+}

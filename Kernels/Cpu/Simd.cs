@@ -1,0 +1,195 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace GpuActivations.Cpu;
+
+/// <summary>
+/// One SIMD register of floats, whatever its width. The math in <see cref="VectorMath"/> and every
+/// activation's vector form are written once against this interface; the JIT specialises each generic
+/// method for <see cref="V128"/>, <see cref="V256"/> and <see cref="V512"/> (all structs), so the abstraction
+/// costs nothing. (.NET 10 keeps its own <c>ISimdVector</c> internal, hence this small copy of the idea.)
+/// </summary>
+internal interface ISimd<TSelf> where TSelf : unmanaged, ISimd<TSelf>
+{
+    static abstract int Count { get; }
+    static abstract bool IsSupported { get; }
+    static abstract TSelf Create(float value);
+    static abstract unsafe TSelf Load(float* source);
+    static abstract unsafe void Store(TSelf value, float* destination);
+    static abstract TSelf operator +(TSelf a, TSelf b);
+    static abstract TSelf operator -(TSelf a, TSelf b);
+    static abstract TSelf operator *(TSelf a, TSelf b);
+    static abstract TSelf operator /(TSelf a, TSelf b);
+    static abstract TSelf operator -(TSelf a);
+    static abstract TSelf operator &(TSelf a, TSelf b);
+    static abstract TSelf operator |(TSelf a, TSelf b);
+    static abstract TSelf operator ^(TSelf a, TSelf b);
+    /// <summary>a * b + c with one rounding.</summary>
+    static abstract TSelf Fma(TSelf a, TSelf b, TSelf c);
+    /// <summary>The hardware min: which operand a NaN lane yields is unspecified (callers fix NaN lanes up).</summary>
+    static abstract TSelf Min(TSelf a, TSelf b);
+    /// <summary>The hardware max: which operand a NaN lane yields is unspecified (callers fix NaN lanes up).</summary>
+    static abstract TSelf Max(TSelf a, TSelf b);
+    /// <summary>Round to nearest, ties to even.</summary>
+    static abstract TSelf Round(TSelf a);
+    /// <summary>All-ones lanes where a &lt; b (false for NaN).</summary>
+    static abstract TSelf LessThan(TSelf a, TSelf b);
+    static abstract TSelf LessThanOrEqual(TSelf a, TSelf b);
+    static abstract TSelf GreaterThan(TSelf a, TSelf b);
+    static abstract TSelf GreaterThanOrEqual(TSelf a, TSelf b);
+    static abstract TSelf Equal(TSelf a, TSelf b);
+    /// <summary>mask ? a : b, lane by lane.</summary>
+    static abstract TSelf Select(TSelf mask, TSelf a, TSelf b);
+    /// <summary>2^n for integral n in [-126, 127], built in the exponent field.</summary>
+    static abstract TSelf Pow2(TSelf n);
+    /// <summary>The unbiased exponent of a positive normal float, as a float.</summary>
+    static abstract TSelf Exponent(TSelf a);
+    /// <summary>The significand of a positive normal float scaled into [1, 2).</summary>
+    static abstract TSelf Significand(TSelf a);
+    /// <summary>True when any lane of the mask is set.</summary>
+    static abstract bool Any(TSelf mask);
+    /// <summary>0, 1, 2, ... in the lanes.</summary>
+    static abstract TSelf Indices { get; }
+    static abstract float Sum(TSelf a);
+    static abstract float MaxAcross(TSelf a);
+    static abstract float First(TSelf a);
+}
+
+/// <summary>Helpers that follow from the primitives.</summary>
+internal static class Simd
+{
+    /// <summary>All-ones lanes where a is NaN.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV IsNaN<TV>(TV a) where TV : unmanaged, ISimd<TV> => TV.Equal(a, a) ^ TV.Equal(TV.Create(0f), TV.Create(0f));
+
+    /// <summary>|a|.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Abs<TV>(TV a) where TV : unmanaged, ISimd<TV> => a ^ (a & TV.Create(-0f));
+
+    /// <summary>The sign bit of a (+0 or -0 per lane).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV SignBit<TV>(TV a) where TV : unmanaged, ISimd<TV> => a & TV.Create(-0f);
+}
+
+/// <summary>128-bit lanes (SSE/NEON).</summary>
+internal readonly struct V128 : ISimd<V128>
+{
+    public readonly Vector128<float> V;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public V128(Vector128<float> v) => V = v;
+    public static int Count => Vector128<float>.Count;
+    public static bool IsSupported => Vector128.IsHardwareAccelerated;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Create(float value) => new(Vector128.Create(value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe V128 Load(float* source) => new(Vector128.Load(source));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe void Store(V128 value, float* destination) => value.V.Store(destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 operator +(V128 a, V128 b) => new(a.V + b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 operator -(V128 a, V128 b) => new(a.V - b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 operator *(V128 a, V128 b) => new(a.V * b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 operator /(V128 a, V128 b) => new(a.V / b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 operator -(V128 a) => new(-a.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 operator &(V128 a, V128 b) => new(a.V & b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 operator |(V128 a, V128 b) => new(a.V | b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 operator ^(V128 a, V128 b) => new(a.V ^ b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Fma(V128 a, V128 b, V128 c) => new(Vector128.FusedMultiplyAdd(a.V, b.V, c.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Min(V128 a, V128 b) => new(Vector128.MinNative(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Max(V128 a, V128 b) => new(Vector128.MaxNative(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Round(V128 a) => new(Vector128.Round(a.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 LessThan(V128 a, V128 b) => new(Vector128.LessThan(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 LessThanOrEqual(V128 a, V128 b) => new(Vector128.LessThanOrEqual(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 GreaterThan(V128 a, V128 b) => new(Vector128.GreaterThan(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 GreaterThanOrEqual(V128 a, V128 b) => new(Vector128.GreaterThanOrEqual(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Equal(V128 a, V128 b) => new(Vector128.Equals(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Select(V128 mask, V128 a, V128 b) => new(Vector128.ConditionalSelect(mask.V, a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Pow2(V128 n) => new((Vector128.ConvertToInt32(n.V) + Vector128.Create(127) << 23).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Exponent(V128 a) => new(Vector128.ConvertToSingle((Vector128.ShiftRightLogical(a.V.AsInt32(), 23) & Vector128.Create(0xFF)) - Vector128.Create(127)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Significand(V128 a) => new(((a.V.AsInt32() & Vector128.Create(0x007FFFFF)) | Vector128.Create(0x3F800000)).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool Any(V128 mask) => mask.V.ExtractMostSignificantBits() != 0;
+    public static V128 Indices => new(Vector128<float>.Indices);
+    public static float Sum(V128 a) => Vector128.Sum(a.V);
+    public static float MaxAcross(V128 a) { float m = a.V[0]; for (int i = 1; i < Count; i++) m = MathF.Max(m, a.V[i]); return m; }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(V128 a) => a.V.ToScalar();
+}
+
+/// <summary>256-bit lanes (AVX2).</summary>
+internal readonly struct V256 : ISimd<V256>
+{
+    public readonly Vector256<float> V;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public V256(Vector256<float> v) => V = v;
+    public static int Count => Vector256<float>.Count;
+    public static bool IsSupported => Vector256.IsHardwareAccelerated;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Create(float value) => new(Vector256.Create(value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe V256 Load(float* source) => new(Vector256.Load(source));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe void Store(V256 value, float* destination) => value.V.Store(destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator +(V256 a, V256 b) => new(a.V + b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator -(V256 a, V256 b) => new(a.V - b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator *(V256 a, V256 b) => new(a.V * b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator /(V256 a, V256 b) => new(a.V / b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator -(V256 a) => new(-a.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator &(V256 a, V256 b) => new(a.V & b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator |(V256 a, V256 b) => new(a.V | b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator ^(V256 a, V256 b) => new(a.V ^ b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Fma(V256 a, V256 b, V256 c) => new(Vector256.FusedMultiplyAdd(a.V, b.V, c.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Min(V256 a, V256 b) => new(Vector256.MinNative(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Max(V256 a, V256 b) => new(Vector256.MaxNative(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Round(V256 a) => new(Vector256.Round(a.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 LessThan(V256 a, V256 b) => new(Vector256.LessThan(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 LessThanOrEqual(V256 a, V256 b) => new(Vector256.LessThanOrEqual(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 GreaterThan(V256 a, V256 b) => new(Vector256.GreaterThan(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 GreaterThanOrEqual(V256 a, V256 b) => new(Vector256.GreaterThanOrEqual(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Equal(V256 a, V256 b) => new(Vector256.Equals(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Select(V256 mask, V256 a, V256 b) => new(Vector256.ConditionalSelect(mask.V, a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Pow2(V256 n) => new((Vector256.ConvertToInt32(n.V) + Vector256.Create(127) << 23).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Exponent(V256 a) => new(Vector256.ConvertToSingle((Vector256.ShiftRightLogical(a.V.AsInt32(), 23) & Vector256.Create(0xFF)) - Vector256.Create(127)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Significand(V256 a) => new(((a.V.AsInt32() & Vector256.Create(0x007FFFFF)) | Vector256.Create(0x3F800000)).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool Any(V256 mask) => mask.V.ExtractMostSignificantBits() != 0;
+    public static V256 Indices => new(Vector256<float>.Indices);
+    public static float Sum(V256 a) => Vector256.Sum(a.V);
+    public static float MaxAcross(V256 a) => V128.MaxAcross(new V128(Vector128.Max(a.V.GetLower(), a.V.GetUpper())));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(V256 a) => a.V.ToScalar();
+}
+
+/// <summary>512-bit lanes (AVX-512).</summary>
+internal readonly struct V512 : ISimd<V512>
+{
+    public readonly Vector512<float> V;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public V512(Vector512<float> v) => V = v;
+    public static int Count => Vector512<float>.Count;
+    public static bool IsSupported => Vector512.IsHardwareAccelerated;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Create(float value) => new(Vector512.Create(value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe V512 Load(float* source) => new(Vector512.Load(source));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe void Store(V512 value, float* destination) => value.V.Store(destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator +(V512 a, V512 b) => new(a.V + b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator -(V512 a, V512 b) => new(a.V - b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator *(V512 a, V512 b) => new(a.V * b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator /(V512 a, V512 b) => new(a.V / b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator -(V512 a) => new(-a.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator &(V512 a, V512 b) => new(a.V & b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator |(V512 a, V512 b) => new(a.V | b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator ^(V512 a, V512 b) => new(a.V ^ b.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Fma(V512 a, V512 b, V512 c) => new(Vector512.FusedMultiplyAdd(a.V, b.V, c.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Min(V512 a, V512 b) => new(Vector512.MinNative(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Max(V512 a, V512 b) => new(Vector512.MaxNative(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Round(V512 a) => new(Vector512.Round(a.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 LessThan(V512 a, V512 b) => new(Vector512.LessThan(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 LessThanOrEqual(V512 a, V512 b) => new(Vector512.LessThanOrEqual(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 GreaterThan(V512 a, V512 b) => new(Vector512.GreaterThan(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 GreaterThanOrEqual(V512 a, V512 b) => new(Vector512.GreaterThanOrEqual(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Equal(V512 a, V512 b) => new(Vector512.Equals(a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Select(V512 mask, V512 a, V512 b) => new(Vector512.ConditionalSelect(mask.V, a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 Pow2(V512 n) => new((Vector512.ConvertToInt32(n.V) + Vector512.Create(127) << 23).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 Exponent(V512 a) => new(Vector512.ConvertToSingle((Vector512.ShiftRightLogical(a.V.AsInt32(), 23) & Vector512.Create(0xFF)) - Vector512.Create(127)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 Significand(V512 a) => new(((a.V.AsInt32() & Vector512.Create(0x007FFFFF)) | Vector512.Create(0x3F800000)).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool Any(V512 mask) => mask.V.ExtractMostSignificantBits() != 0;
+    public static V512 Indices => new(Vector512<float>.Indices);
+    public static float Sum(V512 a) => Vector512.Sum(a.V);
+    public static float MaxAcross(V512 a) => V256.MaxAcross(new V256(Vector256.Max(a.V.GetLower(), a.V.GetUpper())));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(V512 a) => a.V.ToScalar();
+}

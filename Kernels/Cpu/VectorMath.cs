@@ -1,0 +1,211 @@
+using System.Runtime.CompilerServices;
+
+namespace GpuActivations.Cpu;
+
+/// <summary>
+/// Float transcendental functions for any SIMD width, accurate to about 1 ulp, written from the math:
+/// Cody–Waite range reduction with Taylor polynomials (exp, expm1), the atanh series (log), the Maclaurin
+/// series (tanh, erf near zero) and the Chebyshev-fitted erfc of Press et al., <i>Numerical Recipes</i>
+/// §6.2 (fractional error below 1.2e-7). Results below the smallest normal float flush to zero.
+/// Where an argument is itself a rounded product (beta*x, x*x), callers pass it as an unevaluated sum
+/// hi + lo so the rounding is not magnified by exp's condition number |x|.
+/// </summary>
+internal static class VectorMath
+{
+    const float Log2E = 1.44269504088896341f;
+    // ln 2 split so that n * Ln2Hi is exact in an FMA and the remainder carries the rest.
+    const float Ln2Hi = 0.693147182464599609375f;
+    const float Ln2Lo = -1.904654299957768e-9f;
+
+    /// <summary>expm1(r) for |r| &lt;= ln2/2: Taylor to r^8 (truncation below 0.1 ulp).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV Expm1Reduced<TV>(TV r) where TV : unmanaged, ISimd<TV>
+    {
+        TV p = TV.Fma(r, TV.Create(1f / 40320f), TV.Create(1f / 5040f));
+        p = TV.Fma(p, r, TV.Create(1f / 720f));
+        p = TV.Fma(p, r, TV.Create(1f / 120f));
+        p = TV.Fma(p, r, TV.Create(1f / 24f));
+        p = TV.Fma(p, r, TV.Create(1f / 6f));
+        p = TV.Fma(p, r, TV.Create(0.5f));
+        p *= r;
+        return TV.Fma(p, r, r);
+    }
+
+    /// <summary>e^(hi + lo), where |lo| is small beside |hi| or both are moderate (the sum need not be exact in float).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Exp<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        TV x = hi + lo;
+        // Clamp so 2^(n-1) stays representable; lanes outside are fixed below.
+        TV xc = TV.Min(TV.Max(x, TV.Create(-88f)), TV.Create(89f));
+        TV n = TV.Round(xc * TV.Create(Log2E));
+        TV r = TV.Fma(n, TV.Create(-Ln2Hi), TV.Min(TV.Max(hi, TV.Create(-200f)), TV.Create(200f)));
+        r = TV.Fma(n, TV.Create(-Ln2Lo), r) + TV.Min(TV.Max(lo, TV.Create(-200f)), TV.Create(200f));
+        // 2^(n-1) * 2 keeps n = 128 (x just below the overflow threshold) representable.
+        TV halfScale = TV.Pow2(n - TV.Create(1f));
+        TV result = TV.Fma(halfScale, Expm1Reduced(r), halfScale) * TV.Create(2f);
+        result = TV.Select(TV.LessThan(x, TV.Create(-87.33654f)), TV.Create(0f), result);
+        result = TV.Select(TV.GreaterThan(x, TV.Create(88.72284f)), TV.Create(float.PositiveInfinity), result);
+        return TV.Select(Simd.IsNaN(x), x, result);
+    }
+
+    /// <summary>e^x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Exp<TV>(TV x) where TV : unmanaged, ISimd<TV> => Exp(x, TV.Create(0f));
+
+    /// <summary>e^x - 1, accurate near zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Expm1<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV xc = TV.Min(TV.Max(x, TV.Create(-88f)), TV.Create(88f));
+        TV n = TV.Round(xc * TV.Create(Log2E));
+        TV r = TV.Fma(n, TV.Create(-Ln2Hi), xc);
+        r = TV.Fma(n, TV.Create(-Ln2Lo), r);
+        // 2^n * (1 + p) - 1 = 2^n * p + (2^n - 1); 2^n - 1 is exact for |n| <= 24.
+        TV scale = TV.Pow2(n);
+        TV result = TV.Fma(scale, Expm1Reduced(r), scale - TV.Create(1f));
+        result = TV.Select(TV.GreaterThan(x, TV.Create(88.72284f)), TV.Create(float.PositiveInfinity), result);
+        return TV.Select(Simd.IsNaN(x), x, result);
+    }
+
+    /// <summary>ln(u) for u &gt;= 1 (finite or +inf): u = 2^k m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(f/(2+f)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV LogAtLeastOne<TV>(TV u) where TV : unmanaged, ISimd<TV>
+    {
+        TV k = TV.Exponent(u);
+        TV m = TV.Significand(u);
+        TV big = TV.GreaterThan(m, TV.Create(1.41421356f));
+        m = TV.Select(big, m * TV.Create(0.5f), m);
+        k = TV.Select(big, k + TV.Create(1f), k);
+        TV f = m - TV.Create(1f);
+        TV s = f / (f + TV.Create(2f));
+        TV s2 = s * s;
+        TV p = TV.Fma(s2, TV.Create(1f / 9f), TV.Create(1f / 7f));
+        p = TV.Fma(p, s2, TV.Create(1f / 5f));
+        p = TV.Fma(p, s2, TV.Create(1f / 3f));
+        TV logM = TV.Fma(s * s2, p * TV.Create(2f), s * TV.Create(2f));
+        TV result = TV.Fma(k, TV.Create(Ln2Hi), TV.Fma(k, TV.Create(Ln2Lo), logM));
+        return TV.Select(TV.Equal(u, TV.Create(float.PositiveInfinity)), u, result);
+    }
+
+    /// <summary>ln(1 + e) for e &gt;= 0, accurate for tiny e (Goldberg: ln(u) * e / (u - 1) with u = 1 + e).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Log1pNonNegative<TV>(TV e) where TV : unmanaged, ISimd<TV>
+    {
+        TV u = e + TV.Create(1f);
+        TV d = u - TV.Create(1f);
+        TV corrected = LogAtLeastOne(u) * (e / d);
+        TV result = TV.Select(TV.Equal(d, TV.Create(0f)), e, corrected);
+        result = TV.Select(TV.Equal(e, TV.Create(float.PositiveInfinity)), e, result);
+        return TV.Select(Simd.IsNaN(e), e, result);
+    }
+
+    /// <summary>
+    /// tanh x: the Maclaurin series to x^17 for |x| &lt; 0.55 (truncation below 0.1 ulp), else
+    /// 1 - 2/(e^(2|x|) + 1) with the sign restored (no cancellation there: the subtracted term is at most 1/2).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Tanh<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV a = Simd.Abs(x);
+        TV x2 = x * x;
+        TV p = TV.Fma(x2, TV.Create(6404582f / 10854718875f), TV.Create(-929569f / 638512875f));
+        p = TV.Fma(p, x2, TV.Create(21844f / 6081075f));
+        p = TV.Fma(p, x2, TV.Create(-1382f / 155925f));
+        p = TV.Fma(p, x2, TV.Create(62f / 2835f));
+        p = TV.Fma(p, x2, TV.Create(-17f / 315f));
+        p = TV.Fma(p, x2, TV.Create(2f / 15f));
+        p = TV.Fma(p, x2, TV.Create(-1f / 3f));
+        TV small = TV.Fma(p * x2, x, x);
+        TV large = TV.Create(1f) - TV.Create(2f) / (Exp(a + a) + TV.Create(1f));
+        large |= Simd.SignBit(x);
+        return TV.Select(TV.LessThan(a, TV.Create(0.55f)), small, large);
+    }
+
+    /// <summary>1 / (1 + e^-(hi + lo)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Sigmoid<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
+        => TV.Create(1f) / (TV.Create(1f) + Exp(-hi, -lo));
+
+    /// <summary>
+    /// x * sigmoid(s) where s = hi + lo. Below s = -80 sigmoid(s) ~ e^s heads into subnormals while x e^s can
+    /// still be normal (silu(-88.7) = -2.6e-37), so there it is (x e^(s/2)) e^(s/2). Infinite x with a vanishing
+    /// sigmoid gives a zero of x's sign, the limit (silu(-inf) = -0), not inf * 0 = NaN.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV TimesSigmoid<TV>(TV x, TV hi, TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        TV result = x * Sigmoid(hi, lo);
+        TV farLeft = TV.LessThan(hi, TV.Create(-80f));
+        if (TV.Any(farLeft))
+        {
+            TV root = Exp(hi * TV.Create(0.5f), lo * TV.Create(0.5f));
+            TV tiny = TV.Select(TV.Equal(Simd.Abs(x), TV.Create(float.PositiveInfinity)), Simd.SignBit(x), x * root * root);
+            result = TV.Select(farLeft, tiny, result);
+        }
+        return result;
+    }
+
+    /// <summary>The exact product a*b as hi + lo (FMA two-product).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV TwoProduct<TV>(TV a, TV b, out TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        TV hi = a * b;
+        lo = TV.Fma(a, b, -hi);
+        // An overflowing product leaves an infinite or NaN remainder; the useful remainder there is 0.
+        lo &= TV.LessThan(Simd.Abs(hi), TV.Create(float.PositiveInfinity));
+        return hi;
+    }
+
+    /// <summary>
+    /// x * Phi(x), the exact GELU, with Phi(x) = (1 + erf(x/sqrt2))/2 = erfc(-x/sqrt2)/2.
+    /// Near zero erf's Maclaurin series; for x &gt; 1.19 x(1 - erfc/2); for x &lt; -0.707 erfc directly, with
+    /// exp's argument -x^2/2 carried exactly (hi + lo) because erfc's relative error grows like x^2 times it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Gelu<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        const float InvSqrt2 = 0.70710678118654752f;
+        TV z = x * TV.Create(InvSqrt2);
+
+        // erf(z) = 2/sqrt(pi) * sum (-1)^n z^(2n+1) / (n! (2n+1)), n = 0..9 (|z| <= 0.84: truncation < 1e-8).
+        TV z2 = z * z;
+        TV p = TV.Fma(z2, TV.Create(-1f / (362880f * 19f)), TV.Create(1f / (40320f * 17f)));
+        p = TV.Fma(p, z2, TV.Create(-1f / (5040f * 15f)));
+        p = TV.Fma(p, z2, TV.Create(1f / (720f * 13f)));
+        p = TV.Fma(p, z2, TV.Create(-1f / (120f * 11f)));
+        p = TV.Fma(p, z2, TV.Create(1f / (24f * 9f)));
+        p = TV.Fma(p, z2, TV.Create(-1f / (6f * 7f)));
+        p = TV.Fma(p, z2, TV.Create(1f / (2f * 5f)));
+        p = TV.Fma(p, z2, TV.Create(-1f / 3f));
+        TV erf = TV.Fma(p * z2, z, z) * TV.Create(1.12837916709551257f);
+        TV half = x * TV.Create(0.5f);
+        TV middle = TV.Fma(half, erf, half);
+
+        // erfc(t) = t' exp(-t^2 + P(t')), t' = 1/(1 + t/2), t = |z|  (Numerical Recipes erfcc).
+        TV t = Simd.Abs(z);
+        TV tp = TV.Create(1f) / TV.Fma(t, TV.Create(0.5f), TV.Create(1f));
+        TV q = TV.Fma(tp, TV.Create(0.17087277f), TV.Create(-0.82215223f));
+        q = TV.Fma(q, tp, TV.Create(1.48851587f));
+        q = TV.Fma(q, tp, TV.Create(-1.13520398f));
+        q = TV.Fma(q, tp, TV.Create(0.27886807f));
+        q = TV.Fma(q, tp, TV.Create(-0.18628806f));
+        q = TV.Fma(q, tp, TV.Create(0.09678418f));
+        q = TV.Fma(q, tp, TV.Create(0.37409196f));
+        q = TV.Fma(q, tp, TV.Create(1.00002368f));
+        q = TV.Fma(q, tp, TV.Create(-1.26551223f));
+        // -t^2 = -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 there).
+        TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-20f));
+        TV sqHi = TwoProduct(xc * TV.Create(0.5f), xc, out TV sqLo);
+        TV erfcT = tp * Exp(-sqHi, q - sqLo);
+
+        TV upper = x - half * erfcT;
+        TV lower = half * erfcT;
+        TV result = TV.Select(TV.GreaterThan(z, TV.Create(0.84f)), upper, middle);
+        result = TV.Select(TV.LessThan(z, TV.Create(-0.5f)), lower, result);
+        // gelu(-inf) = -0 (the limit), not -inf * 0.
+        // gelu(+-inf) are the limits +inf and -0, not inf * 0.
+        result = TV.Select(TV.Equal(x, TV.Create(float.PositiveInfinity)), x, result);
+        return TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), result);
+    }
+}
