@@ -1,3 +1,0 @@
-namespace GpuActivations.Reference;
-/// <summary>Temporary.</summary>
-public static class Placeholder { }
