@@ -14,10 +14,19 @@ internal readonly struct MishOp : IActivationOp
         TV n = e * (e + TV.Create(2f));
         TV result = x * (n / (n + TV.Create(2f)));
         result = TV.Select(TV.GreaterThan(x, TV.Create(20f)), x, result);
-        return TV.Select(TV.LessThan(x, TV.Create(-100f)), Simd.SignBit(x), result);
+        // Far left mish(x) = x e^x (1 + O(e^x)), normal while e^x is not: (x e^(x/2)) e^(x/2), as silu.
+        TV farLeft = TV.LessThan(x, TV.Create(-80f));
+        if (TV.Any(farLeft))
+        {
+            TV root = VectorMath.Exp(x * TV.Create(0.5f));
+            TV tiny = TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), x * root * root);
+            result = TV.Select(farLeft, tiny, result);
+        }
+        return result;
     }
     public static string Name => "mish";
     public static string DeviceBody =>
-        "if (x > 20.0f) return x; if (x < -100.0f) return -0.0f;" +
+        "if (x > 20.0f) return x;" +
+        " if (x < -80.0f) { float root = exp(0.5f * x); return isinf(x) ? -0.0f : (x * root) * root; }" +
         " float e = exp(x); float n = e * (e + 2.0f); return x * (n / (n + 2.0f));";
 }

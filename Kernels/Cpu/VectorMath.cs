@@ -5,8 +5,7 @@ namespace GpuActivations.Cpu;
 /// <summary>
 /// Float transcendental functions for any SIMD width, accurate to about 1 ulp, written from the math:
 /// Cody–Waite range reduction with Taylor polynomials (exp, expm1), the atanh series (log), the Maclaurin
-/// series (tanh, erf near zero) and the Chebyshev-fitted erfc of Press et al., <i>Numerical Recipes</i>
-/// §6.2 (fractional error below 1.2e-7). Results below the smallest normal float flush to zero.
+/// series (tanh, erf near zero) and a Chebyshev interpolant for erfc (see <see cref="Gelu{TV}"/>). Results below the smallest normal float flush to zero.
 /// Where an argument is itself a rounded product (beta*x, x*x), callers pass it as an unevaluated sum
 /// hi + lo so the rounding is not magnified by exp's condition number |x|.
 /// </summary>
@@ -33,19 +32,29 @@ internal static class VectorMath
 
     /// <summary>e^(hi + lo), where |lo| is small beside |hi| or both are moderate (the sum need not be exact in float).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Exp<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
+    public static TV Exp<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV> => ScaledExp(hi, lo, TV.Create(1f));
+
+    /// <summary>
+    /// factor * e^(hi + lo) for |factor| near 1, rounded into the subnormal range at most once, in the last
+    /// multiplication (so factor * Exp(...) would lose digits that this keeps when the result is tiny).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ScaledExp<TV>(TV hi, TV lo, TV factor) where TV : unmanaged, ISimd<TV>
     {
+        // An infinite hi decides alone (its remainder may be NaN or infinite).
+        lo &= TV.LessThan(Simd.Abs(hi), TV.Create(float.PositiveInfinity));
         TV x = hi + lo;
-        // Clamp so 2^(n-1) stays representable; lanes outside are fixed below.
-        TV xc = TV.Min(TV.Max(x, TV.Create(-88f)), TV.Create(89f));
+        // Clamp so the reduction stays finite; lanes outside are fixed below.
+        TV xc = TV.Min(TV.Max(x, TV.Create(-104f)), TV.Create(89f));
         TV n = TV.Round(xc * TV.Create(Log2E));
         TV r = TV.Fma(n, TV.Create(-Ln2Hi), TV.Min(TV.Max(hi, TV.Create(-200f)), TV.Create(200f)));
         r = TV.Fma(n, TV.Create(-Ln2Lo), r) + TV.Min(TV.Max(lo, TV.Create(-200f)), TV.Create(200f));
-        // 2^(n-1) * 2 keeps n = 128 (x just below the overflow threshold) representable.
-        TV halfScale = TV.Pow2(n - TV.Create(1f));
-        TV result = TV.Fma(halfScale, Expm1Reduced(r), halfScale) * TV.Create(2f);
-        result = TV.Select(TV.LessThan(x, TV.Create(-87.33654f)), TV.Create(0f), result);
-        result = TV.Select(TV.GreaterThan(x, TV.Create(88.72284f)), TV.Create(float.PositiveInfinity), result);
+        // 2^n as 2^n1 * 2^n2 with both halves in [-75, 65]: exact for every n in [-150, 128], so results near
+        // the overflow threshold stay finite and results below the smallest normal come out as subnormals.
+        TV n1 = TV.Round(n * TV.Create(0.5f));
+        TV result = (Expm1Reduced(r) + TV.Create(1f)) * factor * TV.Pow2(n1) * TV.Pow2(n - n1);
+        result = TV.Select(TV.LessThan(x, TV.Create(-103.972084f)), factor * TV.Create(0f), result);
+        result = TV.Select(TV.GreaterThan(x, TV.Create(88.72284f)), factor * TV.Create(float.PositiveInfinity), result);
         return TV.Select(Simd.IsNaN(x), x, result);
     }
 
@@ -158,9 +167,9 @@ internal static class VectorMath
     }
 
     /// <summary>
-    /// x * Phi(x), the exact GELU, with Phi(x) = (1 + erf(x/sqrt2))/2 = erfc(-x/sqrt2)/2.
-    /// Near zero erf's Maclaurin series; for x &gt; 1.19 x(1 - erfc/2); for x &lt; -0.707 erfc directly, with
-    /// exp's argument -x^2/2 carried exactly (hi + lo) because erfc's relative error grows like x^2 times it.
+    /// x * Phi(x), the exact GELU, with Phi(x) = (1 + erf(x/sqrt2))/2. Near zero erf's Maclaurin series; for
+    /// x &gt; 1.19, x (1 - Phi(-x)); for x &lt; -0.707, x Phi(x) from the tail directly (1 + erf would cancel).
+    /// The tail's e^(-x^2/2) takes its argument exactly (hi + lo): its relative error is x^2/2 times the argument's.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Gelu<TV>(TV x) where TV : unmanaged, ISimd<TV>
@@ -182,28 +191,47 @@ internal static class VectorMath
         TV half = x * TV.Create(0.5f);
         TV middle = TV.Fma(half, erf, half);
 
-        // erfc(t) = t' exp(-t^2 + P(t')), t' = 1/(1 + t/2), t = |z|  (Numerical Recipes erfcc).
-        TV t = Simd.Abs(z);
-        TV tp = TV.Create(1f) / TV.Fma(t, TV.Create(0.5f), TV.Create(1f));
-        TV q = TV.Fma(tp, TV.Create(0.17087277f), TV.Create(-0.82215223f));
-        q = TV.Fma(q, tp, TV.Create(1.48851587f));
-        q = TV.Fma(q, tp, TV.Create(-1.13520398f));
-        q = TV.Fma(q, tp, TV.Create(0.27886807f));
-        q = TV.Fma(q, tp, TV.Create(-0.18628806f));
-        q = TV.Fma(q, tp, TV.Create(0.09678418f));
-        q = TV.Fma(q, tp, TV.Create(0.37409196f));
-        q = TV.Fma(q, tp, TV.Create(1.00002368f));
-        q = TV.Fma(q, tp, TV.Create(-1.26551223f));
-        // -t^2 = -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 there).
+        // Below zero, Phi(x) = G(a) e^(-a^2/2) / 2 with a = |x| and G(a) = erfc(a/sqrt2) e^(a^2/2), smooth and
+        // between 0.05 and 0.62 for a in [0.7, 14.5] (beyond, the result is 0). G is fitted here against the
+        // reference erfc by Chebyshev interpolation: on [0.7, 2.5] as a polynomial in a itself (exact, no
+        // rounded argument), on [2.5, 14.5] as u S(u) with u = 1/(1 + a), the change of variable of Numerical
+        // Recipes' erfcc. Evaluated in float the factor is within ~2 ulp; the fits themselves within 1e-9.
+        TV a = Simd.Abs(x);
+        TV va = TV.Fma(a, TV.Create(1.1111112f), TV.Create(-1.7777778f));
+        TV near = TV.Fma(va, TV.Create(4.3146223E-08f), TV.Create(-2.1447157E-07f));
+        near = TV.Fma(near, va, TV.Create(8.9344996E-07f));
+        near = TV.Fma(near, va, TV.Create(-4.1226876E-06f));
+        near = TV.Fma(near, va, TV.Create(1.8501803E-05f));
+        near = TV.Fma(near, va, TV.Create(-7.9085825E-05f));
+        near = TV.Fma(near, va, TV.Create(0.00032325534f));
+        near = TV.Fma(near, va, TV.Create(-0.0012579542f));
+        near = TV.Fma(near, va, TV.Create(0.004630866f));
+        near = TV.Fma(near, va, TV.Create(-0.015997836f));
+        near = TV.Fma(near, va, TV.Create(0.05130907f));
+        near = TV.Fma(near, va, TV.Create(-0.15046738f));
+        near = TV.Fma(near, va, TV.Create(0.39418662f));
+        TV u = TV.Create(1f) / (TV.Create(1f) + a);
+        TV vu = TV.Fma(u, TV.Create(9.041667f), TV.Create(-1.5833334f));
+        TV far = TV.Fma(vu, TV.Create(3.168302E-08f), TV.Create(-2.6305082E-07f));
+        far = TV.Fma(far, vu, TV.Create(4.0180373E-07f));
+        far = TV.Fma(far, vu, TV.Create(3.16991E-06f));
+        far = TV.Fma(far, vu, TV.Create(-1.82186E-05f));
+        far = TV.Fma(far, vu, TV.Create(1.3016002E-06f));
+        far = TV.Fma(far, vu, TV.Create(0.0003967433f));
+        far = TV.Fma(far, vu, TV.Create(-0.0012280366f));
+        far = TV.Fma(far, vu, TV.Create(-0.009808447f));
+        far = TV.Fma(far, vu, TV.Create(0.071428f));
+        far = TV.Fma(far, vu, TV.Create(0.92854464f));
+        TV g = TV.Select(TV.LessThan(a, TV.Create(2.5f)), near, u * far);
+        // -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 there).
         TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-20f));
         TV sqHi = TwoProduct(xc * TV.Create(0.5f), xc, out TV sqLo);
-        TV erfcT = tp * Exp(-sqHi, q - sqLo);
-
-        TV upper = x - half * erfcT;
-        TV lower = half * erfcT;
+        TV tailOfPhi = ScaledExp(-sqHi, -sqLo, g * TV.Create(0.5f));   // 1 - Phi(a) = Phi(-a)
+        TV upper = TV.Fma(-x, tailOfPhi, x);
+        // x Phi(x) can be normal while Phi(x) is not (x near -13): the factor goes in before the last scaling.
+        TV lower = ScaledExp(-sqHi, -sqLo, half * g);
         TV result = TV.Select(TV.GreaterThan(z, TV.Create(0.84f)), upper, middle);
         result = TV.Select(TV.LessThan(z, TV.Create(-0.5f)), lower, result);
-        // gelu(-inf) = -0 (the limit), not -inf * 0.
         // gelu(+-inf) are the limits +inf and -0, not inf * 0.
         result = TV.Select(TV.Equal(x, TV.Create(float.PositiveInfinity)), x, result);
         return TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), result);
