@@ -490,7 +490,7 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
 
     private static uint Blocks(long work, long perBlock, long cap)
     {
-        long needed = work <= 0 ? 1 : (work + perBlock - 1) / perBlock;
+        long needed = work <= 0 ? 1 : work / perBlock + (work % perBlock != 0 ? 1 : 0);
         return (uint)Math.Clamp(Math.Min(needed, Math.Max(cap, 1)), 1, int.MaxValue);
     }
 
