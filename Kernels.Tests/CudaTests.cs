@@ -506,6 +506,11 @@ public class CudaDeviceTests(string driverKind)
         Assert.That(_device.RowsPerBlock(17, 8), Is.EqualTo(new LaunchShape(3, 256)));
         Assert.That(_device.BlockPerRow(5, 512), Is.EqualTo(new LaunchShape(5, 512)));
         Assert.That(_device.BlockPerRow(1_000_000, 512).GridX, Is.LessThan(1_000_000u));
+
+        CudaKernel addOne = _device.GetModule("test/add_one", () => TestKernelSources.AddOne).Function("test_add_one");
+        Assert.That(() => _device.Launch(addOne, new LaunchShape(1, 64, BlockY: 32), KernelArgument.Int64(0)),
+            Throws.TypeOf<ArgumentOutOfRangeException>(), "2048 threads per block");
+        Assert.That(() => _device.Launch(addOne, new LaunchShape(0, 64), KernelArgument.Int64(0)), Throws.TypeOf<ArgumentOutOfRangeException>());
         if (_fake is not null)
         {
             using CudaBuffer x = _device.Allocate<float>(1 << 20);

@@ -433,8 +433,8 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     {
         if (kernel.Function == 0)
             throw new ArgumentException("no kernel", nameof(kernel));
-        if (shape.GridX == 0 || shape.GridY == 0 || shape.BlockX == 0 || shape.BlockX > Info.MaxThreadsPerBlock)
-            throw new ArgumentOutOfRangeException(nameof(shape), shape, $"grid and block must be non-empty, block at most {Info.MaxThreadsPerBlock}");
+        if (shape.GridX == 0 || shape.GridY == 0 || shape.ThreadsPerBlock == 0 || shape.ThreadsPerBlock > (ulong)Info.MaxThreadsPerBlock)
+            throw new ArgumentOutOfRangeException(nameof(shape), shape, $"grid and block must be non-empty, block at most {Info.MaxThreadsPerBlock} threads");
         MakeCurrent();
 
         int count = arguments.Length;
@@ -446,10 +446,10 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
             pointers[i] = values + i;
         }
 
-        int result = _cu.cuLaunchKernel(kernel.Function, shape.GridX, shape.GridY, 1, shape.BlockX, 1, 1,
+        int result = _cu.cuLaunchKernel(kernel.Function, shape.GridX, shape.GridY, 1, shape.BlockX, shape.BlockY, 1,
             shape.SharedBytes, _stream, count == 0 ? null : pointers, null);
         if (result != CudaResult.Success)
-            throw _cu.Failure(result, $"cuLaunchKernel({kernel.Name}, grid {shape.GridX}x{shape.GridY}, block {shape.BlockX}, {count} arguments)");
+            throw _cu.Failure(result, $"cuLaunchKernel({kernel.Name}, grid {shape.GridX}x{shape.GridY}, block {shape.BlockX}x{shape.BlockY}, {count} arguments)");
     }
 
     /// <summary>

@@ -122,12 +122,17 @@ internal readonly struct KernelArgument
     public static KernelArgument Float32(float value) => new(BitConverter.SingleToUInt32Bits(value));
 }
 
-/// <summary>A launch configuration: a 2-D grid of 1-D blocks and the dynamic shared memory.</summary>
+/// <summary>A launch configuration: a 2-D grid of (up to) 2-D blocks and the dynamic shared memory.</summary>
 /// <param name="GridX">Blocks in x.</param>
-/// <param name="BlockX">Threads per block.</param>
+/// <param name="BlockX">Threads per block in x.</param>
 /// <param name="SharedBytes">Dynamic shared memory per block.</param>
 /// <param name="GridY">Blocks in y.</param>
-internal readonly record struct LaunchShape(uint GridX, uint BlockX, uint SharedBytes = 0, uint GridY = 1);
+/// <param name="BlockY">Threads per block in y.</param>
+internal readonly record struct LaunchShape(uint GridX, uint BlockX, uint SharedBytes = 0, uint GridY = 1, uint BlockY = 1)
+{
+    /// <summary>Threads per block.</summary>
+    public ulong ThreadsPerBlock => (ulong)BlockX * BlockY;
+}
 
 /// <summary>A kernel entry point in a loaded module.</summary>
 /// <param name="Function">The <c>CUfunction</c>.</param>
