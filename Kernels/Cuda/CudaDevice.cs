@@ -1,0 +1,685 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using GpuActivations.Device;
+
+namespace GpuActivations.Cuda;
+
+/// <summary>
+/// One CUDA device as this library drives it: its primary context (retained here, released on dispose), one
+/// non-blocking stream every call is queued on, device memory, and a cache of modules compiled by NVRTC for the
+/// device's own <c>sm_XY</c>. Every public member makes the context current on the calling thread first, so the device
+/// may be used from any thread (<c>Parallel.For</c> workers included); calls on one device share its one stream and
+/// run in the order they were queued. Disposing while other threads still use the device is not supported.
+/// </summary>
+internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
+{
+    private readonly CudaNative _cu;
+    private readonly NvrtcCompiler _compiler;
+    private readonly ICudaSourceProvider _sources;
+    private readonly CudaContextHandle _context;
+    private readonly nint _stream;
+    private readonly bool _ownsStream;
+    private readonly ConcurrentDictionary<string, Lazy<CudaModule>> _modules = new(StringComparer.Ordinal);
+    private volatile bool _disposed;
+
+    private CudaDevice(CudaNative cu, NvrtcCompiler compiler, ICudaSourceProvider sources, CudaKernelPlan plan,
+        CudaContextHandle context, nint stream, bool ownsStream, CudaDeviceInfo info)
+    {
+        _cu = cu;
+        _compiler = compiler;
+        _sources = sources;
+        Plan = plan;
+        _context = context;
+        _stream = stream;
+        _ownsStream = ownsStream;
+        Info = info;
+    }
+
+    /// <summary>What the driver says about this device.</summary>
+    public CudaDeviceInfo Info { get; }
+
+    /// <summary>The kernel entries and launch shapes used by the <see cref="IDeviceKernels"/> methods.</summary>
+    public CudaKernelPlan Plan { get; }
+
+    /// <summary>The <c>CUcontext</c> (for engines that share it).</summary>
+    public nint Context => _context.Context;
+
+    /// <summary>The <c>CUstream</c> every call is queued on (0 only when wrapping an engine's legacy default stream).</summary>
+    public nint Stream => _stream;
+
+    /// <summary>Whether this device owns its context retain and stream (false when it wraps an engine's).</summary>
+    public bool OwnsContext => _ownsStream;
+
+    /// <summary>The driver binding.</summary>
+    public CudaNative Driver => _cu;
+
+    /// <summary>The compiler used for this device's modules.</summary>
+    public NvrtcCompiler Compiler => _compiler;
+
+    // ---------------------------------------------------------------- discovery and creation
+
+    /// <summary>
+    /// The usable CUDA devices, found through the process-wide driver (<see cref="CudaNative.LibraryVariable"/> or
+    /// <c>libcuda.so.1</c>) and NVRTC (<see cref="NvrtcNative.LibraryVariable"/> or <c>libnvrtc.so.*</c>); none and the
+    /// reason when either is missing. Never throws.
+    /// </summary>
+    public static CudaEnumeration Enumerate() => Enumerate(CudaNative.Shared, NvrtcCompiler.Shared);
+
+    /// <summary>
+    /// Enumerates through freshly loaded libraries: <paramref name="cudaLibrary"/> and <paramref name="nvrtcLibrary"/>
+    /// (null: the default names; environment variables are not read). Never throws.
+    /// </summary>
+    public static CudaEnumeration Enumerate(string? cudaLibrary, string? nvrtcLibrary)
+    {
+        NativeLoad<NvrtcNative> nvrtc = NvrtcNative.Load(nvrtcLibrary);
+        return Enumerate(CudaNative.Load(cudaLibrary),
+            nvrtc.Api is { } api ? new(new NvrtcCompiler(api), null) : new(null, nvrtc.FailureReason));
+    }
+
+    /// <summary>Enumerates through the given loads. Never throws.</summary>
+    public static CudaEnumeration Enumerate(NativeLoad<CudaNative> driver, NativeLoad<NvrtcCompiler> compiler)
+    {
+        try
+        {
+            if (driver.Api is not { } cu)
+                return CudaEnumeration.Absent(driver.FailureReason ?? "CUDA driver not loaded");
+
+            int count = 0;
+            int result = cu.cuDeviceGetCount(&count);
+            if (result != CudaResult.Success)
+                return CudaEnumeration.Absent($"cuDeviceGetCount: {cu.ErrorName(result)}");
+            if (count == 0)
+                return CudaEnumeration.Absent("cuDeviceGetCount: no CUDA devices");
+
+            var devices = new List<CudaDeviceInfo>(count);
+            for (int ordinal = 0; ordinal < count; ordinal++)
+            {
+                int device = 0;
+                cu.Check(cu.cuDeviceGet(&device, ordinal));
+                devices.Add(QueryInfo(cu, device, ordinal));
+            }
+
+            if (compiler.Api is null)
+            {
+                return CudaEnumeration.Absent(
+                    $"{compiler.FailureReason} ({count} CUDA device(s) present: {string.Join(", ", devices.Select(d => d.Name))}; " +
+                    "kernels cannot be compiled without NVRTC)");
+            }
+
+            return new CudaEnumeration(devices, null);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return CudaEnumeration.Absent(e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Opens device <paramref name="ordinal"/>: retains its primary context and creates a non-blocking stream.
+    /// <paramref name="driver"/> and <paramref name="compiler"/> default to the process-wide ones; throws
+    /// <see cref="NotSupportedException"/> (with the reason) when either is absent.
+    /// </summary>
+    public static CudaDevice Create(int ordinal, ICudaSourceProvider sources, CudaKernelPlan? plan = null,
+        CudaNative? driver = null, NvrtcCompiler? compiler = null)
+    {
+        ArgumentNullException.ThrowIfNull(sources);
+        CudaNative cu = driver ?? CudaNative.Shared.Require("CUDA");
+        NvrtcCompiler nvrtc = compiler ?? NvrtcCompiler.Shared.Require("NVRTC");
+
+        int count = 0;
+        cu.Check(cu.cuDeviceGetCount(&count));
+        ArgumentOutOfRangeException.ThrowIfNegative(ordinal);
+        if (ordinal >= count)
+            throw new ArgumentOutOfRangeException(nameof(ordinal), ordinal, $"there are {count} CUDA device(s)");
+
+        int device = 0;
+        cu.Check(cu.cuDeviceGet(&device, ordinal));
+        CudaDeviceInfo info = QueryInfo(cu, device, ordinal);
+
+        nint context = 0;
+        cu.Check(cu.cuDevicePrimaryCtxRetain(&context, device));
+        var contextHandle = new CudaContextHandle(cu, context, device, ownsPrimaryRetain: true);
+        try
+        {
+            cu.Check(cu.cuCtxSetCurrent(context));
+            nint stream = 0;
+            cu.Check(cu.cuStreamCreate(&stream, CudaNative.StreamNonBlocking));
+            return new CudaDevice(cu, nvrtc, sources, plan ?? CudaKernelPlan.Default, contextHandle, stream, ownsStream: true, info);
+        }
+        catch
+        {
+            contextHandle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Wraps an engine's existing <paramref name="context"/> and <paramref name="stream"/> without taking ownership:
+    /// dispose neither releases the context nor destroys the stream. Memory from <see cref="Allocate"/> is still owned
+    /// by this library; an engine's own pointers come in through <see cref="WrapMemory"/> or plain <see cref="DeviceRegion"/>s.
+    /// </summary>
+    public static CudaDevice Wrap(nint context, nint stream, ICudaSourceProvider sources, CudaKernelPlan? plan = null,
+        CudaNative? driver = null, NvrtcCompiler? compiler = null)
+    {
+        ArgumentNullException.ThrowIfNull(sources);
+        if (context == 0)
+            throw new ArgumentException("a CUDA context is required", nameof(context));
+        CudaNative cu = driver ?? CudaNative.Shared.Require("CUDA");
+        NvrtcCompiler nvrtc = compiler ?? NvrtcCompiler.Shared.Require("NVRTC");
+
+        cu.Check(cu.cuCtxSetCurrent(context));
+        int device = 0;
+        cu.Check(cu.cuCtxGetDevice(&device));
+        int ordinal = OrdinalOf(cu, device);
+        CudaDeviceInfo info = QueryInfo(cu, device, ordinal);
+        var contextHandle = new CudaContextHandle(cu, context, device, ownsPrimaryRetain: false);
+        return new CudaDevice(cu, nvrtc, sources, plan ?? CudaKernelPlan.Default, contextHandle, stream, ownsStream: false, info);
+    }
+
+    private static int OrdinalOf(CudaNative cu, int device)
+    {
+        int count = 0;
+        cu.Check(cu.cuDeviceGetCount(&count));
+        for (int ordinal = 0; ordinal < count; ordinal++)
+        {
+            int candidate = 0;
+            if (cu.cuDeviceGet(&candidate, ordinal) == CudaResult.Success && candidate == device)
+                return ordinal;
+        }
+
+        return device;
+    }
+
+    private static CudaDeviceInfo QueryInfo(CudaNative cu, int device, int ordinal)
+    {
+        byte* name = stackalloc byte[256];
+        cu.Check(cu.cuDeviceGetName(name, 256, device));
+        nuint memory = 0;
+        cu.Check(cu.cuDeviceTotalMem(&memory, device));
+
+        int Required(CudaDeviceAttribute attribute)
+        {
+            int value = 0;
+            cu.Check(cu.cuDeviceGetAttribute(&value, attribute, device), $"cuDeviceGetAttribute({attribute})");
+            return value;
+        }
+
+        int Optional(CudaDeviceAttribute attribute)
+        {
+            int value = 0;
+            return cu.cuDeviceGetAttribute(&value, attribute, device) == CudaResult.Success ? value : 0;
+        }
+
+        return new CudaDeviceInfo(
+            ordinal,
+            CudaLibraryLoader.Utf8(name) ?? $"CUDA device {ordinal}",
+            Required(CudaDeviceAttribute.ComputeCapabilityMajor),
+            Required(CudaDeviceAttribute.ComputeCapabilityMinor),
+            Required(CudaDeviceAttribute.MultiprocessorCount),
+            (long)memory,
+            Optional(CudaDeviceAttribute.MemoryClockRate),
+            Optional(CudaDeviceAttribute.GlobalMemoryBusWidth),
+            Required(CudaDeviceAttribute.MaxThreadsPerBlock),
+            Optional(CudaDeviceAttribute.MaxThreadsPerMultiprocessor),
+            Required(CudaDeviceAttribute.WarpSize),
+            cu.DriverVersion);
+    }
+
+    // ---------------------------------------------------------------- context
+
+    /// <summary>Makes this device's context current on the calling thread (every public member does this itself).</summary>
+    public void MakeCurrent()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        nint current = 0;
+        _cu.Check(_cu.cuCtxGetCurrent(&current));
+        if (current != _context.Context)
+            _cu.Check(_cu.cuCtxSetCurrent(_context.Context));
+    }
+
+    /// <summary>Waits for everything queued on this device's stream.</summary>
+    public void Synchronize()
+    {
+        MakeCurrent();
+        _cu.Check(_cu.cuStreamSynchronize(_stream));
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    /// <summary>Allocates <paramref name="bytes"/> of device memory (uninitialised; 0 bytes gives an empty buffer).</summary>
+    public CudaBuffer Allocate(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        MakeCurrent();
+        if (bytes == 0)
+            return new CudaBuffer(_cu, _context, 0, 0, owns: false);
+        ulong pointer = 0;
+        _cu.Check(_cu.cuMemAlloc(&pointer, (nuint)bytes));
+        try
+        {
+            return new CudaBuffer(_cu, _context, pointer, bytes, owns: true);
+        }
+        catch
+        {
+            _cu.cuMemFree(pointer);
+            throw;
+        }
+    }
+
+    /// <summary>Allocates room for <paramref name="count"/> elements of <typeparamref name="T"/>.</summary>
+    public CudaBuffer Allocate<T>(long count) where T : unmanaged
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        return Allocate(checked(count * sizeof(T)));
+    }
+
+    /// <summary>Wraps an engine's device pointer of <paramref name="bytes"/> without taking ownership (never freed here).</summary>
+    public CudaBuffer WrapMemory(ulong devicePointer, long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new CudaBuffer(_cu, _context, devicePointer, bytes, owns: false);
+    }
+
+    /// <summary>Copies <paramref name="source"/> into <paramref name="destination"/> at <paramref name="elementOffset"/>; returns when the copy is done.</summary>
+    public void Write<T>(CudaBuffer destination, ReadOnlySpan<T> source, long elementOffset = 0) where T : unmanaged
+    {
+        CheckRange<T>(destination, elementOffset, source.Length);
+        Write(destination.Region(elementOffset), source);
+        GC.KeepAlive(destination);
+    }
+
+    /// <summary>Copies <paramref name="source"/> to the region (element offset in <typeparamref name="T"/>; not bounds-checked); returns when done.</summary>
+    public void Write<T>(DeviceRegion destination, ReadOnlySpan<T> source) where T : unmanaged
+    {
+        MakeCurrent();
+        if (source.IsEmpty)
+            return;
+        fixed (T* host = source)
+        {
+            _cu.Check(_cu.cuMemcpyHtoDAsync(Address<T>(destination), host, (nuint)((long)source.Length * sizeof(T)), _stream));
+            // The host span is pinned only for this call: wait before unpinning.
+            _cu.Check(_cu.cuStreamSynchronize(_stream));
+        }
+    }
+
+    /// <summary>Copies from <paramref name="source"/> at <paramref name="elementOffset"/> into <paramref name="destination"/>, after all queued work.</summary>
+    public void Read<T>(CudaBuffer source, Span<T> destination, long elementOffset = 0) where T : unmanaged
+    {
+        CheckRange<T>(source, elementOffset, destination.Length);
+        Read(source.Region(elementOffset), destination);
+        GC.KeepAlive(source);
+    }
+
+    /// <summary>Copies from the region (element offset in <typeparamref name="T"/>; not bounds-checked) after all queued work; returns when done.</summary>
+    public void Read<T>(DeviceRegion source, Span<T> destination) where T : unmanaged
+    {
+        MakeCurrent();
+        if (destination.IsEmpty)
+            return;
+        fixed (T* host = destination)
+        {
+            _cu.Check(_cu.cuMemcpyDtoHAsync(host, Address<T>(source), (nuint)((long)destination.Length * sizeof(T)), _stream));
+            _cu.Check(_cu.cuStreamSynchronize(_stream));
+        }
+    }
+
+    /// <summary>Queues a device-to-device copy of <paramref name="count"/> elements between buffers (bounds-checked).</summary>
+    public void Copy<T>(CudaBuffer source, long sourceOffset, CudaBuffer destination, long destinationOffset, long count) where T : unmanaged
+    {
+        CheckRange<T>(source, sourceOffset, count);
+        CheckRange<T>(destination, destinationOffset, count);
+        Copy<T>(source.Region(sourceOffset), destination.Region(destinationOffset), count);
+        GC.KeepAlive(source);
+        GC.KeepAlive(destination);
+    }
+
+    /// <summary>Queues a device-to-device copy of <paramref name="count"/> elements between regions (not bounds-checked).</summary>
+    public void Copy<T>(DeviceRegion source, DeviceRegion destination, long count) where T : unmanaged
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        MakeCurrent();
+        if (count == 0)
+            return;
+        _cu.Check(_cu.cuMemcpyDtoDAsync(Address<T>(destination), Address<T>(source), (nuint)(count * sizeof(T)), _stream));
+    }
+
+    /// <summary>Queues filling <paramref name="count"/> 32-bit elements of the region with <paramref name="value"/>'s bits.</summary>
+    public void Fill(DeviceRegion destination, long count, float value) => Fill32(destination, count, BitConverter.SingleToUInt32Bits(value));
+
+    /// <summary>Queues filling <paramref name="count"/> 32-bit elements of the region (element offset in 4-byte units) with <paramref name="bits"/>.</summary>
+    public void Fill32(DeviceRegion destination, long count, uint bits)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        MakeCurrent();
+        if (count == 0)
+            return;
+        _cu.Check(_cu.cuMemsetD32Async(Address<uint>(destination), bits, (nuint)count, _stream));
+    }
+
+    private static ulong Address<T>(DeviceRegion region) where T : unmanaged =>
+        (ulong)region.Handle + (ulong)(region.ElementOffset * sizeof(T));
+
+    private static void CheckRange<T>(CudaBuffer buffer, long offset, long count) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (offset + count > buffer.Length<T>())
+            throw new ArgumentOutOfRangeException(nameof(count), $"{count} elements at {offset} do not fit in {buffer.Length<T>()}");
+    }
+
+    // ---------------------------------------------------------------- modules and launches
+
+    /// <summary>
+    /// The kernel <paramref name="entry"/> of <paramref name="family"/> for <paramref name="activation"/>: the source comes
+    /// from the provider and is compiled once per (family, activation name) on this device; thread-safe.
+    /// </summary>
+    public CudaKernel GetKernel(string family, DeviceActivation? activation, string entry)
+    {
+        string key = activation is null ? family : $"{family}/{activation.Name}";
+        CudaModule module = GetModule(key, () => _sources.Source(family, activation));
+        return module.Function(entry);
+    }
+
+    /// <summary>
+    /// The module cached under <paramref name="key"/>, compiling <paramref name="source"/>'s text the first time (one
+    /// compilation however many threads ask at once; a failure is not cached). For custom and test kernels.
+    /// </summary>
+    public CudaModule GetModule(string key, Func<string> source)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(source);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Lazy<CudaModule> lazy = _modules.GetOrAdd(key, k => new Lazy<CudaModule>(() => BuildModule(k, source()), LazyThreadSafetyMode.ExecutionAndPublication));
+        try
+        {
+            return lazy.Value;
+        }
+        catch
+        {
+            _modules.TryRemove(new KeyValuePair<string, Lazy<CudaModule>>(key, lazy));
+            throw;
+        }
+    }
+
+    /// <summary>Loads an already compiled image (cubin or NUL-terminated PTX) as a module owned by this device.</summary>
+    public CudaModule LoadModule(string name, CudaImage image)
+    {
+        MakeCurrent();
+        nint module = 0;
+        fixed (byte* bytes = image.Bytes)
+        {
+            int result = _cu.cuModuleLoadData(&module, bytes);
+            if (result != CudaResult.Success)
+            {
+                throw new CudaException($"cuModuleLoadData('{name}', {image.Kind} for {image.Architecture}, {image.Bytes.Length} bytes)",
+                    result, _cu.ErrorName(result), _cu.ErrorDescription(result));
+            }
+        }
+
+        return new CudaModule(this, module, name, image);
+    }
+
+    private CudaModule BuildModule(string key, string source)
+    {
+        string programName = key.Replace('/', '_') + ".cu";
+        CudaImage image = _compiler.Compile(source, programName, Info.ComputeMajor, Info.ComputeMinor);
+        return LoadModule(key, image);
+    }
+
+    /// <summary>Queues <paramref name="kernel"/> on this device's stream with <paramref name="arguments"/> in declaration order.</summary>
+    public void Launch(CudaKernel kernel, LaunchShape shape, params ReadOnlySpan<KernelArgument> arguments)
+    {
+        if (kernel.Function == 0)
+            throw new ArgumentException("no kernel", nameof(kernel));
+        if (shape.GridX == 0 || shape.GridY == 0 || shape.ThreadsPerBlock == 0 || shape.ThreadsPerBlock > (ulong)Info.MaxThreadsPerBlock)
+            throw new ArgumentOutOfRangeException(nameof(shape), shape, $"grid and block must be non-empty, block at most {Info.MaxThreadsPerBlock} threads");
+        MakeCurrent();
+
+        int count = arguments.Length;
+        ulong* values = stackalloc ulong[Math.Max(count, 1)];
+        void** pointers = stackalloc void*[Math.Max(count, 1)];
+        for (int i = 0; i < count; i++)
+        {
+            values[i] = arguments[i].Bits;
+            pointers[i] = values + i;
+        }
+
+        int result = _cu.cuLaunchKernel(kernel.Function, shape.GridX, shape.GridY, 1, shape.BlockX, shape.BlockY, 1,
+            shape.SharedBytes, _stream, count == 0 ? null : pointers, null);
+        if (result != CudaResult.Success)
+            throw _cu.Failure(result, $"cuLaunchKernel({kernel.Name}, grid {shape.GridX}x{shape.GridY}, block {shape.BlockX}x{shape.BlockY}, {count} arguments)");
+    }
+
+    /// <summary>
+    /// A 1-D grid-stride launch over <paramref name="work"/> items: <paramref name="blockSize"/> threads per block and
+    /// enough blocks to cover the work once, capped at <paramref name="blocksPerMultiprocessor"/> per SM
+    /// (defaults from <see cref="Plan"/>). At least one block.
+    /// </summary>
+    public LaunchShape GridStride(long work, int blockSize = 0, int blocksPerMultiprocessor = 0)
+    {
+        blockSize = blockSize > 0 ? blockSize : Plan.ElementwiseBlockSize;
+        blocksPerMultiprocessor = blocksPerMultiprocessor > 0 ? blocksPerMultiprocessor : Plan.BlocksPerMultiprocessor;
+        return new LaunchShape(Blocks(work, blockSize, (long)Info.MultiprocessorCount * blocksPerMultiprocessor), (uint)blockSize);
+    }
+
+    /// <summary>
+    /// A launch of <paramref name="rowsPerBlock"/> rows per block, <paramref name="threadsPerRow"/> threads each (a warp
+    /// per row: 32), rows strided by the grid, at most <see cref="CudaKernelPlan.BlocksPerMultiprocessor"/> blocks per SM.
+    /// </summary>
+    public LaunchShape RowsPerBlock(long rows, int rowsPerBlock, int threadsPerRow = 32)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rowsPerBlock, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threadsPerRow, 1);
+        return new LaunchShape(Blocks(rows, rowsPerBlock, (long)Info.MultiprocessorCount * Plan.BlocksPerMultiprocessor),
+            (uint)(rowsPerBlock * threadsPerRow));
+    }
+
+    /// <summary>
+    /// One block of <paramref name="blockSize"/> threads per row, rows strided by the grid, at most as many blocks as
+    /// can be resident at once (SMs x threads per SM / block size).
+    /// </summary>
+    public LaunchShape BlockPerRow(long rows, int blockSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
+        int threadsPerSm = Info.MaxThreadsPerMultiprocessor > 0 ? Info.MaxThreadsPerMultiprocessor : 2048;
+        long resident = (long)Info.MultiprocessorCount * Math.Max(1, threadsPerSm / blockSize);
+        return new LaunchShape(Blocks(rows, 1, resident), (uint)blockSize);
+    }
+
+    private static uint Blocks(long work, long perBlock, long cap)
+    {
+        long needed = work <= 0 ? 1 : work / perBlock + (work % perBlock != 0 ? 1 : 0);
+        return (uint)Math.Clamp(Math.Min(needed, Math.Max(cap, 1)), 1, int.MaxValue);
+    }
+
+    // ---------------------------------------------------------------- IDeviceKernels
+
+    /// <inheritdoc />
+    public void Unary(DeviceActivation activation, DeviceRegion x, DeviceRegion y, long n, ActivationParameters parameters)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        if (n <= 0)
+            return;
+        CudaKernel kernel = GetKernel(Plan.UnaryFamily, activation, Plan.UnaryEntry);
+        Launch(kernel, GridStride(n),
+            KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
+            KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
+            KernelArgument.Int64(n),
+            KernelArgument.Float32(parameters.Alpha), KernelArgument.Float32(parameters.Beta), KernelArgument.Float32(parameters.Threshold));
+    }
+
+    /// <inheritdoc />
+    public void PRelu(DeviceRegion x, DeviceRegion alpha, int channels, DeviceRegion y, long n)
+    {
+        if (n <= 0)
+            return;
+        ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
+        CudaKernel kernel = GetKernel(Plan.PReluFamily, null, Plan.PReluEntry);
+        Launch(kernel, GridStride(n),
+            KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
+            KernelArgument.Pointer(alpha.Handle), KernelArgument.Int64(alpha.ElementOffset),
+            KernelArgument.Int32(channels),
+            KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
+            KernelArgument.Int64(n));
+    }
+
+    /// <inheritdoc />
+    public void Glu(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion y, long rows, long d)
+    {
+        ArgumentNullException.ThrowIfNull(gateActivation);
+        if (rows <= 0 || d <= 0)
+            return;
+        LaunchShape shape = GridStride(checked(rows * d));
+        if (layout == GluLayout.Packed)
+        {
+            CudaKernel packed = GetKernel(Plan.GluFamily, gateActivation, Plan.GluPackedEntry);
+            Launch(packed, shape,
+                KernelArgument.Pointer(gate.Handle), KernelArgument.Int64(gate.ElementOffset),
+                KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
+                KernelArgument.Int64(rows), KernelArgument.Int64(d));
+            return;
+        }
+
+        CudaKernel separate = GetKernel(Plan.GluFamily, gateActivation, Plan.GluEntry);
+        Launch(separate, shape,
+            KernelArgument.Pointer(gate.Handle), KernelArgument.Int64(gate.ElementOffset),
+            KernelArgument.Pointer(up.Handle), KernelArgument.Int64(up.ElementOffset),
+            KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
+            KernelArgument.Int64(rows), KernelArgument.Int64(d));
+    }
+
+    /// <inheritdoc />
+    public void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log)
+    {
+        if (rows <= 0 || cols <= 0)
+            return;
+        bool warpPerRow = cols <= Plan.SoftmaxWarpMaxColumns;
+        CudaKernel kernel = GetKernel(Plan.SoftmaxFamily, null, warpPerRow ? Plan.SoftmaxWarpEntry : Plan.SoftmaxBlockEntry);
+        LaunchShape shape = warpPerRow
+            ? RowsPerBlock(rows, Plan.SoftmaxWarpsPerBlock, Info.WarpSize)
+            : BlockPerRow(rows, Plan.SoftmaxBlockSize);
+        Launch(kernel, shape,
+            KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
+            KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
+            KernelArgument.Int64(rows), KernelArgument.Int64(cols),
+            KernelArgument.Int32(log ? 1 : 0));
+    }
+
+    // ---------------------------------------------------------------- timing
+
+    /// <summary>
+    /// Milliseconds of device time between two events recorded on this device's stream around what
+    /// <paramref name="enqueue"/> queues (waits for it to finish).
+    /// </summary>
+    public float TimeMilliseconds(Action enqueue)
+    {
+        ArgumentNullException.ThrowIfNull(enqueue);
+        MakeCurrent();
+        nint start = 0, end = 0;
+        try
+        {
+            _cu.Check(_cu.cuEventCreate(&start, CudaNative.EventDefault));
+            _cu.Check(_cu.cuEventCreate(&end, CudaNative.EventDefault));
+            _cu.Check(_cu.cuEventRecord(start, _stream));
+            enqueue();
+            MakeCurrent();
+            _cu.Check(_cu.cuEventRecord(end, _stream));
+            _cu.Check(_cu.cuEventSynchronize(end));
+            float milliseconds = 0;
+            _cu.Check(_cu.cuEventElapsedTime(&milliseconds, start, end));
+            return milliseconds;
+        }
+        finally
+        {
+            if (start != 0)
+                _cu.cuEventDestroy(start);
+            if (end != 0)
+                _cu.cuEventDestroy(end);
+        }
+    }
+
+    // ---------------------------------------------------------------- lifetime
+
+    /// <summary>
+    /// Unloads the modules, destroys the stream (if owned) and gives up the context retain (if owned) — the primary
+    /// context is released once the last buffer allocated here is freed too.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        if (_context.IsClosed)
+            return;
+
+        if (_cu.cuCtxSetCurrent(_context.Context) == CudaResult.Success)
+        {
+            if (_ownsStream && _stream != 0)
+                _cu.cuStreamSynchronize(_stream);
+            foreach (Lazy<CudaModule> lazy in _modules.Values)
+            {
+                if (lazy.IsValueCreated)
+                    _cu.cuModuleUnload(lazy.Value.Handle);
+            }
+
+            _modules.Clear();
+            if (_ownsStream && _stream != 0)
+                _cu.cuStreamDestroy(_stream);
+        }
+
+        _context.Dispose();
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => Info.ToString();
+}
+
+/// <summary>A loaded CUDA module; its functions are looked up once and cached. Unloaded when its device is disposed.</summary>
+internal sealed unsafe class CudaModule
+{
+    private readonly CudaDevice _device;
+    private readonly ConcurrentDictionary<string, CudaKernel> _functions = new(StringComparer.Ordinal);
+
+    internal CudaModule(CudaDevice device, nint handle, string name, CudaImage image)
+    {
+        _device = device;
+        Handle = handle;
+        Name = name;
+        Image = image;
+    }
+
+    /// <summary>The <c>CUmodule</c>.</summary>
+    public nint Handle { get; }
+
+    /// <summary>The cache key or name it was loaded under.</summary>
+    public string Name { get; }
+
+    /// <summary>The image it was loaded from (its NVRTC log included).</summary>
+    public CudaImage Image { get; }
+
+    /// <summary>The kernel named <paramref name="entry"/> (an <c>extern "C"</c> name).</summary>
+    public CudaKernel Function(string entry)
+    {
+        if (_functions.TryGetValue(entry, out CudaKernel kernel))
+            return kernel;
+
+        _device.MakeCurrent();
+        CudaNative cu = _device.Driver;
+        nint function = 0;
+        nint utf8 = Marshal.StringToCoTaskMemUTF8(entry);
+        try
+        {
+            int result = cu.cuModuleGetFunction(&function, Handle, (byte*)utf8);
+            if (result != CudaResult.Success)
+                throw cu.Failure(result, $"cuModuleGetFunction('{Name}', \"{entry}\")");
+        }
+        finally
+        {
+            Marshal.FreeCoTaskMem(utf8);
+        }
+
+        return _functions.GetOrAdd(entry, new CudaKernel(function, entry));
+    }
+}

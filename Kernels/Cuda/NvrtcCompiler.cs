@@ -1,0 +1,191 @@
+using System.Runtime.InteropServices;
+
+namespace GpuActivations.Cuda;
+
+/// <summary>What NVRTC produced: a cubin (ELF) for one <c>sm_XY</c>, or PTX text the driver compiles when it loads it.</summary>
+internal enum CudaImageKind { Cubin, Ptx }
+
+/// <summary>A compiled module image, ready for <c>cuModuleLoadData</c>. PTX images end with a NUL byte.</summary>
+internal sealed record CudaImage(byte[] Bytes, CudaImageKind Kind, string Architecture, string Log);
+
+/// <summary>
+/// Compiles CUDA C++ source with NVRTC for a compute capability: to cubin for the device's own <c>sm_XY</c> (a cubin
+/// from any toolkit loads on any driver that knows the architecture, while PTX from a newer NVRTC is refused by an
+/// older driver); to PTX for the newest <c>compute_XY</c> it knows at or below the device's only when this NVRTC is
+/// too old to emit cubin for it. Needs no GPU and no <c>libcuda</c>. Thread-safe.
+/// </summary>
+internal sealed unsafe class NvrtcCompiler
+{
+    /// <summary>
+    /// The options every compilation gets besides the architecture: C++14, unqualified functions are device
+    /// functions (the shared dialect writes plain <c>static inline</c> helpers), and IEEE-accurate arithmetic
+    /// spelled out (no <c>--use_fast_math</c>: its approximate <c>expf</c>, division and flush-to-zero break the
+    /// accuracy budget). Line info is off.
+    /// </summary>
+    public static IReadOnlyList<string> BaseOptions { get; } =
+        ["--std=c++14", "-default-device", "--ftz=false", "--prec-div=true", "--prec-sqrt=true"];
+
+    private readonly Lock _compileLock = new();
+
+    /// <summary>Wraps a loaded NVRTC.</summary>
+    public NvrtcCompiler(NvrtcNative nvrtc) => Nvrtc = nvrtc;
+
+    /// <summary>The NVRTC binding.</summary>
+    public NvrtcNative Nvrtc { get; }
+
+    /// <summary>NVRTC's version.</summary>
+    public Version Version => Nvrtc.Version;
+
+    private static readonly Lock SharedLock = new();
+    private static NativeLoad<NvrtcCompiler>? _shared;
+
+    /// <summary>The process-wide compiler over <see cref="NvrtcNative.Shared"/>, or the reason there is none.</summary>
+    public static NativeLoad<NvrtcCompiler> Shared
+    {
+        get
+        {
+            lock (SharedLock)
+            {
+                if (_shared is null)
+                {
+                    NativeLoad<NvrtcNative> nvrtc = NvrtcNative.Shared;
+                    _shared = nvrtc.Api is { } api ? new(new NvrtcCompiler(api), null) : new(null, nvrtc.FailureReason);
+                }
+
+                return _shared.Value;
+            }
+        }
+    }
+
+    /// <summary>Forgets the shared compiler and the shared NVRTC load.</summary>
+    public static void ResetShared()
+    {
+        lock (SharedLock)
+        {
+            _shared = null;
+            NvrtcNative.ResetShared();
+        }
+    }
+
+    /// <summary>
+    /// Chooses the target for compute capability <paramref name="major"/>.<paramref name="minor"/>:
+    /// <c>sm_XY</c> cubin when this NVRTC emits cubin for it, else PTX for the newest <c>compute_ZW</c> &lt;= XY it knows.
+    /// </summary>
+    public (CudaImageKind Kind, string Architecture) ChooseTarget(int major, int minor)
+    {
+        int arch = major * 10 + minor;
+        IReadOnlyList<int>? supported = Nvrtc.SupportedArchitectures;
+        if (Nvrtc.CanEmitCubin && (supported is null || supported.Contains(arch)))
+            return (CudaImageKind.Cubin, $"sm_{arch}");
+
+        if (supported is null)
+            return (CudaImageKind.Ptx, $"compute_{arch}");
+
+        int best = -1;
+        foreach (int candidate in supported)
+        {
+            if (candidate <= arch)
+                best = Math.Max(best, candidate);
+        }
+
+        if (best < 0)
+            throw new NotSupportedException(
+                $"NVRTC {Version} ({Nvrtc.LibraryName}) cannot compile for sm_{arch}: it supports sm_{string.Join(", sm_", supported)}");
+        return (CudaImageKind.Ptx, $"compute_{best}");
+    }
+
+    /// <summary>
+    /// Compiles <paramref name="source"/> for compute capability <paramref name="major"/>.<paramref name="minor"/>.
+    /// Kernels must be <c>extern "C"</c> so their names are not mangled. A failed compilation throws an
+    /// <see cref="NvrtcException"/> whose message holds the program log.
+    /// </summary>
+    public CudaImage Compile(string source, string programName, int major, int minor, IEnumerable<string>? extraOptions = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        (CudaImageKind kind, string architecture) = ChooseTarget(major, minor);
+
+        var options = new List<string>(BaseOptions.Count + 1) { $"--gpu-architecture={architecture}" };
+        options.AddRange(BaseOptions);
+        if (extraOptions is not null)
+            options.AddRange(extraOptions);
+
+        lock (_compileLock)
+            return CompileCore(source, programName, kind, architecture, options);
+    }
+
+    private CudaImage CompileCore(string source, string programName, CudaImageKind kind, string architecture, List<string> options)
+    {
+        NvrtcNative api = Nvrtc;
+        var allocations = new List<nint>(options.Count + 2);
+        nint program = 0;
+        try
+        {
+            nint Utf8(string text)
+            {
+                nint p = Marshal.StringToCoTaskMemUTF8(text);
+                allocations.Add(p);
+                return p;
+            }
+
+            api.Check(api.nvrtcCreateProgram(&program, (byte*)Utf8(source), (byte*)Utf8(programName), 0, null, null));
+
+            var optionPointers = new nint[options.Count];
+            for (int i = 0; i < options.Count; i++)
+                optionPointers[i] = Utf8(options[i]);
+
+            int result;
+            fixed (nint* optionsPtr = optionPointers)
+                result = api.nvrtcCompileProgram(program, optionPointers.Length, (byte**)optionsPtr);
+
+            string log = ReadLog(program);
+            if (result != NvrtcNative.Success)
+            {
+                throw new NvrtcException(
+                    $"NVRTC {Version} could not compile '{programName}' for {architecture} " +
+                    $"({api.ErrorName(result)}; options: {string.Join(' ', options)})",
+                    log);
+            }
+
+            byte[] image;
+            nuint size = 0;
+            if (kind == CudaImageKind.Cubin)
+            {
+                api.Check(api.nvrtcGetCUBINSize(program, &size));
+                image = new byte[(int)size];
+                fixed (byte* p = image)
+                    api.Check(api.nvrtcGetCUBIN(program, p));
+            }
+            else
+            {
+                api.Check(api.nvrtcGetPTXSize(program, &size)); // includes the terminating NUL
+                image = new byte[(int)size];
+                fixed (byte* p = image)
+                    api.Check(api.nvrtcGetPTX(program, p));
+            }
+
+            return new CudaImage(image, kind, architecture, log);
+        }
+        finally
+        {
+            if (program != 0)
+                api.nvrtcDestroyProgram(&program);
+            foreach (nint p in allocations)
+                Marshal.FreeCoTaskMem(p);
+        }
+    }
+
+    private string ReadLog(nint program)
+    {
+        nuint size = 0;
+        if (Nvrtc.nvrtcGetProgramLogSize(program, &size) != NvrtcNative.Success || size <= 1)
+            return "";
+        var log = new byte[(int)size];
+        fixed (byte* p = log)
+        {
+            if (Nvrtc.nvrtcGetProgramLog(program, p) != NvrtcNative.Success)
+                return "";
+        }
+
+        return System.Text.Encoding.UTF8.GetString(log, 0, log.Length - 1);
+    }
+}
