@@ -3,10 +3,8 @@ using System.Numerics.Tensors;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
-using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
-using BenchmarkDotNet.Toolchains.InProcess.Emit;
 
 namespace GpuActivations.Bench;
 
@@ -23,11 +21,11 @@ public static class BdnSuites
     /// <summary>Runs BenchmarkDotNet's switcher on <paramref name="args"/> (minus our --inprocess).</summary>
     public static int Run(string[] args)
     {
-        bool inProcess = args.Any(a => a.Equals("--inprocess", StringComparison.OrdinalIgnoreCase));
-        string[] rest = [.. args.Where(a => !a.Equals("--inprocess", StringComparison.OrdinalIgnoreCase))];
+        // Our --inprocess is BenchmarkDotNet's --inProcess: its in-process emit toolchain on whatever jobs the
+        // command line asks for (e.g. --job short), so no SDK is needed to build a separate benchmark process.
+        string[] translated = [.. args.Select(a => a.Equals("--inprocess", StringComparison.OrdinalIgnoreCase) ? "--inProcess" : a)];
         var config = ManualConfig.Create(DefaultConfig.Instance).AddColumn(new ThroughputColumn());
-        if (inProcess) config = config.AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithId("InProcess"));
-        var summaries = BenchmarkSwitcher.FromAssembly(typeof(BdnSuites).Assembly).Run(rest, config);
+        var summaries = BenchmarkSwitcher.FromAssembly(typeof(BdnSuites).Assembly).Run(translated, config);
         return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;
     }
 

@@ -17,7 +17,7 @@ public static class MainJob
         try { ops = Catalog.Select(options.Ops); }
         catch (ArgumentException e) { Console.Error.WriteLine(e.Message); return 2; }
 
-        var results = new RunResults { Command = command, Smoke = options.Smoke, Machine = MachineDescription() };
+        var results = new RunResults { Command = command, Smoke = options.Smoke, Machine = MachineDescription(), LoadAtStart = LoadAverage() };
         if (options.TorchResults is not null) results.Torch = TorchResults.Load(options.TorchResults);
 
         // Discovery: every kind, present or not, so the report says why one is missing.
@@ -72,6 +72,7 @@ public static class MainJob
             foreach (var (_, acc) in accelerators) acc.Dispose();
         }
 
+        results.LoadAtEnd = LoadAverage();
         Directory.CreateDirectory(options.OutDir);
         if (options.Benchmark) results.ThroughputPlots.AddRange(Report.WriteThroughputPlots(results, Path.Combine(options.OutDir, "plots")));
         string reportPath = Path.Combine(options.OutDir, "report.md");
@@ -114,6 +115,14 @@ public static class MainJob
             chosen.AddRange(matches.Where(m => !chosen.Contains(m)));
         }
         return chosen;
+    }
+
+    /// <summary>The 1, 5 and 15-minute load averages (Linux), or "" elsewhere.</summary>
+    public static string LoadAverage()
+    {
+        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return ""; }
+        catch (UnauthorizedAccessException) { return ""; }
     }
 
     /// <summary>CPU model, cores, SIMD, memory, OS and runtime.</summary>

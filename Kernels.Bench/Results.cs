@@ -52,6 +52,10 @@ public sealed class RunResults
     public bool Smoke { get; init; }
     /// <summary>The machine, in words.</summary>
     public string Machine { get; init; } = "";
+    /// <summary>The 1/5/15-minute load averages when the run started and ended (other processes share the cores).</summary>
+    public string LoadAtStart { get; init; } = "";
+    /// <summary>See <see cref="LoadAtStart"/>.</summary>
+    public string LoadAtEnd { get; set; } = "";
     /// <summary>The accelerators run.</summary>
     public List<AcceleratorInfo> Accelerators { get; } = [];
     /// <summary>Kinds absent from this machine.</summary>

@@ -82,13 +82,17 @@ public sealed class LineChart
     public double Height { get; init; } = 440;
     /// <summary>The lines.</summary>
     public List<ChartSeries> Series { get; } = [];
+    /// <summary>Whether the legend sits right of the plot (else inside, top left).</summary>
+    public bool LegendOutside { get; init; }
     /// <summary>Whether to draw the x = 0 and y = 0 axes through the plot (function plots).</summary>
     public bool ZeroAxes { get; init; }
 
     /// <summary>The chart as an SVG document.</summary>
     public string Render()
     {
-        const double left = 64, right = 16, top = 40, bottom = 52;
+        // The legend goes to the right of the plot when asked, so it never hides a line.
+        double legendWidth = Series.Count == 0 ? 0 : 44 + Series.Max(s => s.Name.Length) * 6.4;
+        double left = 64, right = LegendOutside ? legendWidth + 20 : 16, top = 40, bottom = 52;
         double plotW = Width - left - right, plotH = Height - top - bottom;
         var svg = new SvgWriter(Width, Height);
         var points = Series.SelectMany(s => s.Points).Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y) && (!LogX || p.X > 0)).ToList();
@@ -100,8 +104,8 @@ public sealed class LineChart
         if (YFromZero) { yMin = Math.Min(0, yMin); yMax = Math.Max(0, yMax); }
         if (yMax - yMin < 1e-12) { yMin -= 1; yMax += 1; }
         double yStep = NiceStep((yMax - yMin) / 6);
-        yMin = Math.Floor(yMin / yStep - 1e-9) * yStep;
-        yMax = Math.Ceiling(yMax / yStep + 1e-9) * yStep;
+        yMin = Math.Floor(yMin / yStep + 1e-9) * yStep;
+        yMax = Math.Ceiling(yMax / yStep - 1e-9) * yStep;
 
         double PX(double x) => left + (TX(x) - xMin) / (xMax - xMin) * plotW;
         double PY(double y) => top + (yMax - y) / (yMax - yMin) * plotH;
@@ -150,10 +154,9 @@ public sealed class LineChart
             if (visible.Count > 1) svg.Polyline(visible, s.Color, 2, s.Dash);
             if (s.Markers || visible.Count == 1) foreach (var (x, y) in visible) svg.Dot(x, y, s.Color);
         }
-        // Legend, top left inside the plot, on a translucent card.
-        double lx = left + 10, ly = top + 10, rowH = 17;
-        double legendW = 40 + Series.Max(s => (double?)s.Name.Length * 6.6) ?? 0;
-        if (Series.Count > 0) svg.Rect(lx - 4, ly - 4, legendW, Series.Count * rowH + 6, "rgba(255,255,255,0.85)", "#ccc");
+        // Legend: right of the plot, or top left inside it on a translucent card.
+        double lx = LegendOutside ? left + plotW + 16 : left + 10, ly = top + 10, rowH = 17;
+        if (Series.Count > 0) svg.Rect(lx - 4, ly - 4, legendWidth, Series.Count * rowH + 6, "rgba(255,255,255,0.85)", "#ccc");
         foreach (var s in Series)
         {
             svg.Line(lx, ly + 7, lx + 24, ly + 7, s.Color, 2.5, s.Dash);
