@@ -138,6 +138,22 @@ public static class Report
         return table;
     }
 
+    /// <summary>
+    /// How much of the CPU this process had: the median host cores over the CPU rows that split across cores. Other
+    /// processes on a shared machine take cores away; multi-threaded rows then show well under the core count.
+    /// </summary>
+    public static string? ContentionNote(RunResults results)
+    {
+        double[] cores = [.. results.Rows.Where(r => r.Kind == AcceleratorKind.Cpu && r.Shape.Elements >= 2 * 65536 * Environment.ProcessorCount / 2)
+            .Select(r => r.Ours.HostCores).Where(double.IsFinite).Order()];
+        if (cores.Length == 0) return null;
+        double median = Sampler.Quantile(cores, 0.5);
+        string verdict = median >= Environment.ProcessorCount - 0.5
+            ? "the kernels had the cores to themselves most of the time"
+            : "**other processes held part of the cores during this run: compute-bound rows are pessimistic against the copy**";
+        return $"CPU share: median {median:0.0} of {Environment.ProcessorCount} cores busy with us during the multi-threaded CPU rows ({verdict})";
+    }
+
     /// <summary>The text printed at the end of a benchmark run.</summary>
     public static string Console(RunResults results)
     {
@@ -155,6 +171,7 @@ public static class Report
             sb.AppendLine("CPU copy variants (diagnostic: what the copy baseline is made of):");
             sb.AppendLine(CopyVariantsTable(results).ToConsole());
         }
+        if (ContentionNote(results) is { } note) sb.AppendLine(note.Replace("**", "")).AppendLine();
         var figures = FiguresTable(results, markdown: false);
         sb.AppendLine(results.Smoke ? "Figures of issue 5 (smoke sizes are in cache: not meaningful):" : "Figures of issue 5:");
         sb.AppendLine(figures.ToConsole());
@@ -175,6 +192,7 @@ public static class Report
         sb.AppendLine("- JIT: Kernels.Bench runs with TieredCompilation off (full optimisation from the first call), so warm-up is short and every method is measured in its final code");
         foreach (var a in results.Accelerators) sb.AppendLine($"- Accelerator {MainJob.Label(a)}: {a}");
         foreach (var a in results.Absent) sb.AppendLine($"- Absent: {a.Kind} ({a.Reason})");
+        if (ContentionNote(results) is { } note) sb.AppendLine("- " + note);
         if (results.Smoke) sb.AppendLine("- **Smoke run**: tiny sizes, few repetitions; the figures are not meaningful.");
         sb.AppendLine();
         if (results.Verification.Count > 0)
