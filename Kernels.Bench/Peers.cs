@@ -57,6 +57,7 @@ public static class Peers
             }
             case OpFamily.GluPacked:
             {
+                // The catalog's one packed op is SwiGLU: silu(gate) * up per row of [gate | up].
                 float[] packed = Array(2 * n, random, 8f);
                 long rows = shape.Rows, d = shape.Cols;
                 return new("naive loop", () =>
