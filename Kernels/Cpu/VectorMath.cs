@@ -44,15 +44,25 @@ internal static class VectorMath
         // An infinite hi decides alone (its remainder may be NaN or infinite).
         lo &= TV.LessThan(Simd.Abs(hi), TV.Create(float.PositiveInfinity));
         TV x = hi + lo;
-        // Clamp so the reduction stays finite; lanes outside are fixed below.
-        TV xc = TV.Min(TV.Max(x, TV.Create(-104f)), TV.Create(89f));
-        TV n = TV.Round(xc * TV.Create(Log2E));
-        TV r = TV.Fma(n, TV.Create(-Ln2Hi), TV.Min(TV.Max(hi, TV.Create(-200f)), TV.Create(200f)));
-        r = TV.Fma(n, TV.Create(-Ln2Lo), r) + TV.Min(TV.Max(lo, TV.Create(-200f)), TV.Create(200f));
-        // 2^n as 2^n1 * 2^n2 with both halves in [-75, 65]: exact for every n in [-150, 128], so results near
-        // the overflow threshold stay finite and results below the smallest normal come out as subnormals.
+        TV n = TV.Round(x * TV.Create(Log2E));
+        TV r = TV.Fma(n, TV.Create(-Ln2Hi), hi);
+        r = TV.Fma(n, TV.Create(-Ln2Lo), r) + lo;
+        TV mantissa = (Expm1Reduced(r) + TV.Create(1f)) * factor;
+        // Where every lane's result is a normal float, 2^n is one exponent-field build.
+        if (TV.All(TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f))))
+            return mantissa * TV.Pow2(n);
+        return ScaledExpEdges(x, n, mantissa, factor);
+    }
+
+    /// <summary>The lanes of <see cref="ScaledExp{TV}"/> near or past overflow and underflow, and NaN.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV ScaledExpEdges<TV>(TV x, TV n, TV mantissa, TV factor) where TV : unmanaged, ISimd<TV>
+    {
+        // 2^n as 2^n1 * 2^n2 with both halves in [-75, 65]: exact for every n in [-150, 128], so results near the
+        // overflow threshold stay finite and results below the smallest normal come out as subnormals.
+        n = TV.Min(TV.Max(n, TV.Create(-150f)), TV.Create(128f));
         TV n1 = TV.Round(n * TV.Create(0.5f));
-        TV result = (Expm1Reduced(r) + TV.Create(1f)) * factor * TV.Pow2(n1) * TV.Pow2(n - n1);
+        TV result = mantissa * TV.Pow2(n1) * TV.Pow2(n - n1);
         result = TV.Select(TV.LessThan(x, TV.Create(-103.972084f)), factor * TV.Create(0f), result);
         result = TV.Select(TV.GreaterThan(x, TV.Create(88.72284f)), factor * TV.Create(float.PositiveInfinity), result);
         return TV.Select(Simd.IsNaN(x), x, result);
@@ -60,7 +70,16 @@ internal static class VectorMath
 
     /// <summary>e^x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Exp<TV>(TV x) where TV : unmanaged, ISimd<TV> => Exp(x, TV.Create(0f));
+    public static TV Exp<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV n = TV.Round(x * TV.Create(Log2E));
+        TV r = TV.Fma(n, TV.Create(-Ln2Hi), x);
+        r = TV.Fma(n, TV.Create(-Ln2Lo), r);
+        TV mantissa = Expm1Reduced(r) + TV.Create(1f);
+        if (TV.All(TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f))))
+            return mantissa * TV.Pow2(n);
+        return ScaledExpEdges(x, n, mantissa, TV.Create(1f));
+    }
 
     /// <summary>e^x - 1, accurate near zero.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -235,10 +254,12 @@ internal static class VectorMath
         // -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 there).
         TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-20f));
         TV sqHi = TwoProduct(xc * TV.Create(0.5f), xc, out TV sqLo);
-        TV tailOfPhi = ScaledExp(-sqHi, -sqLo, g * TV.Create(0.5f));   // 1 - Phi(a) = Phi(-a)
-        TV upper = TV.Fma(-x, tailOfPhi, x);
-        // x Phi(x) can be normal while Phi(x) is not (x near -13): the factor goes in before the last scaling.
-        TV lower = ScaledExp(-sqHi, -sqLo, half * g);
+        // One exponential serves both tails: below zero it is x Phi(x) itself (x goes in before the last scaling,
+        // as x Phi(x) can be normal while Phi(x) is not, near x = -13); above, Phi(-x) and gelu = x - x Phi(-x).
+        TV negative = TV.LessThan(x, TV.Create(0f));
+        TV tail = ScaledExp(-sqHi, -sqLo, g * TV.Select(negative, half, TV.Create(0.5f)));
+        TV upper = TV.Fma(-x, tail, x);
+        TV lower = tail;
         TV result = TV.Select(TV.GreaterThan(z, TV.Create(0.84f)), upper, middle);
         result = TV.Select(TV.LessThan(z, TV.Create(-0.5f)), lower, result);
         // gelu(+-inf) are the limits +inf and -0, not inf * 0.
