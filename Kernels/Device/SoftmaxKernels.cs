@@ -46,12 +46,12 @@ internal static class SoftmaxKernels
            to multiples of slice); afterwards lm[first of slice], ls[...] hold the slice's state. Call uniformly. */
         GA_DEVICE_FN void ga_sm_reduce(LOCAL float* lm, LOCAL float* ls, int lid, int lane, int slice)
         {
-            for (int half = slice >> 1; half > 0; half >>= 1)
+            for (int width = slice >> 1; width > 0; width >>= 1)
             {
-                if (lane < half)
+                if (lane < width)
                 {
                     float m = lm[lid], s = ls[lid];
-                    ga_sm_merge(&m, &s, lm[lid + half], ls[lid + half]);
+                    ga_sm_merge(&m, &s, lm[lid + width], ls[lid + width]);
                     lm[lid] = m;
                     ls[lid] = s;
                 }
