@@ -64,7 +64,13 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
             {
                 uint deviceCount = 0;
                 status = api.clGetDeviceIDs(platform, OpenCLNative.CL_DEVICE_TYPE_ALL, 0, null, &deviceCount);
-                if (status == -1 || (status == 0 && deviceCount == 0)) continue; // CL_DEVICE_NOT_FOUND
+                if (status == -1 || (status == 0 && deviceCount == 0)) // CL_DEVICE_NOT_FOUND
+                {
+                    string name = TryPlatformName(api, platform);
+                    if (name.Contains("Portable Computing Language", StringComparison.Ordinal))
+                        problems.Add($"{name} has no device; PoCL hides its devices when its kernel cache (POCL_CACHE_DIR, else ~/.cache/pocl) is not writable");
+                    continue;
+                }
                 if (status != 0) { problems.Add($"clGetDeviceIDs failed: {OpenCLNative.ErrorName(status)} ({status})"); continue; }
                 nint[] ids = new nint[deviceCount];
                 fixed (nint* p = ids) OpenCLNative.Check(api.clGetDeviceIDs(platform, OpenCLNative.CL_DEVICE_TYPE_ALL, deviceCount, p, null));
@@ -82,6 +88,12 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         {
             return new([], e.Message);
         }
+    }
+
+    static string TryPlatformName(OpenCLNative api, nint platform)
+    {
+        try { return api.PlatformString(platform, OpenCLNative.CL_PLATFORM_NAME); }
+        catch (OpenCLException) { return "platform"; }
     }
 
     /// <summary>
