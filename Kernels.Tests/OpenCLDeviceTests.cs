@@ -264,9 +264,10 @@ public sealed class OpenCLDeviceTests
         _ => throw new ArgumentException(name),
     };
 
-    [TestCaseSource(nameof(UnaryActivations))]
-    public void Unary_Lengths0To300_AtOffsets(string name)
+    [Test]
+    public void Unary_Lengths0To300_AtOffsets([ValueSource(nameof(UnaryActivations))] string name, [Values] bool flat)
     {
+        using var _ = Launches(flat);
         var (activation, reference) = Activation(name);
         (int X, int Y)[] offsets = [(0, 0), (4, 8), (1, 1), (3, 5), (0, 7), (6, 0)];
         foreach ((int xo, int yo) in offsets)
@@ -274,9 +275,10 @@ public sealed class OpenCLDeviceTests
                 RunUnaryAndCheck(activation, reference, n, xo, yo, ulps: 4);
     }
 
-    [TestCaseSource(nameof(UnaryActivations))]
-    public void Unary_Million_AtOffsets(string name)
+    [Test]
+    public void Unary_Million_AtOffsets([ValueSource(nameof(UnaryActivations))] string name, [Values] bool flat)
     {
+        using var _ = Launches(flat);
         var (activation, reference) = Activation(name);
         RunUnaryAndCheck(activation, reference, 1_000_000, 0, 0, ulps: 4);
         RunUnaryAndCheck(activation, reference, 1_000_000, 3, 1, ulps: 4);
@@ -330,8 +332,9 @@ public sealed class OpenCLDeviceTests
     }
 
     [Test]
-    public void PRelu_Channels_AtOffsets([Values(1, 3, 7, 64)] int channels, [Values(0, 1, 5)] int offset)
+    public void PRelu_Channels_AtOffsets([Values(1, 3, 7, 64)] int channels, [Values(0, 1, 5)] int offset, [Values] bool flat)
     {
+        using var _ = Launches(flat);
         foreach (int n in new[] { 0, 1, 5, 63, 64, 65, 1000, 100_003 })
         {
             float[] input = Inputs(n, seed: n + channels);
@@ -359,8 +362,9 @@ public sealed class OpenCLDeviceTests
     static readonly (long Rows, long D)[] GluShapes = [(1, 1), (3, 5), (7, 33), (64, 1), (5, 256), (2, 1000), (1, 100_000), (300, 7)];
 
     [Test]
-    public void Glu_Separate_Silu([Values(0, 3)] int offset)
+    public void Glu_Separate_Silu([Values(0, 3)] int offset, [Values] bool flat)
     {
+        using var _ = Launches(flat);
         foreach ((long rows, long d) in GluShapes)
         {
             int n = (int)(rows * d);
@@ -374,8 +378,9 @@ public sealed class OpenCLDeviceTests
     }
 
     [Test]
-    public void Glu_Packed_Silu([Values(0, 3)] int offset)
+    public void Glu_Packed_Silu([Values(0, 3)] int offset, [Values] bool flat)
     {
+        using var _ = Launches(flat);
         foreach ((long rows, long d) in GluShapes)
         {
             int n = (int)(rows * d);
@@ -537,9 +542,11 @@ public sealed class OpenCLDeviceTests
         foreach ((string name, Action run) in new (string, Action)[]
         {
             ("copy", () => _device.Copy(x.Handle, 0, copy.Handle, 0, n * 4L)),
-            ("sigmoid vec4", () => _device.Unary(Sigmoid, x.Region(), y.Region(), n, default)),
+            ("sigmoid", () => _device.Unary(Sigmoid, x.Region(), y.Region(), n, default)),
             ("sigmoid scalar (offset 1)", () => _device.Unary(Sigmoid, x.Region(1), y.Region(1), n - 1, default)),
-            ("relu vec4", () => _device.Unary(Relu, x.Region(), y.Region(), n, default)),
+            ("sigmoid grid-stride", () => { using var _ = Launches(false); _device.Unary(Sigmoid, x.Region(), y.Region(), n, default); }),
+            ("relu", () => _device.Unary(Relu, x.Region(), y.Region(), n, default)),
+            ("silu-glu separate 16M", () => _device.Glu(Silu, GluLayout.Separate, x.Region(), x.Region(), y.Region(), 1, n)),
             ("softmax 4096x4096", () => _device.Softmax(x.Region(), y.Region(), 4096, 4096, false)),
             ("softmax 1x16M (split)", () => _device.Softmax(x.Region(), y.Region(), 1, n, false)),
         })
@@ -550,14 +557,27 @@ public sealed class OpenCLDeviceTests
             int reps = 0;
             while (sw.Elapsed.TotalSeconds < 2 || reps < 3) { run(); _device.Synchronize(); reps++; }
             double seconds = sw.Elapsed.TotalSeconds / reps;
-            double gb = 2.0 * n * 4 / seconds / 1e9;
-            TestContext.Out.WriteLine($"{name,-28} {seconds * 1e3,8:0.00} ms  {gb,6:0.00} GB/s (read+write)");
-            TestContext.Progress.WriteLine($"{name,-28} {seconds * 1e3,8:0.00} ms  {gb,6:0.00} GB/s (read+write)");
+            double gb = (name.Contains("glu") ? 3.0 : 2.0) * n * 4 / seconds / 1e9;
+            TestContext.Out.WriteLine($"{name,-28} {seconds * 1e3,8:0.00} ms  {gb,6:0.00} GB/s (bytes read + written)");
+            TestContext.Progress.WriteLine($"{name,-28} {seconds * 1e3,8:0.00} ms  {gb,6:0.00} GB/s (bytes read + written)");
         }
     }
 
     // -----------------------------------------------------------------------------------------------------------
     // Helpers
+
+    /// <summary>Runs the elementwise/GLU launches flat (one element per work-item) or grid-stride until disposed.</summary>
+    FlatScope Launches(bool flat)
+    {
+        var scope = new FlatScope(_device, _device.FlatLaunches);
+        _device.FlatLaunches = flat;
+        return scope;
+    }
+
+    readonly record struct FlatScope(OpenCLDevice Device, bool Saved) : IDisposable
+    {
+        public void Dispose() => Device.FlatLaunches = Saved;
+    }
 
     OpenCLBuffer Upload(float[] data)
     {

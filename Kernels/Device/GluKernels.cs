@@ -6,12 +6,13 @@ namespace GpuActivations.Device;
 /// separate buffers are contiguous, so the host flattens them to one row of rows*d elements;
 /// packed [rows, 2d] passes the same buffer twice, gate at column 0 and up at column d, both with stride 2d.
 /// The launch is 2-D: dimension 0 walks the columns of a row, dimension 1 the rows, each with a grid-stride loop,
-/// so short rows (d of 1..32) still fill a work-group with several rows.
+/// so short rows (d of 1..32) still fill a work-group with several rows. <c>ga_glu_flat</c> is the same without loops,
+/// one element per work-item over a grid covering [d, rows] (for CPU devices; see <see cref="ElementwiseKernels"/>).
 /// </summary>
 internal static class GluKernels
 {
     /// <summary>Kernel name.</summary>
-    public const string Glu = "ga_glu";
+    public const string Glu = "ga_glu", GluFlat = "ga_glu_flat";
 
     /// <summary>
     /// <c>ga_glu(gate, gateOffset, gateStride, up, upOffset, upStride, y, yOffset, rows, d, alpha, beta, threshold)</c>;
@@ -34,6 +35,18 @@ internal static class GluKernels
                 for (ga_index j = firstColumn; j < d; j += columnStep)
                     o[j] = ga_activation(g[j], alpha, beta, threshold) * u[j];
             }
+        }
+
+        KERNEL void ga_glu_flat(GLOBAL const float* gate, ga_index gateOffset, ga_index gateStride,
+                                GLOBAL const float* up, ga_index upOffset, ga_index upStride,
+                                GLOBAL float* y, ga_index yOffset, ga_index rows, ga_index d,
+                                float alpha, float beta, float threshold)
+        {
+            const ga_index j = GA_GLOBAL_ID(0);
+            const ga_index r = GA_GLOBAL_ID(1);
+            if (j < d && r < rows)
+                y[yOffset + r * d + j] = ga_activation(gate[gateOffset + r * gateStride + j], alpha, beta, threshold)
+                                       * up[upOffset + r * upStride + j];
         }
 
         """;

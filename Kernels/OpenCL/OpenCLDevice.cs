@@ -32,6 +32,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         _queue = queue;
         _groupSize = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Clamp(info.MaxWorkGroupSize, 1, 256) + 1) / 2;
         _maxGroups = Math.Max(1, info.ComputeUnits) * (info.IsCpu ? 16L : 32L);
+        FlatLaunches = info.IsCpu;
     }
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -165,6 +166,13 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     /// <summary>Whether this object created (and will release) the context and queue; false for <see cref="Wrap"/>.</summary>
     public bool OwnsContext { get; }
 
+    /// <summary>
+    /// Whether elementwise, PReLU and GLU launches cover all elements with one work-item each (flat kernels, no loop)
+    /// instead of a capped grid with grid-stride loops. On by default for CPU devices, where PoCL vectorises across
+    /// work-items only in loop-free bodies; tests switch it to run both forms.
+    /// </summary>
+    internal bool FlatLaunches { get; set; }
+
     /// <summary>The work-group size kernels launch with (a power of two, at most 256 and the device's maximum).</summary>
     public int GroupSize => _groupSize;
 
@@ -236,15 +244,25 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         if (n <= 0) return;
         CompiledProgram program = GetProgram("unary", activation, ElementwiseKernels.UnarySource);
         bool vector = x.ElementOffset % 4 == 0 && y.ElementOffset % 4 == 0 && n >= 4;
-        long work = vector ? n / 4 : n;
-        long groups = Math.Min(CeilDiv(work, program.GroupSize), _maxGroups);
+        string kernel;
+        long global;
+        if (FlatLaunches)
+        {
+            kernel = vector ? ElementwiseKernels.UnaryFlat4 : ElementwiseKernels.UnaryFlat;
+            global = RoundUp(vector ? Math.Max(n / 4, n % 4) : n, program.GroupSize);
+        }
+        else
+        {
+            kernel = vector ? ElementwiseKernels.UnaryVec4 : ElementwiseKernels.Unary;
+            global = Math.Min(CeilDiv(vector ? n / 4 : n, program.GroupSize), _maxGroups) * program.GroupSize;
+        }
         lock (_launchLock)
         {
             ThrowIfDisposed();
-            var k = new Launch(this, program.Kernel(vector ? ElementwiseKernels.UnaryVec4 : ElementwiseKernels.Unary));
-            k.Arg(x.Handle).Arg(x.ElementOffset).Arg(y.Handle).Arg(y.ElementOffset).Arg(n)
-             .Arg(parameters.Alpha).Arg(parameters.Beta).Arg(parameters.Threshold)
-             .Run1D(groups * program.GroupSize, program.GroupSize);
+            new Launch(this, program.Kernel(kernel))
+                .Arg(x.Handle).Arg(x.ElementOffset).Arg(y.Handle).Arg(y.ElementOffset).Arg(n)
+                .Arg(parameters.Alpha).Arg(parameters.Beta).Arg(parameters.Threshold)
+                .Run1D(global, program.GroupSize);
         }
     }
 
@@ -254,7 +272,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         if (n <= 0) return;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
         CompiledProgram program = GetProgram("prelu", null, ElementwiseKernels.PReluSource);
-        long groups = Math.Min(CeilDiv(n, program.GroupSize), _maxGroups);
+        long groups = Math.Min(CeilDiv(n, program.GroupSize), FlatLaunches ? long.MaxValue : _maxGroups);
         lock (_launchLock)
         {
             ThrowIfDisposed();
@@ -290,12 +308,16 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         int g = program.GroupSize;
         int localX = (int)Math.Min((ulong)g, BitOperations.RoundUpToPowerOf2((ulong)d));
         int localY = g / localX;
-        long groupsX = Math.Min(CeilDiv(d, localX), _maxGroups);
-        long groupsY = Math.Min(CeilDiv(rows, localY), Math.Max(1, _maxGroups / groupsX));
+        long groupsX = CeilDiv(d, localX), groupsY = CeilDiv(rows, localY);
+        if (!FlatLaunches)
+        {
+            groupsX = Math.Min(groupsX, _maxGroups);
+            groupsY = Math.Min(groupsY, Math.Max(1, _maxGroups / groupsX));
+        }
         lock (_launchLock)
         {
             ThrowIfDisposed();
-            new Launch(this, program.Kernel(GluKernels.Glu))
+            new Launch(this, program.Kernel(FlatLaunches ? GluKernels.GluFlat : GluKernels.Glu))
                 .Arg(gate.Handle).Arg(gate.ElementOffset).Arg(gateStride)
                 .Arg(upHandle).Arg(upOffset).Arg(upStride)
                 .Arg(y.Handle).Arg(y.ElementOffset).Arg(rows).Arg(d)
@@ -543,6 +565,8 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     }
 
     static long CeilDiv(long a, long b) => (a + b - 1) / b;
+
+    static long RoundUp(long a, long multiple) => CeilDiv(Math.Max(a, 1), multiple) * multiple;
 
     void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
