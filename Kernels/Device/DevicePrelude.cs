@@ -74,11 +74,12 @@ internal static class DevicePrelude
         """;
 
     /// <summary>
-    /// A whole program: <c>GA_GROUP_SIZE</c>, the prelude, the activation function (when the kernels use one)
+    /// A whole program: <c>GA_GROUP_SIZE</c>, <c>GA_CPU_DEVICE</c> for CPU devices (kernels may shape loops for
+    /// implementations that vectorise across work-items, like PoCL), the prelude, the activation function (when the kernels use one)
     /// and the kernels.
     /// </summary>
-    public static string Compose(int groupSize, DeviceActivation? activation, string kernels) =>
-        $"#define GA_GROUP_SIZE {groupSize}\n" + Source
+    public static string Compose(int groupSize, DeviceActivation? activation, string kernels, bool cpuDevice = false) =>
+        $"#define GA_GROUP_SIZE {groupSize}\n" + (cpuDevice ? "#define GA_CPU_DEVICE 1\n" : "") + Source
         + (activation is null ? "" : ActivationFunction(activation))
         + kernels;
 }

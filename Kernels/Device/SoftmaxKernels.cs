@@ -27,11 +27,25 @@ internal static class SoftmaxKernels
 
     /// <summary>The program: the state helpers and the three kernels. No activation function.</summary>
     public const string Source = """
+        /* GA_LOOP_BARRIER: a barrier at the end of each step of the uniform element loops on CPU devices (the host
+           defines GA_CPU_DEVICE). PoCL then runs each step as its own loop over the work-items, which it vectorises;
+           a loop inside a work-item it cannot. On GPUs it is nothing. */
+        #ifdef GA_CPU_DEVICE
+        #define GA_LOOP_BARRIER() BARRIER()
+        #else
+        #define GA_LOOP_BARRIER()
+        #endif
+
+        /* Adds v to the state with one exp and no branch: of m and v one is the new max, the other's term is
+           exp(min - max); rows of only -inf keep s = 0 (exp(-inf - -inf) would be NaN). */
         GA_DEVICE_FN void ga_sm_add(float* m, float* s, float v)
         {
-            if (GA_ISNAN(v)) v = GA_INFINITY;
-            if (v > *m) { *s = *s * exp(*m - v) + 1.0f; *m = v; }
-            else if (v > -GA_INFINITY) *s += exp(v - *m);
+            v = GA_ISNAN(v) ? GA_INFINITY : v;
+            const float mm = fmax(*m, v);
+            float e = exp(fmin(*m, v) - mm);
+            e = mm == -GA_INFINITY ? 0.0f : e;
+            *s = v > *m ? fma(*s, e, 1.0f) : *s + e;
+            *m = mm;
         }
 
         GA_DEVICE_FN void ga_sm_merge(float* m, float* s, float m2, float s2)
@@ -59,25 +73,16 @@ internal static class SoftmaxKernels
             }
         }
 
-        GA_DEVICE_FN void ga_sm_write(GLOBAL const float* x, GLOBAL float* y, ga_index begin, ga_index end, ga_index step,
-                                      float m, float s, int logMode)
+        /* One output element from the row's state: NaN for a row with NaN/+inf (m = +inf) or only -inf (m = -inf). */
+        GA_DEVICE_FN float ga_sm_out(float v, float m, float scale, int bad, int logMode)
         {
-            const int bad = !(m < GA_INFINITY) || m == -GA_INFINITY;
-            if (bad)
-            {
-                for (ga_index j = begin; j < end; j += step) y[j] = GA_NAN;
-            }
-            else if (logMode)
-            {
-                const float logSum = log(s);
-                for (ga_index j = begin; j < end; j += step) y[j] = (x[j] - m) - logSum;
-            }
-            else
-            {
-                const float inverse = 1.0f / s;
-                for (ga_index j = begin; j < end; j += step) y[j] = exp(x[j] - m) * inverse;
-            }
+            if (bad) return GA_NAN;
+            return logMode ? (v - m) - scale : exp(v - m) * scale;
         }
+
+        /* scale: log(s) for log-softmax, 1 / s for softmax. */
+        GA_DEVICE_FN float ga_sm_scale(float s, int logMode) { return logMode ? log(s) : 1.0f / s; }
+        GA_DEVICE_FN int ga_sm_bad(float m) { return !(m < GA_INFINITY) || m == -GA_INFINITY; }
 
         KERNEL void ga_softmax_rows(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y, ga_index yOffset,
                                     ga_index rows, ga_index cols, int slice, int logMode)
@@ -92,11 +97,15 @@ internal static class SoftmaxKernels
             for (ga_index base = GA_GROUP_ID(0) * rowsPerGroup; base < rows; base += rowStep)
             {
                 const ga_index row = base + lid / slice;
+                const int active = row < rows;
+                GLOBAL const float* xr = x + xOffset + (active ? row : 0) * cols;
+                GLOBAL float* yr = y + yOffset + (active ? row : 0) * cols;
                 float m = -GA_INFINITY, s = 0.0f;
-                if (row < rows)
+                for (ga_index j0 = 0; j0 < cols; j0 += slice)
                 {
-                    GLOBAL const float* xr = x + xOffset + row * cols;
-                    for (ga_index j = lane; j < cols; j += slice) ga_sm_add(&m, &s, xr[j]);
+                    const ga_index j = j0 + lane;
+                    if (active && j < cols) ga_sm_add(&m, &s, xr[j]);
+                    GA_LOOP_BARRIER();
                 }
                 lm[lid] = m;
                 ls[lid] = s;
@@ -105,8 +114,14 @@ internal static class SoftmaxKernels
                 m = lm[first];
                 s = ls[first];
                 BARRIER();
-                if (row < rows)
-                    ga_sm_write(x + xOffset + row * cols, y + yOffset + row * cols, lane, cols, slice, m, s, logMode);
+                const int bad = ga_sm_bad(m);
+                const float scale = ga_sm_scale(s, logMode);
+                for (ga_index j0 = 0; j0 < cols; j0 += slice)
+                {
+                    const ga_index j = j0 + lane;
+                    if (active && j < cols) yr[j] = ga_sm_out(xr[j], m, scale, bad, logMode);
+                    GA_LOOP_BARRIER();
+                }
             }
         }
 
@@ -124,7 +139,12 @@ internal static class SoftmaxKernels
                 const ga_index end = begin + chunkLength < cols ? begin + chunkLength : cols;
                 GLOBAL const float* xr = x + xOffset + row * cols;
                 float m = -GA_INFINITY, s = 0.0f;
-                for (ga_index j = begin + lid; j < end; j += GA_GROUP_SIZE) ga_sm_add(&m, &s, xr[j]);
+                for (ga_index j0 = begin; j0 < end; j0 += GA_GROUP_SIZE)
+                {
+                    const ga_index j = j0 + lid;
+                    if (j < end) ga_sm_add(&m, &s, xr[j]);
+                    GA_LOOP_BARRIER();
+                }
                 lm[lid] = m;
                 ls[lid] = s;
                 BARRIER();
@@ -162,7 +182,16 @@ internal static class SoftmaxKernels
                 m = lm[0];
                 s = ls[0];
                 BARRIER();
-                ga_sm_write(x + xOffset + row * cols, y + yOffset + row * cols, begin + lid, end, GA_GROUP_SIZE, m, s, logMode);
+                const int bad = ga_sm_bad(m);
+                const float scale = ga_sm_scale(s, logMode);
+                GLOBAL const float* xr = x + xOffset + row * cols;
+                GLOBAL float* yr = y + yOffset + row * cols;
+                for (ga_index j0 = begin; j0 < end; j0 += GA_GROUP_SIZE)
+                {
+                    const ga_index j = j0 + lid;
+                    if (j < end) yr[j] = ga_sm_out(xr[j], m, scale, bad, logMode);
+                    GA_LOOP_BARRIER();
+                }
             }
         }
 

@@ -33,6 +33,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         _groupSize = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Clamp(info.MaxWorkGroupSize, 1, 256) + 1) / 2;
         _maxGroups = Math.Max(1, info.ComputeUnits) * (info.IsCpu ? 16L : 32L);
         FlatLaunches = info.IsCpu;
+        CpuShapedKernels = info.IsCpu;
     }
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -172,6 +173,10 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     /// work-items only in loop-free bodies; tests switch it to run both forms.
     /// </summary>
     internal bool FlatLaunches { get; set; }
+
+    /// <summary>Whether programs are compiled with GA_CPU_DEVICE (on by default for CPU devices; part of the program
+    /// cache key, so tests and benchmarks can compare both).</summary>
+    internal bool CpuShapedKernels { get; set; }
 
     /// <summary>The work-group size kernels launch with (a power of two, at most 256 and the device's maximum).</summary>
     public int GroupSize => _groupSize;
@@ -419,7 +424,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     // ---------------------------------------------------------------------------------------------------------------
     // Programs
 
-    readonly record struct ProgramKey(string Family, string? ActivationName, string? ActivationBody);
+    readonly record struct ProgramKey(string Family, string? ActivationName, string? ActivationBody, bool CpuShaped);
 
     /// <summary>A built program, its kernels (created on first use) and the group size it was compiled for.</summary>
     sealed class CompiledProgram(OpenCLDevice device, OpenCLProgramHandle program, int groupSize) : IDisposable
@@ -470,7 +475,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     CompiledProgram GetProgram(string family, DeviceActivation? activation, string kernels)
     {
         ThrowIfDisposed();
-        var key = new ProgramKey(family, activation?.Name, activation?.Body);
+        var key = new ProgramKey(family, activation?.Name, activation?.Body, CpuShapedKernels);
         Lazy<CompiledProgram> lazy = _programs.GetOrAdd(key, k => new Lazy<CompiledProgram>(
             () => BuildForFamily(k, activation, kernels), LazyThreadSafetyMode.ExecutionAndPublication));
         try
@@ -491,7 +496,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         int groupSize = _groupSize;
         while (true)
         {
-            CompiledProgram program = Build(DevicePrelude.Compose(groupSize, activation, kernels), label, groupSize);
+            CompiledProgram program = Build(DevicePrelude.Compose(groupSize, activation, kernels, key.CpuShaped), label, groupSize);
             long allowed = program.MaxGroupSize(names);
             if (allowed >= groupSize || groupSize == 1) return program;
             // A kernel cannot run with this many work-items here (registers, local memory): rebuild smaller.
