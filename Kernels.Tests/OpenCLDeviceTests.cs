@@ -294,7 +294,7 @@ public sealed class OpenCLDeviceTests
         float[] back = Download(x, 0, input.Length);
         Assert.That(back[0], Is.EqualTo(input[0]));
         Assert.That(back[1000], Is.EqualTo(input[1000]));
-        for (int i = 1; i < 1000; i++) AssertUlps(back[i], SigmoidRef(input[i]), 4, $"x={input[i]:R} i={i}");
+        for (int i = 1; i < 1000; i++) if (!WithinUlps(back[i], SigmoidRef(input[i]), 4, out string why)) Assert.Fail($"x={input[i]:R} i={i}: {why}");
     }
 
     [Test]
@@ -327,7 +327,7 @@ public sealed class OpenCLDeviceTests
                 continue;
             }
             float xi = input[i - yOffset];
-            AssertUlps(back[i], reference(xi), ulps, $"{activation.Name}({xi:R}) n={n} offsets ({xOffset},{yOffset})");
+            if (!WithinUlps(back[i], reference(xi), ulps, out string why)) Assert.Fail($"{activation.Name}({xi:R}) n={n} offsets ({xOffset},{yOffset}): {why}");
         }
     }
 
@@ -373,7 +373,7 @@ public sealed class OpenCLDeviceTests
             _device.Glu(Silu, GluLayout.Separate, g.Region(offset), u.Region(offset + 1), y.Region(offset + 2), rows, d);
             float[] back = Download(y, offset + 2, n);
             for (int i = 0; i < n; i++)
-                AssertUlps(back[i], SiluRef(gate[i]) * up[i], 6, $"separate {rows}x{d} i={i} gate={gate[i]:R} up={up[i]:R}");
+                if (!WithinUlps(back[i], SiluRef(gate[i]) * up[i], 6, out string why)) Assert.Fail($"separate {rows}x{d} i={i} gate={gate[i]:R} up={up[i]:R}: {why}");
         }
     }
 
@@ -392,7 +392,7 @@ public sealed class OpenCLDeviceTests
                 for (long j = 0; j < d; j++)
                 {
                     float gate = packed[r * 2 * d + j], up = packed[r * 2 * d + d + j];
-                    AssertUlps(back[r * d + j], SiluRef(gate) * up, 6, $"packed {rows}x{d} r={r} j={j} gate={gate:R} up={up:R}");
+                    if (!WithinUlps(back[r * d + j], SiluRef(gate) * up, 6, out string why)) Assert.Fail($"packed {rows}x{d} r={r} j={j} gate={gate:R} up={up:R}: {why}");
                 }
         }
     }
@@ -473,7 +473,7 @@ public sealed class OpenCLDeviceTests
         _device.Softmax(b.Region(), b.Region(), rows, cols, log: false);
         float[] back = Download(b, 0, x.Length);
         double[] expected = SoftmaxReference(x, rows, cols, log: false);
-        for (int i = 0; i < x.Length; i++) AssertSoftmaxElement(back[i], expected[i], false, $"in place i={i}");
+        for (int i = 0; i < x.Length; i++) if (!SoftmaxElementOk(back[i], expected[i], false)) Assert.Fail($"softmax in place i={i}: got {back[i]:R}, expected {expected[i]:R}");
     }
 
     void CheckSoftmax(float[] x, long rows, long cols, bool log, OpenCLDevice.SoftmaxPlan plan, (int X, int Y) offsets)
@@ -489,7 +489,7 @@ public sealed class OpenCLDeviceTests
             for (long j = 0; j < cols; j++)
             {
                 long i = r * cols + j;
-                AssertSoftmaxElement(y[i], expected[i], log, $"{rows}x{cols} {plan} row {r} col {j} x={x[i]:R}");
+                if (!SoftmaxElementOk(y[i], expected[i], log)) Assert.Fail($"{(log ? "log-softmax" : "softmax")} {rows}x{cols} {plan} row {r} col {j} x={x[i]:R}: got {y[i]:R}, expected {expected[i]:R}");
                 sum += log ? Math.Exp(y[i]) : y[i];
             }
             if (!nanRow && Math.Abs(sum - 1) > 1e-5)
@@ -497,14 +497,12 @@ public sealed class OpenCLDeviceTests
         }
     }
 
-    static void AssertSoftmaxElement(float actual, double expected, bool log, string what)
+    static bool SoftmaxElementOk(float actual, double expected, bool log)
     {
-        bool ok;
-        if (double.IsNaN(expected)) ok = float.IsNaN(actual);
-        else if (float.IsInfinity((float)expected)) ok = actual == (float)expected; // includes values beyond float's range
-        else if (log) ok = Math.Abs(actual - expected) <= 1e-5 * Math.Max(1, Math.Abs(expected));
-        else ok = Math.Abs(actual - expected) <= 1e-5 * Math.Abs(expected) + 1e-35;
-        if (!ok) Assert.Fail($"{(log ? "log-softmax" : "softmax")} {what}: got {actual:R}, expected {expected:R}");
+        if (double.IsNaN(expected)) return float.IsNaN(actual);
+        if (float.IsInfinity((float)expected)) return actual == (float)expected; // includes values beyond float's range
+        if (log) return Math.Abs(actual - expected) <= 1e-5 * Math.Max(1, Math.Abs(expected));
+        return Math.Abs(actual - expected) <= 1e-5 * Math.Abs(expected) + 1e-35;
     }
 
     /// <summary>The double reference: max-subtracted; NaN or +inf in a row, or a row of only -inf, gives a NaN row.</summary>
@@ -661,14 +659,16 @@ public sealed class OpenCLDeviceTests
 
     /// <summary>Within <paramref name="ulps"/> of the reference rounded to float; NaN matches NaN; a reference below the
     /// smallest normal float may come back flushed to zero.</summary>
-    static void AssertUlps(float actual, double reference, int ulps, string what)
+    static bool WithinUlps(float actual, double reference, int ulps, out string why)
     {
+        why = "";
         float expected = (float)reference;
-        if (float.IsNaN(expected) && float.IsNaN(actual)) return;
-        if (Math.Abs(reference) < MinNormal * 2.0 && Math.Abs(actual) < MinNormal * 2.0) return;
+        if (float.IsNaN(expected) && float.IsNaN(actual)) return true;
+        if (Math.Abs(reference) < MinNormal * 2.0 && Math.Abs(actual) < MinNormal * 2.0) return true;
         long distance = UlpDistance(actual, expected);
-        if (distance > ulps)
-            Assert.Fail($"{what}: got {actual:R}, expected {expected:R} ({distance} ulp > {ulps})");
+        if (distance <= ulps) return true;
+        why = $"got {actual:R}, expected {expected:R} ({distance} ulp > {ulps})";
+        return false;
     }
 
     const float MinNormal = 1.17549435e-38f;
