@@ -252,6 +252,35 @@ public sealed class OpenCLDeviceTests
         }
     }
 
+    [Test]
+    public void ConcurrentLaunches_FromSeveralThreads()
+    {
+        var fresh = new DeviceActivation("sigmoid-concurrent", Sigmoid.Body); // first use races on the program build too
+        const int threads = 4, iterations = 25;
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            // Odd threads take rows long enough to be split across work-groups (the shared scratch buffer).
+            (long rows, long cols) = t % 2 == 0 ? (13L, 257L) : (2L, 64L * _device.GroupSize);
+            Assert.That(_device.PlanSoftmax(rows, cols).IsSplit, Is.EqualTo(t % 2 == 1));
+            float[] input = Logits(rows, cols, seed: 100 + t);
+            double[] softmax = SoftmaxReference(input, rows, cols, log: false);
+            using OpenCLBuffer x = Upload(input), y = _device.Allocate(input.Length * 4L), z = _device.Allocate(input.Length * 4L);
+            for (int i = 0; i < iterations; i++)
+            {
+                _device.Unary(fresh, x.Region(), y.Region(), input.Length, default);
+                _device.Softmax(x.Region(), z.Region(), rows, cols, log: false);
+                float[] a = Download(y, 0, input.Length), b = Download(z, 0, input.Length);
+                for (int k = 0; k < input.Length; k++)
+                {
+                    if (!WithinUlps(a[k], SigmoidRef(input[k]), 4, out string why)) { failures.Enqueue($"thread {t} sigmoid {k}: {why}"); return; }
+                    if (!SoftmaxElementOk(b[k], softmax[k], false)) { failures.Enqueue($"thread {t} softmax {k}: {b[k]} vs {softmax[k]}"); return; }
+                }
+            }
+        });
+        Assert.That(failures, Is.Empty);
+    }
+
     // -----------------------------------------------------------------------------------------------------------
     // Elementwise
 
@@ -531,6 +560,19 @@ public sealed class OpenCLDeviceTests
                 y[o + j] = log ? (x[o + j] - max) - Math.Log(sum) : Math.Exp(x[o + j] - max) / sum;
         }
         return y;
+    }
+
+    /// <summary>Writes every composed program (sigmoid as the activation) to GA_DUMP_DIR, to compile them elsewhere (NVRTC, clang -x cuda).</summary>
+    [Test, Explicit("writes files")]
+    public void DumpDeviceSources()
+    {
+        string dir = Environment.GetEnvironmentVariable("GA_DUMP_DIR") ?? Path.Combine(Path.GetTempPath(), "ga-device-sources");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "unary.cu"), DevicePrelude.Compose(256, Sigmoid, ElementwiseKernels.UnarySource));
+        File.WriteAllText(Path.Combine(dir, "prelu.cu"), DevicePrelude.Compose(256, null, ElementwiseKernels.PReluSource));
+        File.WriteAllText(Path.Combine(dir, "glu.cu"), DevicePrelude.Compose(256, Silu, GluKernels.Source));
+        File.WriteAllText(Path.Combine(dir, "softmax.cu"), DevicePrelude.Compose(256, null, SoftmaxKernels.Source));
+        TestContext.Out.WriteLine(dir);
     }
 
     // -----------------------------------------------------------------------------------------------------------

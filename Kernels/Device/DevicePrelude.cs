@@ -4,7 +4,9 @@ namespace GpuActivations.Device;
 /// The prelude every device program starts with: it maps the few differences between OpenCL C 1.2 and CUDA C++
 /// (NVRTC) onto one set of names, so each kernel is written once and compiled by both.
 /// <list type="bullet">
-/// <item><c>KERNEL</c>, <c>GLOBAL</c>, <c>LOCAL</c>, <c>GA_DEVICE_FN</c>: qualifiers.</item>
+/// <item><c>KERNEL</c>, <c>GLOBAL</c>, <c>GA_DEVICE_FN</c>: qualifiers. <c>LOCAL</c> declares work-group memory
+/// (<c>__local</c> / <c>__shared__</c>, at kernel scope); <c>LOCAL_PTR</c> qualifies a pointer to it in a device
+/// function's parameters (<c>__local</c> / nothing: CUDA pointers are generic and <c>__shared__</c> is not allowed there).</item>
 /// <item><c>GA_GROUP_ID(d)</c>, <c>GA_LOCAL_ID(d)</c>, <c>GA_LOCAL_SIZE(d)</c>, <c>GA_NUM_GROUPS(d)</c>,
 /// <c>GA_GLOBAL_ID(d)</c>, <c>GA_GLOBAL_SIZE(d)</c>: work-item geometry, dimension d in 0..2, as 64-bit
 /// <c>ga_index</c> (ids within a group as <c>int</c>).</item>
@@ -24,6 +26,7 @@ internal static class DevicePrelude
         #define KERNEL __kernel
         #define GLOBAL __global
         #define LOCAL __local
+        #define LOCAL_PTR __local
         #define GA_DEVICE_FN static inline
         typedef long ga_index;
         #define GA_GROUP_ID(d) ((ga_index)get_group_id(d))
@@ -41,6 +44,7 @@ internal static class DevicePrelude
         #define KERNEL extern "C" __global__
         #define GLOBAL
         #define LOCAL __shared__
+        #define LOCAL_PTR
         #define GA_DEVICE_FN static __device__ __forceinline__
         typedef long long ga_index;
         #define GA_DIM3(v, d) ((d) == 0 ? (v).x : (d) == 1 ? (v).y : (v).z)

@@ -58,7 +58,7 @@ internal static class SoftmaxKernels
 
         /* Tree-reduces the (m, s) states of each slice of `slice` work-items (slice a power of two, slices aligned
            to multiples of slice); afterwards lm[first of slice], ls[...] hold the slice's state. Call uniformly. */
-        GA_DEVICE_FN void ga_sm_reduce(LOCAL float* lm, LOCAL float* ls, int lid, int lane, int slice)
+        GA_DEVICE_FN void ga_sm_reduce(LOCAL_PTR float* lm, LOCAL_PTR float* ls, int lid, int lane, int slice)
         {
             for (int width = slice >> 1; width > 0; width >>= 1)
             {
