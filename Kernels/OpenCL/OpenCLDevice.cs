@@ -198,6 +198,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     /// <summary>Copies <paramref name="source"/> into <paramref name="mem"/> at <paramref name="byteOffset"/>; returns when done (blocking).</summary>
     public void Write(nint mem, long byteOffset, ReadOnlySpan<byte> source)
     {
+        ThrowIfDisposed();
         ArgumentOutOfRangeException.ThrowIfNegative(byteOffset);
         if (source.IsEmpty) return;
         fixed (byte* p = source)
@@ -207,6 +208,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     /// <summary>Copies from <paramref name="mem"/> at <paramref name="byteOffset"/> into <paramref name="destination"/>, after everything queued before (blocking).</summary>
     public void Read(nint mem, long byteOffset, Span<byte> destination)
     {
+        ThrowIfDisposed();
         ArgumentOutOfRangeException.ThrowIfNegative(byteOffset);
         if (destination.IsEmpty) return;
         fixed (byte* p = destination)
@@ -216,6 +218,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     /// <summary>Queues a device-to-device copy (regions must not overlap within one buffer).</summary>
     public void Copy(nint source, long sourceByteOffset, nint destination, long destinationByteOffset, long bytes)
     {
+        ThrowIfDisposed();
         ArgumentOutOfRangeException.ThrowIfNegative(sourceByteOffset);
         ArgumentOutOfRangeException.ThrowIfNegative(destinationByteOffset);
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
@@ -226,6 +229,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     /// <summary>Queues filling <paramref name="bytes"/> bytes at <paramref name="byteOffset"/> with copies of a 4-byte pattern (e.g. a float's bits).</summary>
     public void Fill(nint mem, long byteOffset, long bytes, uint pattern)
     {
+        ThrowIfDisposed();
         ArgumentOutOfRangeException.ThrowIfNegative(byteOffset);
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
         if (bytes == 0) return;
