@@ -52,6 +52,13 @@ public abstract class Accelerator : IDisposable
         return openCl is not null ? Create(openCl) : Create(AcceleratorKind.Cpu);
     }
 
+    /// <summary>
+    /// An accelerator over an engine's own OpenCL context and in-order command queue: ops are queued on that
+    /// queue; nothing is retained, and disposing the accelerator releases neither. Buffers come from
+    /// <see cref="Wrap{T}"/> (the engine's cl_mem objects) or <see cref="Allocate{T}(long)"/>.
+    /// </summary>
+    public static Accelerator WrapOpenCL(nint context, nint commandQueue) => OpenCL.OpenCLAccelerator.Wrap(context, commandQueue);
+
     /// <summary>Allocates a buffer of <paramref name="length"/> elements (contents undefined until written).</summary>
     public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
     {

@@ -1,4 +1,5 @@
 using GpuActivations.Cpu;
+using GpuActivations.OpenCL;
 
 namespace GpuActivations;
 
@@ -8,7 +9,7 @@ internal static class Backends
     public static AcceleratorAvailability Probe(AcceleratorKind kind) => kind switch
     {
         AcceleratorKind.Cpu => new(kind, [CpuAccelerator.Device], null),
-        AcceleratorKind.OpenCL => new(kind, [], "the OpenCL backend is not built yet"),
+        AcceleratorKind.OpenCL => OpenCLAccelerator.Probe(),
         AcceleratorKind.Cuda => new(kind, [], "the CUDA backend is not built yet"),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown accelerator kind."),
     };
@@ -22,6 +23,7 @@ internal static class Backends
         return kind switch
         {
             AcceleratorKind.Cpu => CpuAccelerator.Create(),
+            AcceleratorKind.OpenCL => OpenCLAccelerator.Create(deviceIndex),
             _ => throw new AcceleratorUnavailableException(kind, availability.Reason ?? "no device"),
         };
     }

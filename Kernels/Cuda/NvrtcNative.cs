@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace GpuActivations.Cuda;
 
 /// <summary>An NVRTC call that failed; for a failed compilation <see cref="Log"/> holds the program log.</summary>
-internal sealed class NvrtcException : Exception
+internal sealed class NvrtcException : AcceleratorException
 {
     /// <summary>Creates the exception; the log, when there is one, is part of the message.</summary>
     public NvrtcException(string message, string? log = null)

@@ -84,6 +84,6 @@ internal static class DevicePrelude
     /// </summary>
     public static string Compose(int groupSize, DeviceActivation? activation, string kernels, bool cpuDevice = false) =>
         $"#define GA_GROUP_SIZE {groupSize}\n" + (cpuDevice ? "#define GA_CPU_DEVICE 1\n" : "") + Source
-        + (activation is null ? "" : ActivationFunction(activation))
+        + (activation is null ? "" : DeviceMath.Source + ActivationFunction(activation))
         + kernels;
 }

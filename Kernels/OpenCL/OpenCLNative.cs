@@ -362,7 +362,7 @@ internal sealed unsafe class OpenCLNative
 }
 
 /// <summary>An OpenCL call that returned an error code.</summary>
-internal sealed class OpenCLException : Exception
+internal sealed class OpenCLException : AcceleratorException
 {
     /// <summary>Creates the exception with its full message.</summary>
     public OpenCLException(string message, int errorCode) : base(message) => ErrorCode = errorCode;
