@@ -10,10 +10,10 @@ internal static class DeviceMath
     /// The polynomial c[0] + c[1] v + ... as nested <c>fma</c> calls in device code, so device and CPU forms of an
     /// op evaluate the same coefficients (written with round-trip precision) in the same order.
     /// </summary>
-    public static string Horner(string variable, IReadOnlyList<float> c)
+    public static string Horner(string variable, ReadOnlySpan<float> c)
     {
         string text = Literal(c[^1]);
-        for (int i = c.Count - 2; i >= 0; i--) text = $"fma({text}, {variable}, {Literal(c[i])})";
+        for (int i = c.Length - 2; i >= 0; i--) text = $"fma({text}, {variable}, {Literal(c[i])})";
         return text;
     }
 
