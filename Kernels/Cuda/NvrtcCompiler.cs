@@ -140,10 +140,11 @@ internal sealed unsafe class NvrtcCompiler
             string log = ReadLog(program);
             if (result != NvrtcNative.Success)
             {
+                string name = api.ErrorName(result);
                 throw new NvrtcException(
-                    $"NVRTC {Version} could not compile '{programName}' for {architecture} " +
-                    $"({api.ErrorName(result)}; options: {string.Join(' ', options)})",
-                    log);
+                    $"nvrtcCompileProgram failed: {name} ({result}): NVRTC {Version} could not compile '{programName}' for {architecture} " +
+                    $"(options: {string.Join(' ', options)})",
+                    log, "nvrtcCompileProgram", name);
             }
 
             byte[] image;
