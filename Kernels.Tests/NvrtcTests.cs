@@ -140,7 +140,7 @@ public class NvrtcTests
     public void CompilesWithoutFastMath()
     {
         Assert.That(NvrtcCompiler.BaseOptions, Does.Not.Contain("--use_fast_math").And.Not.Contain("-use_fast_math"));
-        Assert.That(NvrtcCompiler.BaseOptions, Does.Contain("--std=c++14").And.Contain("-default-device").And.Contain("--ftz=false"));
+        Assert.That(NvrtcCompiler.BaseOptions, Does.Contain("--std=c++17").And.Contain("-default-device").And.Contain("--ftz=false"));
         Assert.That(NvrtcCompiler.BaseOptions, Does.Not.Contain("-lineinfo"));
     }
 

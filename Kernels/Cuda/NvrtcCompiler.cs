@@ -17,13 +17,14 @@ internal sealed record CudaImage(byte[] Bytes, CudaImageKind Kind, string Archit
 internal sealed unsafe class NvrtcCompiler
 {
     /// <summary>
-    /// The options every compilation gets besides the architecture: C++14, unqualified functions are device
+    /// The options every compilation gets besides the architecture: C++17 (NVRTC's own default since 11.0, so the dialect
+    /// every NVRTC from 11.2 to 13 is surest to keep), unqualified functions are device
     /// functions (the shared dialect writes plain <c>static inline</c> helpers), and IEEE-accurate arithmetic
     /// spelled out (no <c>--use_fast_math</c>: its approximate <c>expf</c>, division and flush-to-zero break the
     /// accuracy budget). Line info is off.
     /// </summary>
     public static IReadOnlyList<string> BaseOptions { get; } =
-        ["--std=c++14", "-default-device", "--ftz=false", "--prec-div=true", "--prec-sqrt=true"];
+        ["--std=c++17", "-default-device", "--ftz=false", "--prec-div=true", "--prec-sqrt=true"];
 
     private readonly Lock _compileLock = new();
 
