@@ -161,6 +161,37 @@ public class CudaAcceleratorTests
         for (int i = 0; i < count; i++) acc.Allocate<float>(1000);
     }
 
+    /// <summary>
+    /// The host side of one op from C# (argument checks, views to regions, module and kernel lookup, context check,
+    /// cuLaunchKernel's argument packing) on 4 elements, where the fake's own work is a few comparisons and a mutex: an
+    /// upper bound of the library's share of a launch, without the driver's. Explicit: a measurement, not a check.
+    /// </summary>
+    [Test, Explicit("measurement")]
+    public void HostCostPerOp_OnTheFakeDriver()
+    {
+        using CudaAccelerator acc = CreateAccelerator();
+        using DeviceBuffer<float> x = acc.Allocate<float>([1f, -2f, 3f, -4f]), y = acc.Allocate<float>(4);
+        _fake.Use(DeviceAccelerator.DeviceForm(Activation.Silu));
+        foreach ((string name, Action op) in new (string, Action)[]
+        {
+            ("Apply(Silu), 4 floats", () => acc.Apply(Activation.Silu, x, y)),
+            ("SwiGlu, 4 floats", () => acc.SwiGlu(x, x, y)),
+            ("Softmax 1x4", () => acc.Softmax(x, y, 1, 4)),
+        })
+        {
+            for (int i = 0; i < 20_000; i++) op();
+            double best = double.MaxValue;
+            for (int round = 0; round < 5; round++)
+            {
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                for (int i = 0; i < 100_000; i++) op();
+                best = Math.Min(best, watch.Elapsed.TotalNanoseconds / 100_000);
+            }
+
+            TestContext.Out.WriteLine($"{name}: {best:F0} ns per call");
+        }
+    }
+
     /// <summary>The public entry points, with the process-wide driver pointed at the fake: probe, create, wrap.</summary>
     [Test]
     public void PublicApi_OnTheFakeDriver_ProbesCreatesAndWraps()

@@ -626,6 +626,18 @@ public class CudaDeviceTests(string driverKind)
     }
 
     [Test]
+    public void SecondDevice_ReusesTheCompiledImages()
+    {
+        CudaModule first = _device.FamilyModule(KernelFamily.PRelu, null);
+        int images = _compiler.CachedImages;
+        using CudaDevice second = CudaDevice.Create(0, _driver, _compiler);
+        CudaModule again = second.FamilyModule(KernelFamily.PRelu, null);
+        Assert.That(again, Is.Not.SameAs(first), "each device loads its own module");
+        Assert.That(again.Image, Is.SameAs(first.Image), "from the one image compiled in this process");
+        Assert.That(_compiler.CachedImages, Is.EqualTo(images));
+    }
+
+    [Test]
     public void FailedCompilation_IsReportedAndNotCached()
     {
         NvrtcException error = Assert.Throws<NvrtcException>(() => _device.GetModule("test/broken", () => "this is not CUDA"))!;
