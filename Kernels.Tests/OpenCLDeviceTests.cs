@@ -388,35 +388,37 @@ public sealed class OpenCLDeviceTests
     // -----------------------------------------------------------------------------------------------------------
     // Gated units
 
-    static readonly (long Rows, long D)[] GluShapes = [(1, 1), (3, 5), (7, 33), (64, 1), (5, 256), (2, 1000), (1, 100_000), (300, 7)];
+    static readonly (long Rows, long D)[] GluShapes =
+        [(1, 1), (3, 5), (7, 33), (64, 1), (5, 256), (2, 1000), (1, 100_000), (300, 7), (1, 7), (1, 4099), (9, 12)];
 
+    // step 4 with offset 0 puts gate, up and y on 16-byte boundaries: the float4 kernel (grid-stride launches) when the rows allow.
     [Test]
-    public void Glu_Separate_Silu([Values(0, 3)] int offset, [Values] bool flat)
+    public void Glu_Separate_Silu([Values(0, 3)] int offset, [Values(1, 4)] int step, [Values] bool flat)
     {
         using var _ = Launches(flat);
         foreach ((long rows, long d) in GluShapes)
         {
             int n = (int)(rows * d);
             float[] gate = Inputs(n, 5 + n), up = Inputs(n, 9 + n, finiteOnly: true);
-            using OpenCLBuffer g = Upload(Pad(gate, offset)), u = Upload(Pad(up, offset + 1)), y = _device.Allocate((n + offset + 2) * 4L);
-            _device.Glu(Silu, GluLayout.Separate, g.Region(offset), u.Region(offset + 1), y.Region(offset + 2), rows, d);
-            float[] back = Download(y, offset + 2, n);
+            using OpenCLBuffer g = Upload(Pad(gate, offset)), u = Upload(Pad(up, offset + step)), y = _device.Allocate((n + offset + 2 * step) * 4L);
+            _device.Glu(Silu, GluLayout.Separate, g.Region(offset), u.Region(offset + step), y.Region(offset + 2 * step), rows, d);
+            float[] back = Download(y, offset + 2 * step, n);
             for (int i = 0; i < n; i++)
                 if (!WithinUlps(back[i], SiluRef(gate[i]) * up[i], 6, out string why)) Assert.Fail($"separate {rows}x{d} i={i} gate={gate[i]:R} up={up[i]:R}: {why}");
         }
     }
 
     [Test]
-    public void Glu_Packed_Silu([Values(0, 3)] int offset, [Values] bool flat)
+    public void Glu_Packed_Silu([Values(0, 3)] int offset, [Values(1, 4)] int step, [Values] bool flat)
     {
         using var _ = Launches(flat);
         foreach ((long rows, long d) in GluShapes)
         {
             int n = (int)(rows * d);
             float[] packed = Inputs(2 * n, 7 + n, finiteOnly: true);
-            using OpenCLBuffer p = Upload(Pad(packed, offset)), y = _device.Allocate((n + offset + 1) * 4L);
-            _device.Glu(Silu, GluLayout.Packed, p.Region(offset), default, y.Region(offset + 1), rows, d);
-            float[] back = Download(y, offset + 1, n);
+            using OpenCLBuffer p = Upload(Pad(packed, offset)), y = _device.Allocate((n + offset + step) * 4L);
+            _device.Glu(Silu, GluLayout.Packed, p.Region(offset), default, y.Region(offset + step), rows, d);
+            float[] back = Download(y, offset + step, n);
             for (long r = 0; r < rows; r++)
                 for (long j = 0; j < d; j++)
                 {
@@ -444,16 +446,31 @@ public sealed class OpenCLDeviceTests
     {
         using var _ = KernelShape(cpuShaped);
         float[] x = Logits(rows, cols, seed: (int)(rows * 7 + cols));
-        OpenCLDevice.SoftmaxPlan plan = _device.PlanSoftmax(rows, cols);
+        SoftmaxPlan plan = _device.PlanSoftmax(rows, cols);
         TestContext.Out.WriteLine($"default plan: {plan}");
         CheckSoftmax(x, rows, cols, log, plan, offsets: (0, 0));
         CheckSoftmax(x, rows, cols, log, plan, offsets: (3, 1));
         // The other shapes on the same data.
-        if (plan.IsSplit) CheckSoftmax(x, rows, cols, log, new OpenCLDevice.SoftmaxPlan(_device.GroupSize, 0, 0), offsets: (1, 0));
-        else if (cols >= 2) CheckSoftmax(x, rows, cols, log, SplitPlan(cols, Math.Max(1, cols / 3)), offsets: (1, 2));
+        if (plan.IsSplit) CheckSoftmax(x, rows, cols, log, SoftmaxPlan.Rows(_device.GroupSize), offsets: (1, 0));
+        else if (cols >= 2) CheckSoftmax(x, rows, cols, log, SoftmaxPlan.Split(cols, Math.Max(1, cols / 3)), offsets: (1, 2));
+        foreach (SoftmaxPlan registers in RegisterPlans(cols))
+            CheckSoftmax(x, rows, cols, log, registers, offsets: (1, 3));
     }
 
-    OpenCLDevice.SoftmaxPlan SplitPlan(long cols, long chunkLength) => new(_device.GroupSize, (cols + chunkLength - 1) / chunkLength, chunkLength);
+    /// <summary>
+    /// The register-resident shapes that fit rows of <paramref name="cols"/> here: the narrowest lanes (up to 32, as CUDA's
+    /// warp form) and the whole group (as CUDA's block form). OpenCL does not choose them, but they are the CUDA kernels'
+    /// code with local-memory reductions in place of shuffles, so running them on PoCL checks everything else in them.
+    /// </summary>
+    IEnumerable<SoftmaxPlan> RegisterPlans(long cols)
+    {
+        int g = _device.GroupSize;
+        foreach (int lanes in new[] { (int)Math.Min(32, System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)cols)), g }.Distinct())
+        {
+            long perLane = (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)((cols + lanes - 1) / lanes));
+            if (perLane <= SoftmaxKernels.MaxRegistersPerLane) yield return SoftmaxPlan.Registers(lanes, (int)perLane, g);
+        }
+    }
 
     static IEnumerable<TestCaseData> SpecialRowCases()
     {
@@ -484,12 +501,13 @@ public sealed class OpenCLDeviceTests
         long rows = rowsList.Count;
         float[] x = rowsList.SelectMany(r => r).ToArray();
 
-        var plans = new List<OpenCLDevice.SoftmaxPlan> { _device.PlanSoftmax(rows, cols) };
-        for (int slice = 1; slice <= _device.GroupSize; slice *= 4) plans.Add(new(slice, 0, 0));
-        plans.Add(new(_device.GroupSize, 0, 0));
-        if (cols >= 2) plans.Add(SplitPlan(cols, Math.Max(1, (cols + 2) / 3)));
-        if (cols <= 1000) plans.Add(SplitPlan(cols, 1));
-        foreach (OpenCLDevice.SoftmaxPlan plan in plans.Distinct())
+        var plans = new List<SoftmaxPlan> { _device.PlanSoftmax(rows, cols) };
+        for (int slice = 1; slice <= _device.GroupSize; slice *= 4) plans.Add(SoftmaxPlan.Rows(slice));
+        plans.Add(SoftmaxPlan.Rows(_device.GroupSize));
+        if (cols >= 2) plans.Add(SoftmaxPlan.Split(cols, Math.Max(1, (cols + 2) / 3)));
+        if (cols <= 1000) plans.Add(SoftmaxPlan.Split(cols, 1));
+        plans.AddRange(RegisterPlans(cols));
+        foreach (SoftmaxPlan plan in plans.Distinct())
             CheckSoftmax(x, rows, cols, log, plan, offsets: (2, 1));
     }
 
@@ -505,7 +523,7 @@ public sealed class OpenCLDeviceTests
         for (int i = 0; i < x.Length; i++) if (!SoftmaxElementOk(back[i], expected[i], false)) Assert.Fail($"softmax in place i={i}: got {back[i]:R}, expected {expected[i]:R}");
     }
 
-    void CheckSoftmax(float[] x, long rows, long cols, bool log, OpenCLDevice.SoftmaxPlan plan, (int X, int Y) offsets)
+    void CheckSoftmax(float[] x, long rows, long cols, bool log, SoftmaxPlan plan, (int X, int Y) offsets)
     {
         using OpenCLBuffer xb = Upload(Pad(x, offsets.X)), yb = _device.Allocate((x.Length + offsets.Y) * 4L);
         _device.Softmax(xb.Region(offsets.X), yb.Region(offsets.Y), rows, cols, log, plan);
@@ -568,10 +586,8 @@ public sealed class OpenCLDeviceTests
     {
         string dir = Environment.GetEnvironmentVariable("GA_DUMP_DIR") ?? Path.Combine(Path.GetTempPath(), "ga-device-sources");
         Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "unary.cu"), DevicePrelude.Compose(256, Sigmoid, ElementwiseKernels.UnarySource));
-        File.WriteAllText(Path.Combine(dir, "prelu.cu"), DevicePrelude.Compose(256, null, ElementwiseKernels.PReluSource));
-        File.WriteAllText(Path.Combine(dir, "glu.cu"), DevicePrelude.Compose(256, Silu, GluKernels.Source));
-        File.WriteAllText(Path.Combine(dir, "softmax.cu"), DevicePrelude.Compose(256, null, SoftmaxKernels.Source));
+        foreach (KernelFamily family in KernelFamily.All)
+            File.WriteAllText(Path.Combine(dir, family.Name + ".cu"), family.Compose(256, family.TakesActivation ? Silu : null));
         TestContext.Out.WriteLine(dir);
     }
 

@@ -1,4 +1,5 @@
 using GpuActivations.Cpu;
+using GpuActivations.Cuda;
 using GpuActivations.OpenCL;
 
 namespace GpuActivations;
@@ -10,7 +11,7 @@ internal static class Backends
     {
         AcceleratorKind.Cpu => new(kind, [CpuAccelerator.Device], null),
         AcceleratorKind.OpenCL => OpenCLAccelerator.Probe(),
-        AcceleratorKind.Cuda => new(kind, [], "the CUDA backend is not built yet"),
+        AcceleratorKind.Cuda => CudaAccelerator.Probe(),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown accelerator kind."),
     };
 
@@ -24,6 +25,7 @@ internal static class Backends
         {
             AcceleratorKind.Cpu => CpuAccelerator.Create(),
             AcceleratorKind.OpenCL => OpenCLAccelerator.Create(deviceIndex),
+            AcceleratorKind.Cuda => CudaAccelerator.Create(deviceIndex),
             _ => throw new AcceleratorUnavailableException(kind, availability.Reason ?? "no device"),
         };
     }

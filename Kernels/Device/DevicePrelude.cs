@@ -12,6 +12,10 @@ namespace GpuActivations.Device;
 /// <c>ga_index</c> (ids within a group as <c>int</c>).</item>
 /// <item><c>BARRIER()</c>: a work-group barrier that also orders local memory.</item>
 /// <item><c>GA_INFINITY</c>, <c>GA_NAN</c>, <c>GA_ISNAN(v)</c>.</item>
+/// <item><c>GA_MAX_THREADS(n)</c>, written between <c>KERNEL</c> and <c>void</c>: CUDA's <c>__launch_bounds__(n)</c>, so the
+/// compiler keeps the kernel's registers within what n threads per block allow (nothing in OpenCL).</item>
+/// <item><c>GA_OPENCL</c> or <c>GA_CUDA</c> is defined, for the few CUDA-only fast paths (warp shuffles) that sit
+/// beside their portable form under <c>#if defined(GA_CUDA)</c>.</item>
 /// </list>
 /// Math is written with the overloaded names (<c>exp</c>, <c>tanh</c>, <c>erfc</c>, <c>log1p</c>, <c>fma</c>) on float:
 /// OpenCL C has them natively, CUDA C++ has float overloads. <c>GA_GROUP_SIZE</c> (the work-group size the
@@ -39,6 +43,7 @@ internal static class DevicePrelude
         #define GA_INFINITY INFINITY
         #define GA_NAN NAN
         #define GA_ISNAN(v) isnan(v)
+        #define GA_MAX_THREADS(n)
         #elif defined(__CUDACC__) || defined(__CUDACC_RTC__)
         #define GA_CUDA 1
         #define KERNEL extern "C" __global__
@@ -58,6 +63,7 @@ internal static class DevicePrelude
         #define GA_INFINITY __int_as_float(0x7f800000)
         #define GA_NAN __int_as_float(0x7fffffff)
         #define GA_ISNAN(v) isnan(v)
+        #define GA_MAX_THREADS(n) __launch_bounds__(n)
         #else
         #error "GpuActivations device code is OpenCL C 1.2 or CUDA C++ (NVRTC)"
         #endif

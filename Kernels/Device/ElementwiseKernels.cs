@@ -14,6 +14,9 @@ internal static class ElementwiseKernels
     public const string Unary = "ga_unary", UnaryVec4 = "ga_unary_vec4", UnaryFlat = "ga_unary_flat", UnaryFlat4 = "ga_unary_flat4",
         PRelu = "ga_prelu";
 
+    /// <summary>Every kernel of <see cref="UnarySource"/>.</summary>
+    public static IReadOnlyList<string> UnaryKernels { get; } = [Unary, UnaryVec4, UnaryFlat, UnaryFlat4];
+
     /// <summary>
     /// <c>ga_unary(x, xOffset, y, yOffset, n, alpha, beta, threshold)</c>: the scalar form.
     /// <c>ga_unary_vec4(...)</c>, same arguments: four elements per step through float4 loads and stores; the host

@@ -251,7 +251,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     public void Unary(DeviceActivation activation, DeviceRegion x, DeviceRegion y, long n, ActivationParameters parameters)
     {
         if (n <= 0) return;
-        CompiledProgram program = GetProgram("unary", activation, ElementwiseKernels.UnarySource);
+        CompiledProgram program = GetProgram(KernelFamily.Unary, activation);
         bool vector = x.ElementOffset % 4 == 0 && y.ElementOffset % 4 == 0 && n >= 4;
         string kernel;
         long global;
@@ -280,7 +280,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     {
         if (n <= 0) return;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
-        CompiledProgram program = GetProgram("prelu", null, ElementwiseKernels.PReluSource);
+        CompiledProgram program = GetProgram(KernelFamily.PRelu, null);
         long groups = Math.Min(CeilDiv(n, program.GroupSize), FlatLaunches ? long.MaxValue : _maxGroups);
         lock (_launchLock)
         {
@@ -301,7 +301,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
                     ActivationParameters parameters)
     {
         if (rows <= 0 || d <= 0) return;
-        CompiledProgram program = GetProgram("glu", gateActivation, GluKernels.Source);
+        CompiledProgram program = GetProgram(KernelFamily.Glu, gateActivation);
         long gateStride, upStride, upOffset;
         nint upHandle;
         if (layout == GluLayout.Packed)
@@ -314,10 +314,14 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
             (d, rows) = (rows * d, 1);
             (gateStride, upHandle, upOffset, upStride) = (d, up.Handle, up.ElementOffset, d);
         }
+        // float4 loads and stores when every row of all three starts on 16 bytes (cl_mem bases are aligned far beyond that).
+        bool vector = !FlatLaunches && d >= 4 && gate.ElementOffset % 4 == 0 && upOffset % 4 == 0 && y.ElementOffset % 4 == 0
+            && (rows == 1 || (d % 4 == 0 && gateStride % 4 == 0 && upStride % 4 == 0));
+        long columns = vector ? d / 4 : d;
         int g = program.GroupSize;
-        int localX = (int)Math.Min((ulong)g, BitOperations.RoundUpToPowerOf2((ulong)d));
+        int localX = (int)Math.Min((ulong)g, BitOperations.RoundUpToPowerOf2((ulong)columns));
         int localY = g / localX;
-        long groupsX = CeilDiv(d, localX), groupsY = CeilDiv(rows, localY);
+        long groupsX = CeilDiv(columns, localX), groupsY = CeilDiv(rows, localY);
         if (!FlatLaunches)
         {
             groupsX = Math.Min(groupsX, _maxGroups);
@@ -326,7 +330,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         lock (_launchLock)
         {
             ThrowIfDisposed();
-            new Launch(this, program.Kernel(FlatLaunches ? GluKernels.GluFlat : GluKernels.Glu))
+            new Launch(this, program.Kernel(FlatLaunches ? GluKernels.GluFlat : vector ? GluKernels.GluVec4 : GluKernels.Glu))
                 .Arg(gate.Handle).Arg(gate.ElementOffset).Arg(gateStride)
                 .Arg(upHandle).Arg(upOffset).Arg(upStride)
                 .Arg(y.Handle).Arg(y.ElementOffset).Arg(rows).Arg(d)
@@ -339,56 +343,30 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     public void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log)
         => Softmax(x, y, rows, cols, log, PlanSoftmax(rows, cols));
 
-    /// <summary>
-    /// How a softmax of [rows, cols] is launched. <see cref="Chunks"/> == 0: <c>ga_softmax_rows</c> with
-    /// <see cref="Slice"/> work-items per row; otherwise each row is cut into <see cref="Chunks"/> pieces of
-    /// <see cref="ChunkLength"/> columns for <c>ga_softmax_partial</c> + <c>ga_softmax_finish</c>.
-    /// </summary>
-    internal readonly record struct SoftmaxPlan(int Slice, long Chunks, long ChunkLength)
-    {
-        /// <summary>Whether the row is split across work-groups.</summary>
-        public bool IsSplit => Chunks > 0;
-    }
+    /// <summary>The softmax shapes' chooser for this device (<see cref="SoftmaxPlanner"/>; register rows are CUDA's choice, not OpenCL's).</summary>
+    internal SoftmaxPlanner SoftmaxPlanner => new(_groupSize, Info.ComputeUnits, Info.IsCpu ? 4 : 8, RegisterRows: false);
 
-    /// <summary>
-    /// Picks the softmax shape: rows split across work-groups when there are too few rows to fill the device and they
-    /// are long (at least 16 columns per work-item of one group); otherwise a slice of work-items per row, its width
-    /// the power of two nearest cols/4 (so ~4 elements per work-item), capped by the group size.
-    /// </summary>
-    internal SoftmaxPlan PlanSoftmax(long rows, long cols)
-    {
-        int g = _groupSize;
-        long targetGroups = Math.Max(1, Info.ComputeUnits) * (Info.IsCpu ? 4L : 8L);
-        if (rows < targetGroups && cols >= 16L * g)
-        {
-            long chunks = Math.Min(CeilDiv(targetGroups, rows), CeilDiv(cols, 4L * g));
-            if (chunks >= 2)
-            {
-                long chunkLength = CeilDiv(CeilDiv(cols, chunks), g) * g;
-                return new SoftmaxPlan(g, CeilDiv(cols, chunkLength), chunkLength);
-            }
-        }
-        int slice = (int)Math.Min((ulong)g, BitOperations.RoundUpToPowerOf2((ulong)CeilDiv(cols, 4)));
-        return new SoftmaxPlan(slice, 0, 0);
-    }
+    /// <summary>The shape <see cref="Softmax(DeviceRegion, DeviceRegion, long, long, bool)"/> uses for [rows, cols].</summary>
+    internal SoftmaxPlan PlanSoftmax(long rows, long cols) => SoftmaxPlanner.Plan(rows, cols);
 
     /// <summary>Softmax with an explicit <paramref name="plan"/> (tests force each shape with it).</summary>
     internal void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log, SoftmaxPlan plan)
     {
         if (rows <= 0 || cols <= 0) return;
-        CompiledProgram program = GetProgram("softmax", null, SoftmaxKernels.Source);
+        CompiledProgram program = GetProgram(KernelFamily.Softmax, null);
         int g = program.GroupSize;
+        if (plan.Shape == SoftmaxShape.Rows) plan = SoftmaxPlan.Rows(Math.Min(plan.Lanes, g)); // the program may have been built smaller
+        plan.Validate(cols, g, cudaBlocks: false);
         if (!plan.IsSplit)
         {
-            int slice = Math.Clamp(plan.Slice, 1, g);
-            if (!BitOperations.IsPow2(slice)) throw new ArgumentException("The slice must be a power of two.", nameof(plan));
-            long groups = Math.Min(CeilDiv(rows, g / slice), _maxGroups);
+            // Rows: a slice of work-items per row; registers: `lanes` work-items per row. Either way g / lanes rows per group.
+            long groups = Math.Min(CeilDiv(rows, g / plan.Lanes), _maxGroups);
             lock (_launchLock)
             {
                 ThrowIfDisposed();
-                new Launch(this, program.Kernel(SoftmaxKernels.Rows))
+                new Launch(this, program.Kernel(plan.Kernel))
                     .Arg(x.Handle).Arg(x.ElementOffset).Arg(y.Handle).Arg(y.ElementOffset).Arg(rows).Arg(cols)
-                    .Arg(slice).Arg(log ? 1 : 0)
+                    .Arg(plan.Lanes).Arg(log ? 1 : 0)
                     .Run1D(groups * g, g);
             }
             return;
@@ -428,7 +406,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     // ---------------------------------------------------------------------------------------------------------------
     // Programs
 
-    readonly record struct ProgramKey(string Family, string? ActivationName, string? ActivationBody, bool CpuShaped);
+    readonly record struct ProgramKey(KernelFamily Family, string? ActivationName, string? ActivationBody, bool CpuShaped);
 
     /// <summary>A built program, its kernels (created on first use) and the group size it was compiled for.</summary>
     sealed class CompiledProgram(OpenCLDevice device, OpenCLProgramHandle program, int groupSize) : IDisposable
@@ -473,15 +451,12 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         }
     }
 
-    static readonly System.Text.RegularExpressions.Regex KernelNames =
-        new(@"KERNEL\s+void\s+(\w+)", System.Text.RegularExpressions.RegexOptions.Compiled);
-
-    CompiledProgram GetProgram(string family, DeviceActivation? activation, string kernels)
+    CompiledProgram GetProgram(KernelFamily family, DeviceActivation? activation)
     {
         ThrowIfDisposed();
         var key = new ProgramKey(family, activation?.Name, activation?.Body, CpuShapedKernels);
         Lazy<CompiledProgram> lazy = _programs.GetOrAdd(key, k => new Lazy<CompiledProgram>(
-            () => BuildForFamily(k, activation, kernels), LazyThreadSafetyMode.ExecutionAndPublication));
+            () => BuildForFamily(k, activation), LazyThreadSafetyMode.ExecutionAndPublication));
         try
         {
             return lazy.Value;
@@ -493,15 +468,14 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         }
     }
 
-    CompiledProgram BuildForFamily(ProgramKey key, DeviceActivation? activation, string kernels)
+    CompiledProgram BuildForFamily(ProgramKey key, DeviceActivation? activation)
     {
-        string label = key.ActivationName is null ? key.Family : $"{key.Family}/{key.ActivationName}";
-        string[] names = KernelNames.Matches(kernels).Select(m => m.Groups[1].Value).ToArray();
+        string label = key.Family.Label(activation);
         int groupSize = _groupSize;
         while (true)
         {
-            CompiledProgram program = Build(DevicePrelude.Compose(groupSize, activation, kernels, key.CpuShaped), label, groupSize);
-            long allowed = program.MaxGroupSize(names);
+            CompiledProgram program = Build(key.Family.Compose(groupSize, activation, key.CpuShaped), label, groupSize);
+            long allowed = program.MaxGroupSize(key.Family.Kernels);
             if (allowed >= groupSize || groupSize == 1) return program;
             // A kernel cannot run with this many work-items here (registers, local memory): rebuild smaller.
             program.Dispose();
