@@ -7,8 +7,8 @@ using NUnit.Framework;
 namespace GpuActivations.Tests.Cuda;
 
 /// <summary>
-/// The tests' own CUDA kernels, written to the argument lists documented on <see cref="CudaKernelPlan"/>, so the
-/// CUDA backend can be tested before (and independently of) the shared kernel sources.
+/// The tests' activations and one kernel of their own. The activations are device forms like any other, compiled into
+/// the shared kernels of <c>Kernels/Device</c>; the fake driver computes them by name (FakeCudaControls.Use).
 /// </summary>
 internal static class TestKernelSources
 {
@@ -18,8 +18,7 @@ internal static class TestKernelSources
     /// <summary>The GLU test gate activation.</summary>
     public static readonly DeviceActivation Identity = new("test_identity", "return x;");
 
-    public static readonly ICudaSourceProvider Provider = new DelegateSourceProvider(Source);
-
+    /// <summary>A kernel that is not one of the shared ones (custom modules, launch checks).</summary>
     public const string AddOne = """
         extern "C" __global__ void test_add_one(const float* x, float* y, long long n)
         {
@@ -28,121 +27,6 @@ internal static class TestKernelSources
                 y[i] = x[i] + 1.0f;
         }
         """;
-
-    private const string Prelude = """
-        typedef long long i64;
-        #define GA_NEG_INF __int_as_float((int)0xff800000)
-        #define GA_GRID_STRIDE(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
-
-        """;
-
-    public static string Source(string family, DeviceActivation? activation)
-    {
-        string act = activation is null ? "" :
-            $"static __device__ __forceinline__ float ga_activation(float x, float alpha, float beta, float threshold) {{ {activation.Body} }}\n";
-        return Prelude + act + family switch
-        {
-            "unary" => """
-                extern "C" __global__ void ga_unary(const float* x, i64 xOffset, float* y, i64 yOffset, i64 n,
-                                                    float alpha, float beta, float threshold)
-                {
-                    GA_GRID_STRIDE(i, n) y[yOffset + i] = ga_activation(x[xOffset + i], alpha, beta, threshold);
-                }
-                """,
-            "prelu" => """
-                extern "C" __global__ void ga_prelu(const float* x, i64 xOffset, const float* alpha, i64 alphaOffset, int channels,
-                                                    float* y, i64 yOffset, i64 n)
-                {
-                    GA_GRID_STRIDE(i, n)
-                    {
-                        const float v = x[xOffset + i];
-                        y[yOffset + i] = (v >= 0.0f || v != v) ? v : alpha[alphaOffset + i % channels] * v;
-                    }
-                }
-                """,
-            "glu" => """
-                extern "C" __global__ void ga_glu(const float* gate, i64 gateOffset, const float* up, i64 upOffset,
-                                                  float* y, i64 yOffset, i64 rows, i64 d)
-                {
-                    GA_GRID_STRIDE(i, rows * d) y[yOffset + i] = ga_activation(gate[gateOffset + i], 0.0f, 0.0f, 0.0f) * up[upOffset + i];
-                }
-                extern "C" __global__ void ga_glu_packed(const float* gateUp, i64 gateUpOffset, float* y, i64 yOffset, i64 rows, i64 d)
-                {
-                    GA_GRID_STRIDE(i, rows * d)
-                    {
-                        const i64 r = i / d, j = i - r * d;
-                        const float* row = gateUp + gateUpOffset + r * 2 * d;
-                        y[yOffset + i] = ga_activation(row[j], 0.0f, 0.0f, 0.0f) * row[d + j];
-                    }
-                }
-                """,
-            "softmax" => """
-                static __device__ float warp_max(float v)
-                {
-                    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-                    return v;
-                }
-                static __device__ float warp_sum(float v)
-                {
-                    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-                    return v;
-                }
-                extern "C" __global__ void ga_softmax_warp(const float* x, i64 xOffset, float* y, i64 yOffset, i64 rows, i64 cols, int logOut)
-                {
-                    const int lane = threadIdx.x & 31;
-                    const i64 warps = blockDim.x >> 5;
-                    for (i64 r = (i64)blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += (i64)gridDim.x * warps)
-                    {
-                        const float* in = x + xOffset + r * cols;
-                        float* out = y + yOffset + r * cols;
-                        float m = GA_NEG_INF;
-                        for (i64 c = lane; c < cols; c += 32) m = fmaxf(m, in[c]);
-                        m = warp_max(m);
-                        float s = 0.0f;
-                        for (i64 c = lane; c < cols; c += 32) s += expf(in[c] - m);
-                        s = warp_sum(s);
-                        if (logOut) { const float ls = logf(s); for (i64 c = lane; c < cols; c += 32) out[c] = in[c] - m - ls; }
-                        else { const float inv = 1.0f / s; for (i64 c = lane; c < cols; c += 32) out[c] = expf(in[c] - m) * inv; }
-                    }
-                }
-                static __device__ float block_reduce(float v, float* scratch, bool isMax)
-                {
-                    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-                    v = isMax ? warp_max(v) : warp_sum(v);
-                    if (lane == 0) scratch[warp] = v;
-                    __syncthreads();
-                    if (warp == 0)
-                    {
-                        v = lane < warps ? scratch[lane] : (isMax ? GA_NEG_INF : 0.0f);
-                        v = isMax ? warp_max(v) : warp_sum(v);
-                        if (lane == 0) scratch[0] = v;
-                    }
-                    __syncthreads();
-                    v = scratch[0];
-                    __syncthreads();
-                    return v;
-                }
-                extern "C" __global__ void ga_softmax_block(const float* x, i64 xOffset, float* y, i64 yOffset, i64 rows, i64 cols, int logOut)
-                {
-                    __shared__ float scratch[32];
-                    for (i64 r = blockIdx.x; r < rows; r += gridDim.x)
-                    {
-                        const float* in = x + xOffset + r * cols;
-                        float* out = y + yOffset + r * cols;
-                        float m = GA_NEG_INF;
-                        for (i64 c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, in[c]);
-                        m = block_reduce(m, scratch, true);
-                        float s = 0.0f;
-                        for (i64 c = threadIdx.x; c < cols; c += blockDim.x) s += expf(in[c] - m);
-                        s = block_reduce(s, scratch, false);
-                        if (logOut) { const float ls = logf(s); for (i64 c = threadIdx.x; c < cols; c += blockDim.x) out[c] = in[c] - m - ls; }
-                        else { const float inv = 1.0f / s; for (i64 c = threadIdx.x; c < cols; c += blockDim.x) out[c] = expf(in[c] - m) * inv; }
-                    }
-                }
-                """,
-            _ => throw new ArgumentOutOfRangeException(nameof(family), family, "no test kernel family"),
-        };
-    }
 }
 
 /// <summary>What the CUDA tests need from the machine, each found once, with the reason when absent.</summary>
@@ -153,14 +37,23 @@ internal static class CudaTestEnvironment
     /// <summary>The shared NVRTC compiler; fails the test when NVRTC is required (CI) and missing, else ignores it.</summary>
     public static NvrtcCompiler RequireNvrtc()
     {
-        NativeLoad<NvrtcCompiler> load = NvrtcCompiler.Shared;
-        if (load.Api is { } compiler)
+        (NvrtcCompiler? compiler, string? reason, bool mustFail) = FindNvrtc();
+        if (compiler is not null)
             return compiler;
-        string message = $"NVRTC is not available: {load.FailureReason}";
-        if (Environment.GetEnvironmentVariable(RequireNvrtcVariable) == "1")
+        string message = $"NVRTC is not available: {reason}";
+        if (mustFail)
             Assert.Fail($"{message} ({RequireNvrtcVariable}=1)");
         Assert.Ignore(message);
         throw new UnreachableException();
+    }
+
+    /// <summary>The shared NVRTC compiler, or why there is none and whether that must fail the test (GPUACTIVATIONS_REQUIRE_NVRTC=1).</summary>
+    public static (NvrtcCompiler? Compiler, string? Reason, bool MustFail) FindNvrtc()
+    {
+        NativeLoad<NvrtcCompiler> load = NvrtcCompiler.Shared;
+        return load.Api is { } compiler
+            ? (compiler, null, false)
+            : (null, load.FailureReason, Environment.GetEnvironmentVariable(RequireNvrtcVariable) == "1");
     }
 
     private static readonly Lazy<(string? Path, string? Reason)> FakeDriver = new(BuildFakeDriver);
@@ -238,5 +131,23 @@ internal sealed unsafe class FakeCudaControls
     public long ContextErrors => ((delegate* unmanaged<long>)Export("fakecuda_context_errors"))();
     public uint LastGrid => ((delegate* unmanaged<uint>)Export("fakecuda_last_grid"))();
     public uint LastBlock => ((delegate* unmanaged<uint>)Export("fakecuda_last_block"))();
+    public uint LastGridY => ((delegate* unmanaged<uint>)Export("fakecuda_last_grid_y"))();
+    public uint LastBlockY => ((delegate* unmanaged<uint>)Export("fakecuda_last_block_y"))();
+    public string LastKernel => Marshal.PtrToStringUTF8(((delegate* unmanaged<nint>)Export("fakecuda_last_kernel"))()) ?? "";
     public void ClearCurrent() => ((delegate* unmanaged<void>)Export("fakecuda_clear_current"))();
+
+    /// <summary>Makes the fake's unary and GLU kernels compute <paramref name="activation"/> (it cannot read it from the cubin).</summary>
+    public void Use(DeviceActivation activation)
+    {
+        nint name = Marshal.StringToCoTaskMemUTF8(activation.Name);
+        try
+        {
+            if (((delegate* unmanaged<nint, int>)Export("fakecuda_set_activation"))(name) != 0)
+                throw new ArgumentException($"the fake driver does not compute '{activation.Name}'", nameof(activation));
+        }
+        finally
+        {
+            Marshal.FreeCoTaskMem(name);
+        }
+    }
 }

@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.Text;
 using GpuActivations.Cuda;
 using GpuActivations.Device;
 using NUnit.Framework;
@@ -42,8 +40,29 @@ public class CudaDiscoveryTests
             Assert.That(found.IsAvailable, Is.False);
             Assert.That(found.AbsentReason, Is.EqualTo($"{Missing} not found"));
             Assert.That(CudaNative.Shared.FailureReason, Is.EqualTo($"{Missing} not found"));
-            Assert.That(() => CudaDevice.Create(0, TestKernelSources.Provider),
+            Assert.That(() => CudaDevice.Create(0),
                 Throws.TypeOf<NotSupportedException>().With.Message.Contains(Missing));
+
+            // The public API: CUDA is absent with the reason, creating it says why, wrapping an engine's context too.
+            AcceleratorAvailability cuda = Accelerator.Probe(AcceleratorKind.Cuda);
+            Assert.That(cuda.IsAvailable, Is.False);
+            Assert.That(cuda.Devices, Is.Empty);
+            Assert.That(cuda.Reason, Is.EqualTo($"{Missing} not found"));
+            Assert.That(Accelerator.Enumerate().Select(d => d.Kind), Does.Not.Contain(AcceleratorKind.Cuda));
+            Assert.That(() => Accelerator.Create(AcceleratorKind.Cuda),
+                Throws.TypeOf<AcceleratorUnavailableException>().With.Message.Contains(Missing));
+            Assert.That(() => Accelerator.WrapCuda(1, 1),
+                Throws.TypeOf<AcceleratorUnavailableException>().With.Message.Contains(Missing));
+            using (Accelerator best = Accelerator.Best())
+                Assert.That(best.Kind, Is.Not.EqualTo(AcceleratorKind.Cuda));
+
+            // The accelerator fixtures report it as skipped with that reason (unless GPUACTIVATIONS_REQUIRE names CUDA,
+            // where its absence is a failure, and that is not a thing to trigger from inside another test).
+            if (!AcceleratorFixtures.Required.Contains(AcceleratorKind.Cuda))
+            {
+                IgnoreException skipped = Assert.Throws<IgnoreException>(() => AcceleratorFixtures.CreateOrSkip(AcceleratorKind.Cuda))!;
+                Assert.That(skipped.Message, Is.EqualTo($"Cuda is absent: {Missing} not found"));
+            }
         }
         finally
         {
@@ -143,90 +162,11 @@ public class CudaDiscoveryTests
     }
 }
 
-/// <summary>NVRTC compiles kernels to cubin with no GPU and no libcuda: CI runs these with GPUACTIVATIONS_REQUIRE_NVRTC=1.</summary>
-[TestFixture]
-public class NvrtcTests
-{
-    private static bool IsElfCubin(byte[] image) =>
-        image.Length > 64 && image[0] == 0x7F && image[1] == (byte)'E' && image[2] == (byte)'L' && image[3] == (byte)'F'
-        && BinaryPrimitives.ReadUInt16LittleEndian(image.AsSpan(18)) == 190; // e_machine EM_CUDA
-
-    [Test]
-    public void CompilesATestKernelToCubin([Values(80, 90)] int arch)
-    {
-        NvrtcCompiler compiler = CudaTestEnvironment.RequireNvrtc();
-        CudaImage image = compiler.Compile(TestKernelSources.AddOne, "add_one.cu", arch / 10, arch % 10);
-        TestContext.Out.WriteLine($"NVRTC {compiler.Version} ({compiler.Nvrtc.LibraryName}): {image.Bytes.Length} bytes of {image.Kind} for {image.Architecture}");
-        Assert.That(image.Kind, Is.EqualTo(CudaImageKind.Cubin));
-        Assert.That(image.Architecture, Is.EqualTo($"sm_{arch}"));
-        Assert.That(image.Bytes, Is.Not.Empty);
-        Assert.That(image.Bytes.Take(4), Is.EqualTo(new byte[] { 0x7F, (byte)'E', (byte)'L', (byte)'F' }));
-        Assert.That(IsElfCubin(image.Bytes), Is.True, "an ELF for EM_CUDA");
-    }
-
-    [Test]
-    public void CompilesTheTestKernelFamiliesToCubin([Values("unary", "prelu", "glu", "softmax")] string family, [Values(80, 90)] int arch)
-    {
-        NvrtcCompiler compiler = CudaTestEnvironment.RequireNvrtc();
-        DeviceActivation? activation = family switch
-        {
-            "unary" => TestKernelSources.Affine,
-            "glu" => TestKernelSources.Identity,
-            _ => null,
-        };
-        CudaImage image = compiler.Compile(TestKernelSources.Source(family, activation), $"{family}.cu", arch / 10, arch % 10);
-        Assert.That(IsElfCubin(image.Bytes), Is.True);
-    }
-
-    [Test]
-    public void BrokenKernel_ThrowsWithTheNvrtcLog()
-    {
-        NvrtcCompiler compiler = CudaTestEnvironment.RequireNvrtc();
-        const string broken = """
-            extern "C" __global__ void broken(float* y) { y[0] = ga_undefined_name_42; }
-            """;
-        NvrtcException error = Assert.Throws<NvrtcException>(() => compiler.Compile(broken, "broken.cu", 8, 0))!;
-        TestContext.Out.WriteLine(error.Message);
-        Assert.That(error.Log, Does.Contain("ga_undefined_name_42"));
-        Assert.That(error.Message, Does.Contain("broken.cu").And.Contain("sm_80").And.Contain("NVRTC log").And.Contain("ga_undefined_name_42"));
-    }
-
-    [Test]
-    public void CompilesWithoutFastMath()
-    {
-        Assert.That(NvrtcCompiler.BaseOptions, Does.Not.Contain("--use_fast_math").And.Not.Contain("-use_fast_math"));
-        Assert.That(NvrtcCompiler.BaseOptions, Does.Contain("--std=c++14").And.Contain("-default-device").And.Contain("--ftz=false"));
-        Assert.That(NvrtcCompiler.BaseOptions, Does.Not.Contain("-lineinfo"));
-    }
-
-    [Test]
-    public void ArchitectureNewerThanNvrtc_FallsBackToPtx()
-    {
-        NvrtcCompiler compiler = CudaTestEnvironment.RequireNvrtc();
-        IReadOnlyList<int>? supported = compiler.Nvrtc.SupportedArchitectures;
-        if (supported is null)
-            Assert.Ignore($"NVRTC {compiler.Version} does not list its architectures");
-        TestContext.Out.WriteLine($"NVRTC {compiler.Version} supports sm_{string.Join(", sm_", supported!)}");
-        int newest = supported!.Max();
-
-        // A compute capability no NVRTC knows yet: PTX for the newest architecture this one knows.
-        CudaImage image = compiler.Compile(TestKernelSources.AddOne, "add_one.cu", 99, 0);
-        Assert.That(image.Kind, Is.EqualTo(CudaImageKind.Ptx));
-        Assert.That(image.Architecture, Is.EqualTo($"compute_{newest}"));
-        Assert.That(image.Bytes[^1], Is.EqualTo(0), "PTX handed to cuModuleLoadData ends with NUL");
-        string ptx = Encoding.UTF8.GetString(image.Bytes, 0, image.Bytes.Length - 1);
-        Assert.That(ptx, Does.Contain($".target sm_{newest}").And.Contain("test_add_one"));
-
-        // Every architecture it lists gets a cubin; one below all of them is refused.
-        Assert.That(compiler.ChooseTarget(newest / 10, newest % 10), Is.EqualTo((CudaImageKind.Cubin, $"sm_{newest}")));
-        Assert.That(() => compiler.ChooseTarget(1, 0), Throws.TypeOf<NotSupportedException>());
-    }
-}
-
 /// <summary>
 /// The device itself, on two drivers: "real" (a CUDA GPU; ignored with the reason when there is none) and "fake"
-/// (the CPU stand-in built from FakeCuda/fake_libcuda.c, which checks context-per-thread, bounds and argument lists
-/// and emulates the kernels; ignored when no C compiler is there). Both need NVRTC.
+/// (the CPU stand-in built from FakeCuda/fake_libcuda.c, which checks context-per-thread, bounds, alignment and the
+/// launch rules of the shared kernels and emulates them; ignored when no C compiler is there). Both need NVRTC: the
+/// shared kernels are really compiled for the device's architecture either way; only the real driver runs them.
 /// </summary>
 [TestFixture("real")]
 [TestFixture("fake")]
@@ -259,7 +199,7 @@ public class CudaDeviceTests(string driverKind)
             _compiler = NvrtcCompiler.Shared.Require("NVRTC");
         }
 
-        _device = CudaDevice.Create(0, TestKernelSources.Provider, driver: _driver, compiler: _compiler);
+        _device = CudaDevice.Create(0, _driver, _compiler);
         TestContext.Out.WriteLine(_device);
     }
 
@@ -278,6 +218,21 @@ public class CudaDeviceTests(string driverKind)
             Assert.That(_fake.ContextErrors - _contextErrorsBefore, Is.Zero, "a driver call ran without its context current on the calling thread");
     }
 
+    /// <summary>Tells the fake driver which activation the next unary and GLU launches compute (the real GPU runs the cubin).</summary>
+    private void Use(DeviceActivation activation) => _fake?.Use(activation);
+
+    /// <summary>On the fake driver, the kernel and shape of the last launch.</summary>
+    private void AssertLastLaunch(string kernel, uint? block = null, uint? grid = null)
+    {
+        if (_fake is null)
+            return;
+        Assert.That(_fake.LastKernel, Is.EqualTo(kernel));
+        if (block is { } b)
+            Assert.That(_fake.LastBlock * _fake.LastBlockY, Is.EqualTo(b), "threads per block");
+        if (grid is { } g)
+            Assert.That(_fake.LastGrid, Is.EqualTo(g), "blocks");
+    }
+
     private static float[] Random(int n, int seed, float scale = 4)
     {
         var random = new Random(seed);
@@ -292,8 +247,23 @@ public class CudaDeviceTests(string driverKind)
         for (int i = 0; i < actual.Length; i++)
         {
             double want = expected(i);
-            Assert.That(actual[i], Is.EqualTo(want).Within(relative * Math.Max(1, Math.Abs(want))), $"element {i}");
+            if (!(Math.Abs(actual[i] - want) <= relative * Math.Max(1, Math.Abs(want))))
+                Assert.Fail($"element {i}: got {actual[i]:R}, expected {want:R}");
         }
+    }
+
+    private CudaBuffer Upload(float[] data, int offset = 0)
+    {
+        CudaBuffer buffer = _device.Allocate<float>(data.Length + offset + 1);
+        _device.Write(buffer, data, elementOffset: offset);
+        return buffer;
+    }
+
+    private float[] Download(CudaBuffer buffer, int offset, int count)
+    {
+        var back = new float[count];
+        _device.Read(buffer, back, elementOffset: offset);
+        return back;
     }
 
     [Test]
@@ -373,30 +343,32 @@ public class CudaDeviceTests(string driverKind)
         Assert.That(back, Is.EqualTo(data.Select(v => v + 1f).ToArray()));
     }
 
-    [Test]
-    public void Unary_AppliesTheActivationWithParametersAtOffsets()
+    // x and y offsets: both on 16 bytes (the float4 kernel), or not (the scalar one); lengths with every tail.
+    [TestCase(0, 0, 1000, "ga_unary_vec4")]
+    [TestCase(4, 8, 1003, "ga_unary_vec4")]
+    [TestCase(3, 5, 1000, "ga_unary")]
+    [TestCase(0, 1, 999, "ga_unary")]
+    [TestCase(0, 0, 3, "ga_unary")]
+    [TestCase(0, 0, 7, "ga_unary_vec4")]
+    public void Unary_AppliesTheActivationWithParametersAtOffsets(int xOffset, int yOffset, int n, string kernel)
     {
-        const int n = 1000;
-        float[] data = Random(n + 3, 4);
-        using CudaBuffer x = _device.Allocate<float>(n + 3);
-        using CudaBuffer y = _device.Allocate<float>(n + 5);
-        _device.Write(x, data);
-        _device.Unary(TestKernelSources.Affine, x.Region(3), y.Region(5), n, new ActivationParameters(2.5f, -0.75f, 0));
-        var back = new float[n];
-        _device.Read(y, back, elementOffset: 5);
-        AssertClose(back, i => (double)data[i + 3] * 2.5 - 0.75);
+        float[] data = Random(n, 4 + n);
+        using CudaBuffer x = Upload(data, xOffset);
+        using CudaBuffer y = _device.Allocate<float>(n + yOffset);
+        Use(TestKernelSources.Affine);
+        _device.Unary(TestKernelSources.Affine, x.Region(xOffset), y.Region(yOffset), n, new ActivationParameters(2.5f, -0.75f, 0));
+        AssertLastLaunch(kernel, block: 256);
+        AssertClose(Download(y, yOffset, n), i => (double)data[i] * 2.5 - 0.75);
     }
 
     [Test]
     public void Unary_InPlace()
     {
         float[] data = Random(777, 5);
-        using CudaBuffer x = _device.Allocate<float>(data.Length);
-        _device.Write(x, data);
+        using CudaBuffer x = Upload(data);
+        Use(TestKernelSources.Affine);
         _device.Unary(TestKernelSources.Affine, x.Region(), x.Region(), data.Length, new ActivationParameters(-1, 0, 0));
-        var back = new float[data.Length];
-        _device.Read(x, back);
-        Assert.That(back, Is.EqualTo(data.Select(v => -v).ToArray()));
+        Assert.That(Download(x, 0, data.Length), Is.EqualTo(data.Select(v => -v).ToArray()));
     }
 
     [Test]
@@ -406,23 +378,25 @@ public class CudaDeviceTests(string driverKind)
         float[] data = Random(n, 6);
         data[10] = float.NaN;
         float[] slopes = Random(channels, 7, 1);
-        using CudaBuffer x = _device.Allocate<float>(n);
-        using CudaBuffer alpha = _device.Allocate<float>(channels + 2);
+        using CudaBuffer x = Upload(data);
+        using CudaBuffer alpha = Upload(slopes, 2);
         using CudaBuffer y = _device.Allocate<float>(n);
-        _device.Write(x, data);
-        _device.Write(alpha, slopes, elementOffset: 2);
         ((IDeviceKernels)_device).PRelu(x.Region(), alpha.Region(2), channels, y.Region(), n);
-        var back = new float[n];
-        _device.Read(y, back);
+        AssertLastLaunch(ElementwiseKernels.PRelu);
+        float[] back = Download(y, 0, n);
         Assert.That(back[10], Is.NaN);
         back[10] = data[10] = 0;
         Assert.That(back, Is.EqualTo(data.Select((v, i) => v >= 0 ? v : slopes[i % channels] * v).ToArray()));
     }
 
-    [Test]
-    public void Glu_SeparateAndPacked()
+    // (rows, d, offset step): step 4 keeps gate, up and y on 16 bytes (ga_glu_vec4 when every row is, too).
+    [TestCase(13, 37, 4, "ga_glu_vec4", "ga_glu")]
+    [TestCase(13, 40, 4, "ga_glu_vec4", "ga_glu_vec4")]
+    [TestCase(5, 256, 1, "ga_glu", "ga_glu")]
+    [TestCase(1, 3, 4, "ga_glu", "ga_glu")]
+    [TestCase(300, 7, 4, "ga_glu_vec4", "ga_glu")]
+    public void Glu_SeparateAndPacked(int rows, int d, int step, string separateKernel, string packedKernel)
     {
-        const int rows = 13, d = 37;
         float[] gate = Random(rows * d, 8), up = Random(rows * d, 9);
         var packed = new float[rows * 2 * d];
         for (int r = 0; r < rows; r++)
@@ -431,68 +405,174 @@ public class CudaDeviceTests(string driverKind)
             up.AsSpan(r * d, d).CopyTo(packed.AsSpan(r * 2 * d + d));
         }
 
-        using CudaBuffer g = _device.Allocate<float>(gate.Length);
-        using CudaBuffer u = _device.Allocate<float>(up.Length);
-        using CudaBuffer p = _device.Allocate<float>(packed.Length + 1);
-        using CudaBuffer y = _device.Allocate<float>(rows * d);
-        using CudaBuffer yp = _device.Allocate<float>(rows * d);
-        _device.Write(g, gate);
-        _device.Write(u, up);
-        _device.Write(p, packed, elementOffset: 1);
-        _device.Glu(TestKernelSources.Identity, GluLayout.Separate, g.Region(), u.Region(), y.Region(), rows, d);
-        _device.Glu(TestKernelSources.Identity, GluLayout.Packed, p.Region(1), default, yp.Region(), rows, d);
-        var back = new float[rows * d];
-        var backPacked = new float[rows * d];
-        _device.Read(y, back);
-        _device.Read(yp, backPacked);
+        using CudaBuffer g = Upload(gate, 0);
+        using CudaBuffer u = Upload(up, step);
+        using CudaBuffer p = Upload(packed, step);
+        using CudaBuffer y = _device.Allocate<float>(rows * d + 2 * step);
+        using CudaBuffer yp = _device.Allocate<float>(rows * d + step);
+        Use(TestKernelSources.Identity);
+        _device.Glu(TestKernelSources.Identity, GluLayout.Separate, g.Region(), u.Region(step), y.Region(2 * step), rows, d);
+        AssertLastLaunch(separateKernel, block: 256);
+        _device.Glu(TestKernelSources.Identity, GluLayout.Packed, p.Region(step), default, yp.Region(step), rows, d);
+        AssertLastLaunch(packedKernel, block: 256);
         float[] expected = gate.Select((v, i) => v * up[i]).ToArray();
-        Assert.That(back, Is.EqualTo(expected));
-        Assert.That(backPacked, Is.EqualTo(expected));
+        Assert.That(Download(y, 2 * step, rows * d), Is.EqualTo(expected));
+        Assert.That(Download(yp, step, rows * d), Is.EqualTo(expected));
     }
 
-    [TestCase(10, 100, false)]
-    [TestCase(10, 100, true)]
-    [TestCase(1, 1, false)]
-    [TestCase(3, 3000, false)]
-    [TestCase(3, 3000, true)]
-    [TestCase(300, 33, false)]
-    public void Softmax_RowWise(int rows, int cols, bool log)
+    [Test]
+    public void Glu_ParametersReachTheGate()
     {
-        float[] data = Random(rows * cols, 10 + rows + cols, 8);
-        using CudaBuffer x = _device.Allocate<float>(data.Length + 2);
-        using CudaBuffer y = _device.Allocate<float>(data.Length);
-        _device.Write(x, data, elementOffset: 2);
-        _device.Softmax(x.Region(2), y.Region(), rows, cols, log);
-        var back = new float[data.Length];
-        _device.Read(y, back);
+        float[] gate = Random(64, 12), up = Random(64, 13);
+        using CudaBuffer g = Upload(gate), u = Upload(up), y = _device.Allocate<float>(64);
+        Use(TestKernelSources.Affine);
+        _device.Glu(TestKernelSources.Affine, GluLayout.Separate, g.Region(), u.Region(), y.Region(), 4, 16, new ActivationParameters(2, 1, 0));
+        AssertClose(Download(y, 0, 64), i => ((double)gate[i] * 2 + 1) * up[i]);
+    }
 
-        var expected = new double[data.Length];
-        for (int r = 0; r < rows; r++)
+    // ------------------------------------------------------------------------------------------------- softmax
+
+    /// <summary>The double reference: max-subtracted; NaN or +inf in a row, or a row of only -inf, gives a NaN row.</summary>
+    private static double[] SoftmaxReference(float[] x, long rows, long cols, bool log)
+    {
+        var y = new double[x.Length];
+        for (long r = 0; r < rows; r++)
         {
-            ReadOnlySpan<float> row = data.AsSpan(r * cols, cols);
-            double max = double.NegativeInfinity, sum = 0;
-            foreach (float v in row)
-                max = Math.Max(max, v);
-            foreach (float v in row)
-                sum += Math.Exp(v - max);
-            for (int c = 0; c < cols; c++)
-                expected[r * cols + c] = log ? row[c] - max - Math.Log(sum) : Math.Exp(row[c] - max) / sum;
+            long o = r * cols;
+            double max = double.NegativeInfinity;
+            bool bad = false;
+            for (long j = 0; j < cols; j++)
+            {
+                double v = x[o + j];
+                if (double.IsNaN(v) || double.IsPositiveInfinity(v)) bad = true;
+                else max = Math.Max(max, v);
+            }
+
+            if (bad || double.IsNegativeInfinity(max))
+            {
+                for (long j = 0; j < cols; j++) y[o + j] = double.NaN;
+                continue;
+            }
+
+            double sum = 0;
+            for (long j = 0; j < cols; j++) sum += Math.Exp(x[o + j] - max);
+            for (long j = 0; j < cols; j++) y[o + j] = log ? (x[o + j] - max) - Math.Log(sum) : Math.Exp(x[o + j] - max) / sum;
         }
 
-        for (int i = 0; i < back.Length; i++)
-        {
-            double tolerance = log ? 1e-5 * Math.Max(1, Math.Abs(expected[i])) : 1e-5 * Math.Abs(expected[i]) + 1e-12;
-            Assert.That(back[i], Is.EqualTo(expected[i]).Within(tolerance), $"element {i}");
-        }
+        return y;
+    }
 
-        if (_fake is not null)
+    private void CheckSoftmax(float[] x, long rows, long cols, bool log, SoftmaxPlan plan, (int X, int Y) offsets)
+    {
+        using CudaBuffer xb = Upload(x, offsets.X);
+        using CudaBuffer yb = _device.Allocate<float>(x.Length + offsets.Y);
+        _device.Softmax(xb.Region(offsets.X), yb.Region(offsets.Y), rows, cols, log, plan);
+        AssertLastLaunch(plan.Kernel, block: (uint)(plan.Shape == SoftmaxShape.Registers ? plan.GroupSize : CudaDevice.GroupSize));
+        float[] y = Download(yb, offsets.Y, x.Length);
+        double[] expected = SoftmaxReference(x, rows, cols, log);
+        for (long i = 0; i < y.Length; i++)
         {
-            bool warp = cols <= _device.Plan.SoftmaxWarpMaxColumns;
-            LaunchShape shape = warp ? _device.RowsPerBlock(rows, _device.Plan.SoftmaxWarpsPerBlock) : _device.BlockPerRow(rows, _device.Plan.SoftmaxBlockSize);
-            Assert.That((_fake.LastGrid, _fake.LastBlock), Is.EqualTo((shape.GridX, shape.BlockX)));
-            Assert.That(shape.BlockX, Is.EqualTo(warp ? 256u : 512u));
+            double want = expected[i];
+            bool ok = double.IsNaN(want) ? float.IsNaN(y[i])
+                : float.IsInfinity((float)want) ? y[i] == (float)want
+                : log ? Math.Abs(y[i] - want) <= 1e-5 * Math.Max(1, Math.Abs(want))
+                : Math.Abs(y[i] - want) <= 1e-5 * Math.Abs(want) + 1e-35;
+            if (!ok)
+                Assert.Fail($"{(log ? "log-softmax" : "softmax")} {rows}x{cols} {plan}: element {i} (x={x[i]:R}) is {y[i]:R}, expected {want:R}");
         }
     }
+
+    /// <summary>Every shape that fits rows of <paramref name="cols"/> on CUDA: the planner's, and the others forced.</summary>
+    private IEnumerable<SoftmaxPlan> Plans(long rows, long cols)
+    {
+        var plans = new List<SoftmaxPlan> { _device.SoftmaxPlanner.Plan(rows, cols), SoftmaxPlan.Rows(CudaDevice.GroupSize) };
+        if (cols >= 2)
+            plans.Add(SoftmaxPlan.Split(cols, Math.Max(1, (cols + 2) / 3)));
+        if (cols <= SoftmaxPlanner.MaxWarpColumns)
+        {
+            // Rows sharing a warp (lanes < 32) and a warp per row, as wide as registers allow.
+            foreach (int lanes in new[] { 1, 4, 32 })
+            {
+                int perLane = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)((cols + lanes - 1) / lanes));
+                if (perLane <= SoftmaxKernels.MaxRegistersPerLane)
+                    plans.Add(SoftmaxPlan.Registers(lanes, perLane, CudaDevice.GroupSize));
+            }
+        }
+
+        if (cols <= SoftmaxPlanner.MaxBlockColumns && cols > 32)
+        {
+            // One row per block: the narrowest block of 32 values per thread, and a 1024-thread block.
+            int threads = (int)Math.Min(1024, ((cols + 31) / 32 + 31) / 32 * 32);
+            plans.Add(SoftmaxPlan.Registers(threads, 32, threads));
+            int perLane = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)((cols + 1023) / 1024));
+            plans.Add(SoftmaxPlan.Registers(1024, perLane, 1024));
+        }
+
+        return plans.Distinct();
+    }
+
+    [TestCase(1, 1)]
+    [TestCase(3, 2)]
+    [TestCase(7, 31)]
+    [TestCase(5, 33)]
+    [TestCase(10, 100)]
+    [TestCase(4, 1000)]
+    [TestCase(300, 1024)]
+    [TestCase(3, 1025)]
+    [TestCase(3, 3000)]
+    [TestCase(2, 4097)]
+    [TestCase(64, 32768)]
+    [TestCase(1, 32769)]
+    [TestCase(1, 262144)]
+    [TestCase(1000, 3)]
+    public void Softmax_EveryShape(int rows, int cols)
+    {
+        float[] x = Random(rows * cols, 10 + rows + cols, 8);
+        foreach (SoftmaxPlan plan in Plans(rows, cols))
+            foreach (bool log in new[] { false, true })
+                CheckSoftmax(x, rows, cols, log, plan, offsets: log ? (3, 1) : (0, 0));
+    }
+
+    [TestCase(1)]
+    [TestCase(5)]
+    [TestCase(33)]
+    [TestCase(1000)]
+    [TestCase(4097)]
+    public void Softmax_SpecialRows_EveryShape(int cols)
+    {
+        var random = new Random(cols);
+        var rows = new List<float[]>();
+        float[] Row(Func<int, float> f) => Enumerable.Range(0, cols).Select(f).ToArray();
+        int mid = cols / 2;
+        rows.Add(Row(_ => (float)(random.NextDouble() * 20 - 10)));                               // plain
+        rows.Add(Row(j => j == mid ? float.NaN : (float)random.NextDouble()));                        // NaN -> NaN row
+        rows.Add(Row(j => j == cols - 1 ? float.PositiveInfinity : (float)random.NextDouble()));      // +inf -> NaN row
+        rows.Add(Row(_ => float.NegativeInfinity));                                                    // all -inf -> NaN row
+        rows.Add(Row(j => j % 3 == 1 ? float.NegativeInfinity : (float)(random.NextDouble() * 4)));    // some -inf -> 0 / -inf
+        rows.Add(Row(j => j % 4 == 0 ? 1e30f : j % 4 == 1 ? -1e30f : j % 4 == 2 ? 1e29f : 0f));        // huge logits
+        rows.Add(Row(j => j == mid ? 3f : float.NegativeInfinity));                                    // one finite among -inf
+        rows.Add(Row(j => j % 2 == 0 ? float.MaxValue : -float.MaxValue));                             // extremes
+        float[] x = rows.SelectMany(r => r).ToArray();
+        foreach (SoftmaxPlan plan in Plans(rows.Count, cols))
+            foreach (bool log in new[] { false, true })
+                CheckSoftmax(x, rows.Count, cols, log, plan, offsets: (2, 1));
+    }
+
+    [Test]
+    public void Softmax_InPlace_EveryShape()
+    {
+        const int rows = 6, cols = 777;
+        float[] x = Random(rows * cols, 3, 8);
+        double[] expected = SoftmaxReference(x, rows, cols, log: false);
+        foreach (SoftmaxPlan plan in Plans(rows, cols))
+        {
+            using CudaBuffer b = Upload(x);
+            _device.Softmax(b.Region(), b.Region(), rows, cols, false, plan);
+            AssertClose(Download(b, 0, x.Length), i => expected[i], 1e-5);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------- machinery
 
     [Test]
     public void LaunchShapes_AreGridStrideAndCapped()
@@ -502,10 +582,11 @@ public class CudaDeviceTests(string driverKind)
         Assert.That(_device.GridStride(0), Is.EqualTo(new LaunchShape(1, 256)));
         Assert.That(_device.GridStride(257), Is.EqualTo(new LaunchShape(2, 256)));
         Assert.That(_device.GridStride(long.MaxValue / 2), Is.EqualTo(new LaunchShape((uint)(sms * 8), 256)));
-        Assert.That(_device.GridStride(1 << 20, 128, 2), Is.EqualTo(new LaunchShape((uint)(sms * 2), 128)));
-        Assert.That(_device.RowsPerBlock(17, 8), Is.EqualTo(new LaunchShape(3, 256)));
-        Assert.That(_device.BlockPerRow(5, 512), Is.EqualTo(new LaunchShape(5, 512)));
-        Assert.That(_device.BlockPerRow(1_000_000, 512).GridX, Is.LessThan(1_000_000u));
+        Assert.That(_device.RowBlocks(17, 8, 256), Is.EqualTo(new LaunchShape(3, 256)));
+        Assert.That(_device.RowBlocks(5, 1, 1024), Is.EqualTo(new LaunchShape(5, 1024)));
+        Assert.That(_device.RowBlocks(1_000_000, 1, 1024).GridX, Is.EqualTo((uint)(sms * 2)));
+        Assert.That(_device.GluShape(1, 1 << 24), Is.EqualTo(new LaunchShape((uint)(sms * 8), 256)));
+        Assert.That(_device.GluShape(1000, 7), Is.EqualTo(new LaunchShape(1, 8, 0, (uint)Math.Min(32, sms * 8), 32)));
 
         CudaKernel addOne = _device.GetModule("test/add_one", () => TestKernelSources.AddOne).Function("test_add_one");
         Assert.That(() => _device.Launch(addOne, new LaunchShape(1, 64, BlockY: 32), KernelArgument.Int64(0)),
@@ -514,8 +595,9 @@ public class CudaDeviceTests(string driverKind)
         if (_fake is not null)
         {
             using CudaBuffer x = _device.Allocate<float>(1 << 20);
+            Use(TestKernelSources.Affine);
             _device.Unary(TestKernelSources.Affine, x.Region(), x.Region(), 1 << 20, new ActivationParameters(1, 0, 0));
-            Assert.That((_fake.LastGrid, _fake.LastBlock), Is.EqualTo((4u * 8, 256u)));
+            AssertLastLaunch(ElementwiseKernels.UnaryVec4, block: 256, grid: 4u * 8);
         }
     }
 
@@ -523,12 +605,16 @@ public class CudaDeviceTests(string driverKind)
     public void Modules_AreCompiledOncePerFamilyAndActivation()
     {
         using CudaBuffer x = _device.Allocate<float>(64);
+        Use(TestKernelSources.Affine);
         _device.Unary(TestKernelSources.Affine, x.Region(), x.Region(), 64, new ActivationParameters(1, 0, 0));
-        CudaModule first = _device.GetModule("unary/test_affine", () => throw new AssertionException("compiled twice"));
+        CudaModule first = _device.FamilyModule(KernelFamily.Unary, TestKernelSources.Affine);
         _device.Unary(TestKernelSources.Affine, x.Region(), x.Region(), 64, new ActivationParameters(1, 0, 0));
-        Assert.That(_device.GetModule("unary/test_affine", () => throw new AssertionException("compiled twice")), Is.SameAs(first));
-        Assert.That(_device.GetKernel("unary", TestKernelSources.Affine, "ga_unary"),
-            Is.EqualTo(_device.GetKernel("unary", TestKernelSources.Affine, "ga_unary")));
+        Assert.That(_device.FamilyModule(KernelFamily.Unary, TestKernelSources.Affine), Is.SameAs(first));
+        // Another object with the same name and body shares the module; the same name with another body does not.
+        Assert.That(_device.FamilyModule(KernelFamily.Unary, new DeviceActivation("test_affine", TestKernelSources.Affine.Body)), Is.SameAs(first));
+        Assert.That(_device.FamilyModule(KernelFamily.Unary, new DeviceActivation("test_affine", "return x * alpha;")), Is.Not.SameAs(first));
+        Assert.That(() => _device.FamilyModule(KernelFamily.Unary, null), Throws.ArgumentException);
+        Assert.That(() => _device.FamilyModule(KernelFamily.Softmax, TestKernelSources.Affine), Throws.ArgumentException);
 
         var compiled = 0;
         Parallel.For(0, 8, _ => _device.GetModule("test/concurrent", () =>
@@ -540,10 +626,24 @@ public class CudaDeviceTests(string driverKind)
     }
 
     [Test]
+    public void SecondDevice_ReusesTheCompiledImages()
+    {
+        CudaModule first = _device.FamilyModule(KernelFamily.PRelu, null);
+        int images = _compiler.CachedImages;
+        using CudaDevice second = CudaDevice.Create(0, _driver, _compiler);
+        CudaModule again = second.FamilyModule(KernelFamily.PRelu, null);
+        Assert.That(again, Is.Not.SameAs(first), "each device loads its own module");
+        Assert.That(again.Image, Is.SameAs(first.Image), "from the one image compiled in this process");
+        Assert.That(_compiler.CachedImages, Is.EqualTo(images));
+    }
+
+    [Test]
     public void FailedCompilation_IsReportedAndNotCached()
     {
-        Assert.That(() => _device.GetModule("test/broken", () => "this is not CUDA"),
-            Throws.TypeOf<NvrtcException>().With.Property(nameof(NvrtcException.Log)).Not.Empty);
+        NvrtcException error = Assert.Throws<NvrtcException>(() => _device.GetModule("test/broken", () => "this is not CUDA"))!;
+        Assert.That(error.Log, Is.Not.Empty);
+        Assert.That(error.Call, Is.EqualTo("nvrtcCompileProgram"));
+        Assert.That(error.ErrorName, Is.EqualTo("NVRTC_ERROR_COMPILATION"));
         Assert.That(_device.GetModule("test/broken", () => TestKernelSources.AddOne).Function("test_add_one").Function, Is.Not.Zero);
     }
 
@@ -554,6 +654,7 @@ public class CudaDeviceTests(string driverKind)
         CudaException error = Assert.Throws<CudaException>(() => module.Function("no_such_kernel"))!;
         Assert.That(error.ErrorName, Is.EqualTo("CUDA_ERROR_NOT_FOUND"));
         Assert.That(error.Message, Does.Contain("cuModuleGetFunction").And.Contain("no_such_kernel").And.Contain("CUDA_ERROR_NOT_FOUND"));
+        Assert.That(error, Is.InstanceOf<AcceleratorException>());
     }
 
     [Test]
@@ -572,6 +673,7 @@ public class CudaDeviceTests(string driverKind)
     public void CallsFromParallelForThreads_SetTheContextThemselves()
     {
         const int n = 4096;
+        Use(TestKernelSources.Affine);
         Parallel.For(0, 32, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
         {
             _fake?.ClearCurrent(); // a worker thread that has never seen the context (fake: per thread, as CUDA)
@@ -580,6 +682,8 @@ public class CudaDeviceTests(string driverKind)
             using CudaBuffer y = _device.Allocate<float>(n);
             _device.Write(x, data);
             _device.Unary(TestKernelSources.Affine, x.Region(), y.Region(), n, new ActivationParameters(1, i, 0));
+            if (i % 4 == 0)
+                _device.Softmax(x.Region(), x.Region(), 2, n / 2, log: false); // the split's scratch, shared under its lock
             var back = new float[n];
             _device.Read(y, back);
             for (int k = 0; k < n; k++)
@@ -615,7 +719,7 @@ public class CudaDeviceTests(string driverKind)
         int retains = _fake?.PrimaryRetains ?? 0;
         long streams = _fake?.LiveStreams ?? 0;
 
-        using (CudaDevice engine = CudaDevice.Wrap(_device.Context, _device.Stream, TestKernelSources.Provider, driver: _driver, compiler: _compiler))
+        using (CudaDevice engine = CudaDevice.Wrap(_device.Context, _device.Stream, _driver, _compiler))
         {
             Assert.That(engine.OwnsContext, Is.False);
             Assert.That(engine.Context, Is.EqualTo(_device.Context));
@@ -625,14 +729,13 @@ public class CudaDeviceTests(string driverKind)
             using CudaBuffer ex = engine.WrapMemory(x.Pointer, x.Bytes);
             using CudaBuffer ey = engine.WrapMemory(y.Pointer, y.Bytes);
             Assert.That(ex.OwnsMemory, Is.False);
+            Use(TestKernelSources.Affine);
             engine.Unary(TestKernelSources.Affine, ex.Region(), ey.Region(), 500, new ActivationParameters(3, 1, 0));
             engine.Synchronize();
         }
 
         // The engine's context, stream and memory are still alive and usable.
-        var back = new float[500];
-        _device.Read(y, back);
-        AssertClose(back, i => data[i] * 3.0 + 1);
+        AssertClose(Download(y, 0, 500), i => data[i] * 3.0 + 1);
         if (_fake is not null)
         {
             Assert.That(_fake.PrimaryRetains, Is.EqualTo(retains));
@@ -644,6 +747,7 @@ public class CudaDeviceTests(string driverKind)
     public void TimeMilliseconds_MeasuresQueuedWork()
     {
         using CudaBuffer x = _device.Allocate<float>(1 << 16);
+        Use(TestKernelSources.Affine);
         float ms = _device.TimeMilliseconds(() =>
             _device.Unary(TestKernelSources.Affine, x.Region(), x.Region(), 1 << 16, new ActivationParameters(1, 0, 0)));
         Assert.That(ms, Is.GreaterThanOrEqualTo(0f));
@@ -657,9 +761,11 @@ public class CudaDeviceTests(string driverKind)
         int retains = _fake?.PrimaryRetains ?? 0;
         long streams = _fake?.LiveStreams ?? 0, modules = _fake?.LiveModules ?? 0, allocations = _fake?.LiveAllocations ?? 0;
 
-        CudaDevice second = CudaDevice.Create(0, TestKernelSources.Provider, driver: _driver, compiler: _compiler);
+        CudaDevice second = CudaDevice.Create(0, _driver, _compiler);
         CudaBuffer survivor = second.Allocate<float>(16);
+        Use(TestKernelSources.Affine);
         second.Unary(TestKernelSources.Affine, survivor.Region(), survivor.Region(), 16, new ActivationParameters(1, 0, 0));
+        second.Softmax(survivor.Region(), survivor.Region(), 1, 16, log: false, SoftmaxPlan.Split(16, 4)); // allocates its scratch
         if (_fake is not null)
             Assert.That(_fake.PrimaryRetains, Is.EqualTo(retains + 1));
 
@@ -670,6 +776,7 @@ public class CudaDeviceTests(string driverKind)
         {
             Assert.That(_fake.LiveStreams, Is.EqualTo(streams));
             Assert.That(_fake.LiveModules, Is.EqualTo(modules));
+            Assert.That(_fake.LiveAllocations, Is.EqualTo(allocations + 1), "the scratch is freed, the survivor is not");
             Assert.That(_fake.PrimaryRetains, Is.EqualTo(retains + 1), "the buffer still holds the context");
         }
 
@@ -683,5 +790,29 @@ public class CudaDeviceTests(string driverKind)
         // The fixture's device is unaffected (real primary contexts are shared and reference-counted too).
         using CudaBuffer after = _device.Allocate<float>(4);
         _device.Write(after, new float[] { 1, 2, 3, 4 });
+    }
+}
+
+/// <summary>The softmax planner's choices for a CUDA device, checked without one.</summary>
+[TestFixture]
+public class SoftmaxPlannerTests
+{
+    [Test]
+    public void SoftmaxPlanner_ChoosesByRowWidth()
+    {
+        SoftmaxPlanner planner = new(256, 132, 8, RegisterRows: true); // an H100's 132 SMs
+        Assert.That(planner.Plan(100_000, 4), Is.EqualTo(SoftmaxPlan.Registers(4, 1, 256)), "short rows share a warp");
+        Assert.That(planner.Plan(100_000, 20), Is.EqualTo(SoftmaxPlan.Registers(32, 1, 256)));
+        Assert.That(planner.Plan(4096, 1000), Is.EqualTo(SoftmaxPlan.Registers(32, 32, 256)), "a warp per row up to 1024 columns");
+        Assert.That(planner.Plan(4096, 32000), Is.EqualTo(SoftmaxPlan.Registers(1024, 32, 1024)), "a block per row up to 32768");
+        Assert.That(planner.Plan(4096, 2000), Is.EqualTo(SoftmaxPlan.Registers(512, 4, 512)));
+        Assert.That(planner.Plan(4096, 100_000), Is.EqualTo(SoftmaxPlan.Rows(256)), "longer rows stream");
+        SoftmaxPlan split = planner.Plan(32, 128_256);
+        Assert.That(split.IsSplit, Is.True, "few long rows are split across blocks");
+        Assert.That((split.Chunks, split.ChunkLength), Is.EqualTo((32L, 4096L)));
+        Assert.That(planner.Plan(1, 262_144), Is.EqualTo(SoftmaxPlan.Split(262_144, 1024)));
+        foreach ((long rows, long cols) in new[] { (1L, 1L), (7L, 33L), (3L, 1025L), (1L, 32769L), (5000L, 32768L), (2L, 5_000_000L) })
+            Assert.DoesNotThrow(() => planner.Plan(rows, cols).Validate(cols, 256, cudaBlocks: true), $"{rows}x{cols}");
+        Assert.That(() => SoftmaxPlan.Registers(32, 4, 256).Validate(129, 256, true), Throws.ArgumentException, "columns left out");
     }
 }

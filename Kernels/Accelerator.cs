@@ -52,6 +52,22 @@ public abstract class Accelerator : IDisposable
         return openCl is not null ? Create(openCl) : Create(AcceleratorKind.Cpu);
     }
 
+    /// <summary>
+    /// An accelerator over an engine's own OpenCL context and in-order command queue: ops are queued on that
+    /// queue; nothing is retained, and disposing the accelerator releases neither. Buffers come from
+    /// <see cref="Wrap{T}"/> (the engine's cl_mem objects) or <see cref="Allocate{T}(long)"/>.
+    /// </summary>
+    public static Accelerator WrapOpenCL(nint context, nint commandQueue) => OpenCL.OpenCLAccelerator.Wrap(context, commandQueue);
+
+    /// <summary>
+    /// An accelerator over an engine's own CUDA context (<c>CUcontext</c>) and stream (<c>CUstream</c>; 0 is the legacy
+    /// default stream): ops are queued on that stream, and the context is made current on the calling thread at every
+    /// call. Nothing is retained: disposing the accelerator neither releases the context nor destroys the stream.
+    /// Buffers come from <see cref="Wrap{T}"/> (the engine's <c>CUdeviceptr</c>s) or <see cref="Allocate{T}(long)"/>.
+    /// </summary>
+    /// <exception cref="AcceleratorUnavailableException">The CUDA driver or NVRTC is missing; the message says which and why.</exception>
+    public static Accelerator WrapCuda(nint context, nint stream) => Cuda.CudaAccelerator.Wrap(context, stream);
+
     /// <summary>Allocates a buffer of <paramref name="length"/> elements (contents undefined until written).</summary>
     public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
     {

@@ -1,4 +1,6 @@
 using GpuActivations.Cpu;
+using GpuActivations.Cuda;
+using GpuActivations.OpenCL;
 
 namespace GpuActivations;
 
@@ -8,8 +10,8 @@ internal static class Backends
     public static AcceleratorAvailability Probe(AcceleratorKind kind) => kind switch
     {
         AcceleratorKind.Cpu => new(kind, [CpuAccelerator.Device], null),
-        AcceleratorKind.OpenCL => new(kind, [], "the OpenCL backend is not built yet"),
-        AcceleratorKind.Cuda => new(kind, [], "the CUDA backend is not built yet"),
+        AcceleratorKind.OpenCL => OpenCLAccelerator.Probe(),
+        AcceleratorKind.Cuda => CudaAccelerator.Probe(),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown accelerator kind."),
     };
 
@@ -22,6 +24,8 @@ internal static class Backends
         return kind switch
         {
             AcceleratorKind.Cpu => CpuAccelerator.Create(),
+            AcceleratorKind.OpenCL => OpenCLAccelerator.Create(deviceIndex),
+            AcceleratorKind.Cuda => CudaAccelerator.Create(deviceIndex),
             _ => throw new AcceleratorUnavailableException(kind, availability.Reason ?? "no device"),
         };
     }

@@ -3,9 +3,14 @@
  * a GPU. It implements the driver entry points the library binds, with the C prototypes of cuda.h, and checks what a
  * real driver would refuse: a call without the context current on the calling thread (contexts are per thread), a
  * copy or kernel argument outside any allocation, an unknown stream, an image that is neither cubin nor PTX, a bad
- * launch shape. "Device" memory is host memory. Kernels are emulated in C by entry name, with the argument lists
- * documented on CudaKernelPlan (plus the tests' own test_add_one); the module image itself is not executed.
- * The fakecuda_* exports let tests set up cases and inspect counts (live allocations, context retains, ...).
+ * launch shape. "Device" memory is host memory. The module image (a real cubin from NVRTC) is not executed: kernels are
+ * emulated in C by entry name, with the argument lists of the shared kernels in Kernels/Device (plus the tests' own
+ * test_add_one), and the launch rules those kernels rely on are checked: float4 kernels get 16-byte aligned rows
+ * (else CUDA_ERROR_MISALIGNED_ADDRESS, as a GPU would fault), the softmax kernels that need GA_GROUP_SIZE get
+ * blocks of 256, a register-resident softmax covers every column of its rows. Activations are computed in double;
+ * which one a unary or GLU kernel applies is set by the test (fakecuda_set_activation), since the fake cannot read
+ * it from the cubin. The fakecuda_* exports let tests set up cases and inspect counts (live allocations, context
+ * retains, ...).
  *
  * Build: cc -shared -fPIC -O1 -o libgpuactivations-fakecuda.so fake_libcuda.c -lm -lpthread
  */
@@ -31,8 +36,11 @@ typedef struct fake_event *CUevent;
 enum {
     OK = 0, INVALID_VALUE = 1, OUT_OF_MEMORY = 2, NOT_INITIALIZED = 3, NO_DEVICE = 100, INVALID_DEVICE = 101,
     INVALID_IMAGE = 200, INVALID_CONTEXT = 201, INVALID_HANDLE = 400, NOT_FOUND = 500, ILLEGAL_ADDRESS = 700,
-    LAUNCH_OUT_OF_RESOURCES = 701
+    LAUNCH_OUT_OF_RESOURCES = 701, MISALIGNED_ADDRESS = 716
 };
+
+/* GA_GROUP_SIZE of CudaDevice's programs: the rows, partial and finish softmax kernels need blocks of exactly this. */
+#define FAKE_GROUP_SIZE 256
 
 struct fake_context { int device; };
 struct fake_module { int magic; };
@@ -49,13 +57,25 @@ static int primary_refs;
 static __thread CUcontext current;
 static struct allocation *allocations;
 static long live_allocations, live_streams, live_modules, live_events, launches, context_errors;
-static unsigned last_grid, last_block;
+static unsigned last_grid, last_block, last_grid_y, last_block_y;
+static char last_kernel[64];
 
-enum { K_ADD_ONE, K_UNARY, K_PRELU, K_GLU, K_GLU_PACKED, K_SOFTMAX_WARP, K_SOFTMAX_BLOCK, K_COUNT };
-static struct fake_function functions[K_COUNT] = {
-    { K_ADD_ONE, "test_add_one" }, { K_UNARY, "ga_unary" }, { K_PRELU, "ga_prelu" }, { K_GLU, "ga_glu" },
-    { K_GLU_PACKED, "ga_glu_packed" }, { K_SOFTMAX_WARP, "ga_softmax_warp" }, { K_SOFTMAX_BLOCK, "ga_softmax_block" },
+enum {
+    K_ADD_ONE, K_UNARY, K_UNARY_VEC4, K_PRELU, K_GLU, K_GLU_VEC4, K_SOFTMAX_ROWS, K_SOFTMAX_PARTIAL, K_SOFTMAX_FINISH,
+    K_SOFTMAX_REG1, K_SOFTMAX_REG2, K_SOFTMAX_REG4, K_SOFTMAX_REG8, K_SOFTMAX_REG16, K_SOFTMAX_REG32, K_COUNT
 };
+static struct fake_function functions[K_COUNT] = {
+    { K_ADD_ONE, "test_add_one" }, { K_UNARY, "ga_unary" }, { K_UNARY_VEC4, "ga_unary_vec4" }, { K_PRELU, "ga_prelu" },
+    { K_GLU, "ga_glu" }, { K_GLU_VEC4, "ga_glu_vec4" }, { K_SOFTMAX_ROWS, "ga_softmax_rows" },
+    { K_SOFTMAX_PARTIAL, "ga_softmax_partial" }, { K_SOFTMAX_FINISH, "ga_softmax_finish" },
+    { K_SOFTMAX_REG1, "ga_softmax_registers_1" }, { K_SOFTMAX_REG2, "ga_softmax_registers_2" },
+    { K_SOFTMAX_REG4, "ga_softmax_registers_4" }, { K_SOFTMAX_REG8, "ga_softmax_registers_8" },
+    { K_SOFTMAX_REG16, "ga_softmax_registers_16" }, { K_SOFTMAX_REG32, "ga_softmax_registers_32" },
+};
+
+/* The activation the unary and GLU kernels apply (the tests name it; the cubin is not executed). */
+enum { A_AFFINE, A_IDENTITY, A_RELU, A_SILU, A_SIGMOID };
+static int activation = A_AFFINE;
 
 static int context_ok(void)
 {
@@ -99,7 +119,19 @@ EXPORT long fakecuda_launches(void) { return launches; }
 EXPORT long fakecuda_context_errors(void) { return context_errors; }
 EXPORT unsigned fakecuda_last_grid(void) { return last_grid; }
 EXPORT unsigned fakecuda_last_block(void) { return last_block; }
+EXPORT unsigned fakecuda_last_grid_y(void) { return last_grid_y; }
+EXPORT unsigned fakecuda_last_block_y(void) { return last_block_y; }
+EXPORT const char *fakecuda_last_kernel(void) { return last_kernel; }
 EXPORT void fakecuda_clear_current(void) { current = NULL; }
+
+/* "test_affine" (x * alpha + beta, the default), "test_identity", "relu", "silu", "sigmoid"; 0 when known. */
+EXPORT int fakecuda_set_activation(const char *name)
+{
+    static const char *names[] = { "test_affine", "test_identity", "relu", "silu", "sigmoid" };
+    for (int i = 0; i < 5; i++)
+        if (strcmp(name, names[i]) == 0) { activation = i; return 0; }
+    return -1;
+}
 
 /* ------------------------------------------------------------------ init, errors, devices */
 EXPORT CUresult cuInit(unsigned flags)
@@ -127,6 +159,7 @@ static const char *error_name(CUresult e)
     case NOT_FOUND: return "CUDA_ERROR_NOT_FOUND";
     case ILLEGAL_ADDRESS: return "CUDA_ERROR_ILLEGAL_ADDRESS";
     case LAUNCH_OUT_OF_RESOURCES: return "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES";
+    case MISALIGNED_ADDRESS: return "CUDA_ERROR_MISALIGNED_ADDRESS";
     default: return NULL;
     }
 }
@@ -364,27 +397,109 @@ EXPORT CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name)
 /* ------------------------------------------------------------------ kernels, emulated */
 #define ARG(type, i) (*(type *)params[i])
 #define CHECK(p, count) do { if ((count) > 0 && !in_allocation((p), (size_t)(count) * sizeof(float))) return ILLEGAL_ADDRESS; } while (0)
+#define ALIGNED16(p) ((((uintptr_t)(p)) & 15) == 0)
+#define FAIL(code, ...) do { fprintf(stderr, "fake libcuda: " __VA_ARGS__); fputc('\n', stderr); return (code); } while (0)
 
-static CUresult softmax(void **params)
+static double act(double x, double alpha, double beta)
+{
+    switch (activation) {
+    case A_AFFINE: return x * alpha + beta;
+    case A_IDENTITY: return x;
+    case A_RELU: return x < 0 ? 0 : x;
+    case A_SILU: return x == -INFINITY ? -0.0 : x / (1 + exp(-x));
+    case A_SIGMOID: return 1 / (1 + exp(-x));
+    default: return NAN;
+    }
+}
+
+static int is_pow2(long long v) { return v > 0 && (v & (v - 1)) == 0; }
+
+/* One row of softmax as the kernels define it: NaN or +inf anywhere, or only -inf, gives a NaN row. */
+static void softmax_row(const float *in, float *out, long long cols, int log_out)
+{
+    double m = -INFINITY, s = 0;
+    int bad = 0;
+    for (long long c = 0; c < cols; c++) {
+        if (isnan(in[c]) || in[c] == INFINITY) bad = 1;
+        else if (in[c] > m) m = in[c];
+    }
+    if (bad || m == -INFINITY) {
+        for (long long c = 0; c < cols; c++) out[c] = NAN;
+        return;
+    }
+    for (long long c = 0; c < cols; c++) s += exp((double)in[c] - m);
+    for (long long c = 0; c < cols; c++) out[c] = (float)(log_out ? ((double)in[c] - m) - log(s) : exp((double)in[c] - m) / s);
+}
+
+/* ga_softmax_rows and ga_softmax_registers_P: (x, xOffset, y, yOffset, rows, cols, lanes, logMode). */
+static CUresult softmax(void **params, int per_lane, unsigned block)
 {
     const float *x = ARG(const float *, 0) + ARG(long long, 1);
     float *y = ARG(float *, 2) + ARG(long long, 3);
     long long rows = ARG(long long, 4), cols = ARG(long long, 5);
-    int log_out = ARG(int, 6);
+    int lanes = ARG(int, 6), log_out = ARG(int, 7);
+    if (per_lane == 0) {
+        if (block != FAKE_GROUP_SIZE) FAIL(INVALID_VALUE, "ga_softmax_rows needs blocks of %d, got %u", FAKE_GROUP_SIZE, block);
+        if (!is_pow2(lanes) || lanes > FAKE_GROUP_SIZE) FAIL(INVALID_VALUE, "ga_softmax_rows: slice %d", lanes);
+    } else {
+        if (lanes <= 32 ? !is_pow2(lanes) || block % (unsigned)lanes != 0 : (unsigned)lanes != block || block % 32 != 0)
+            FAIL(INVALID_VALUE, "ga_softmax_registers_%d: %d lanes in blocks of %u", per_lane, lanes, block);
+        if ((long long)lanes * per_lane < cols)
+            FAIL(INVALID_VALUE, "ga_softmax_registers_%d: %d lanes leave columns of rows of %lld uncomputed", per_lane, lanes, cols);
+    }
     CHECK(x, rows * cols);
     CHECK(y, rows * cols);
+    for (long long r = 0; r < rows; r++) softmax_row(x + r * cols, y + r * cols, cols, log_out);
+    return OK;
+}
+
+static CUresult softmax_split(int id, void **params, unsigned block)
+{
+    if (block != FAKE_GROUP_SIZE) FAIL(INVALID_VALUE, "the split softmax needs blocks of %d, got %u", FAKE_GROUP_SIZE, block);
+    const float *x = ARG(const float *, 0) + ARG(long long, 1);
+    int finish = id == K_SOFTMAX_FINISH;
+    int a = finish ? 4 : 2; /* index of rows */
+    float *y = finish ? ARG(float *, 2) + ARG(long long, 3) : NULL;
+    long long rows = ARG(long long, a), cols = ARG(long long, a + 1), chunks = ARG(long long, a + 2), length = ARG(long long, a + 3);
+    float *partial = ARG(float *, a + 4);
+    int log_out = finish ? ARG(int, a + 5) : 0;
+    if (chunks < 1 || length < 1 || chunks * length < cols || (chunks - 1) * length >= cols)
+        FAIL(INVALID_VALUE, "split softmax: %lld chunks of %lld for rows of %lld", chunks, length, cols);
+    CHECK(x, rows * cols);
+    CHECK(partial, rows * chunks * 2);
+    if (finish) CHECK(y, rows * cols);
     for (long long r = 0; r < rows; r++) {
         const float *in = x + r * cols;
-        float *out = y + r * cols;
+        float *state = partial + r * chunks * 2;
+        if (!finish) {
+            for (long long k = 0; k < chunks; k++) {
+                long long begin = k * length, end = begin + length < cols ? begin + length : cols;
+                double m = -INFINITY, s = 0;
+                for (long long c = begin; c < end; c++) {
+                    double v = isnan(in[c]) ? INFINITY : in[c];
+                    if (v > m) m = v;
+                }
+                if (m > -INFINITY && m < INFINITY)
+                    for (long long c = begin; c < end; c++) s += exp((double)in[c] - m);
+                state[2 * k] = (float)m;
+                state[2 * k + 1] = (float)s;
+            }
+            continue;
+        }
         double m = -INFINITY, s = 0;
-        for (long long c = 0; c < cols; c++) if (in[c] > m) m = in[c];
-        for (long long c = 0; c < cols; c++) s += exp(in[c] - m);
-        for (long long c = 0; c < cols; c++) out[c] = (float)(log_out ? in[c] - m - log(s) : exp(in[c] - m) / s);
+        for (long long k = 0; k < chunks; k++) if (state[2 * k] > m) m = state[2 * k];
+        if (!(m < INFINITY) || m == -INFINITY) {
+            for (long long c = 0; c < cols; c++) y[r * cols + c] = NAN;
+            continue;
+        }
+        for (long long k = 0; k < chunks; k++) if (state[2 * k] > -INFINITY) s += state[2 * k + 1] * exp(state[2 * k] - m);
+        for (long long c = 0; c < cols; c++)
+            y[r * cols + c] = (float)(log_out ? ((double)in[c] - m) - log(s) : exp((double)in[c] - m) / s);
     }
     return OK;
 }
 
-static CUresult run(int id, void **params)
+static CUresult run(int id, void **params, unsigned block)
 {
     switch (id) {
     case K_ADD_ONE: {
@@ -395,14 +510,16 @@ static CUresult run(int id, void **params)
         for (long long i = 0; i < n; i++) y[i] = x[i] + 1.0f;
         return OK;
     }
-    case K_UNARY: { /* the tests' activation: x * alpha + beta */
+    case K_UNARY:
+    case K_UNARY_VEC4: { /* (x, xOffset, y, yOffset, n, alpha, beta, threshold) */
         const float *x = ARG(const float *, 0) + ARG(long long, 1);
         float *y = ARG(float *, 2) + ARG(long long, 3);
         long long n = ARG(long long, 4);
         float alpha = ARG(float, 5), beta = ARG(float, 6);
         (void)ARG(float, 7);
+        if (id == K_UNARY_VEC4 && (!ALIGNED16(x) || !ALIGNED16(y))) FAIL(MISALIGNED_ADDRESS, "ga_unary_vec4 on %p -> %p", (void *)x, (void *)y);
         CHECK(x, n); CHECK(y, n);
-        for (long long i = 0; i < n; i++) y[i] = x[i] * alpha + beta;
+        for (long long i = 0; i < n; i++) y[i] = (float)act(x[i], alpha, beta);
         return OK;
     }
     case K_PRELU: {
@@ -413,30 +530,36 @@ static CUresult run(int id, void **params)
         long long n = ARG(long long, 7);
         if (channels < 1) return INVALID_VALUE;
         CHECK(x, n); CHECK(y, n); CHECK(a, channels);
-        for (long long i = 0; i < n; i++) y[i] = x[i] >= 0 || x[i] != x[i] ? x[i] : a[i % channels] * x[i];
+        for (long long i = 0; i < n; i++) y[i] = x[i] < 0 ? a[i % channels] * x[i] : x[i];
         return OK;
     }
-    case K_GLU: { /* the tests' gate activation: identity */
+    case K_GLU:
+    case K_GLU_VEC4: { /* (gate, gateOffset, gateStride, up, upOffset, upStride, y, yOffset, rows, d, alpha, beta, threshold) */
         const float *g = ARG(const float *, 0) + ARG(long long, 1);
-        const float *u = ARG(const float *, 2) + ARG(long long, 3);
-        float *y = ARG(float *, 4) + ARG(long long, 5);
-        long long n = ARG(long long, 6) * ARG(long long, 7);
-        CHECK(g, n); CHECK(u, n); CHECK(y, n);
-        for (long long i = 0; i < n; i++) y[i] = g[i] * u[i];
-        return OK;
-    }
-    case K_GLU_PACKED: {
-        const float *gu = ARG(const float *, 0) + ARG(long long, 1);
-        float *y = ARG(float *, 2) + ARG(long long, 3);
-        long long rows = ARG(long long, 4), d = ARG(long long, 5);
-        CHECK(gu, 2 * rows * d); CHECK(y, rows * d);
+        long long gs = ARG(long long, 2);
+        const float *u = ARG(const float *, 3) + ARG(long long, 4);
+        long long us = ARG(long long, 5);
+        float *y = ARG(float *, 6) + ARG(long long, 7);
+        long long rows = ARG(long long, 8), d = ARG(long long, 9);
+        float alpha = ARG(float, 10), beta = ARG(float, 11);
+        if (id == K_GLU_VEC4 && (!ALIGNED16(g) || !ALIGNED16(u) || !ALIGNED16(y)
+                                 || (rows > 1 && (d % 4 != 0 || gs % 4 != 0 || us % 4 != 0))))
+            FAIL(MISALIGNED_ADDRESS, "ga_glu_vec4 with rows not on 16 bytes (%lld x %lld, strides %lld, %lld)", rows, d, gs, us);
+        CHECK(g, (rows - 1) * gs + d); CHECK(u, (rows - 1) * us + d); CHECK(y, rows * d);
         for (long long r = 0; r < rows; r++)
-            for (long long j = 0; j < d; j++) y[r * d + j] = gu[r * 2 * d + j] * gu[r * 2 * d + d + j];
+            for (long long j = 0; j < d; j++)
+                y[r * d + j] = (float)(act(g[r * gs + j], alpha, beta) * u[r * us + j]);
         return OK;
     }
-    case K_SOFTMAX_WARP:
-    case K_SOFTMAX_BLOCK:
-        return softmax(params);
+    case K_SOFTMAX_ROWS: return softmax(params, 0, block);
+    case K_SOFTMAX_PARTIAL:
+    case K_SOFTMAX_FINISH: return softmax_split(id, params, block);
+    case K_SOFTMAX_REG1: return softmax(params, 1, block);
+    case K_SOFTMAX_REG2: return softmax(params, 2, block);
+    case K_SOFTMAX_REG4: return softmax(params, 4, block);
+    case K_SOFTMAX_REG8: return softmax(params, 8, block);
+    case K_SOFTMAX_REG16: return softmax(params, 16, block);
+    case K_SOFTMAX_REG32: return softmax(params, 32, block);
     default:
         return INVALID_HANDLE;
     }
@@ -455,8 +578,11 @@ EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned 
     launches++;
     last_grid = gx;
     last_block = bx;
+    last_grid_y = gy;
+    last_block_y = by;
+    snprintf(last_kernel, sizeof last_kernel, "%s", f->name);
     pthread_mutex_unlock(&lock);
-    return run(f->id, params);
+    return run(f->id, params, bx * by);
 }
 
 /* ------------------------------------------------------------------ streams and events */

@@ -1,25 +1,72 @@
+using System.Runtime.CompilerServices;
 using GpuActivations.Cpu;
+using GpuActivations.Device;
 
 namespace GpuActivations.Activations;
 
 /// <summary>
-/// The exact GELU, x Phi(x) = x (1 + erf(x/sqrt2)) / 2 (Hendrycks and Gimpel, 2016). For x &lt; -0.707 it uses
-/// erfc instead of 1 + erf, which would cancel; see <see cref="VectorMath.Gelu{TV}"/>.
+/// The exact GELU, x Phi(x) = x (1 + erf(x/sqrt2)) / 2 (Hendrycks and Gimpel, 2016), the same way on every
+/// accelerator (the device form is generated from the same coefficients). With a = |x|:
+/// Phi(-a) = G(a) e^(-a^2/2) / 2, where G(a) = erfc(a/sqrt2) e^(a^2/2) is smooth, 1 at a = 0 and above 0.05 up to
+/// a = 14.5 (beyond, the result is 0 or x). G was fitted for this library by Chebyshev interpolation against the
+/// reference erfc: a degree-13 polynomial in a itself on [0, 2.5] (no rounded argument), and u S(u) with
+/// u = 1/(1 + a), degree 10, on [2.5, 14.5] (the change of variable of Numerical Recipes' erfcc); fit error about
+/// 1e-9. e^(-a^2/2) takes its argument exactly (hi + lo): its relative error is a^2/2 times the argument's.
+/// Below zero the result is x Phi(-a) directly (1 + erf would cancel); above, x - x Phi(-a) (Phi(-a) &lt;= 1/2).
 /// </summary>
 internal readonly struct GeluOp : IActivationOp
 {
-    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.Gelu(x);
+    /// <summary>G(a) on [0, 2.5] in v = 0.8 a - 1.</summary>
+    static ReadOnlySpan<float> NearTail =>
+    [
+        0.46152064f, -0.2762297f, 0.14475854f, -0.06847455f, 0.029798543f, -0.012086316f, 0.0046119057f,
+        -0.0016680782f, 0.00057684316f, -0.00019026762f, 5.7637957E-05f, -1.7722721E-05f, 7.2149355E-06f, -2.0343234E-06f,
+    ];
+
+    /// <summary>S(u) = G(a) / u on [2.5, 14.5], u = 1/(1 + a), in v = u * 9.041667 - 1.5833334.</summary>
+    static ReadOnlySpan<float> FarTail =>
+    [
+        0.92854464f, 0.071428f, -0.009808447f, -0.0012280366f, 0.0003967433f, 1.3016002E-06f, -1.82186E-05f,
+        3.16991E-06f, 4.0180373E-07f, -2.6305082E-07f, 3.168302E-08f,
+    ];
+
+    // A call of its own, fully optimised: inlined into the loop it would exhaust the JIT's inlining budget.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV a = Simd.Abs(x);
+        TV near = VectorMath.Polynomial(TV.Fma(a, TV.Create(0.8f), TV.Create(-1f)), NearTail);
+        TV u = TV.Create(1f) / (TV.Create(1f) + a);
+        TV far = u * VectorMath.Polynomial(TV.Fma(u, TV.Create(9.041667f), TV.Create(-1.5833334f)), FarTail);
+        TV g = TV.Select(TV.LessThan(a, TV.Create(2.5f)), near, far);
+
+        // -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 or x there).
+        TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-20f));
+        TV sqHi = VectorMath.TwoProduct(xc * TV.Create(0.5f), xc, out TV sqLo);
+        // One exponential serves both signs: below zero it is x Phi(x) itself (x goes in before the last scaling,
+        // as x Phi(x) can be normal while Phi(x) is not, near x = -13); above, Phi(-x) and gelu = x - x Phi(-x).
+        TV negative = TV.LessThan(x, TV.Create(0f));
+        TV tail = VectorMath.ScaledExp(-sqHi, -sqLo, g * TV.Select(negative, x * TV.Create(0.5f), TV.Create(0.5f)));
+        TV result = TV.Select(negative, tail, TV.Fma(-x, tail, x));
+        // gelu(+-inf) are the limits +inf and -0, not inf * 0; NaN stays NaN.
+        result = TV.Select(TV.Equal(x, TV.Create(float.PositiveInfinity)), x, result);
+        result = TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), result);
+        return TV.Select(Simd.IsNaN(x), x, result);
+    }
+
     public static string Name => "gelu";
 
-    // On devices erfc(t) is the vendor's, evaluated at the rounded t = -x/sqrt2; the factor (1 + d),
-    // d = t^2 - x^2/2 computed exactly with FMAs, moves it to the exact argument (erfc'/erfc ~ -2t).
-    public static string DeviceBody => """
-        float t = -x * 0.70710678118654752f;
-        if (!(t > 0.5f)) return 0.5f * x * (1.0f + erf(-t));
+    public static string DeviceBody { get; } = $$"""
+        if (x != x || x == GA_INFINITY) return x;
         if (x < -20.0f) return -0.0f;
-        float hx = 0.5f * x;
-        float h = hx * x;
-        float d = fma(t, t, -h) - fma(hx, x, -h);
-        return hx * erfc(t) * (1.0f + d);
+        float a = fabs(x);
+        float g;
+        if (a < 2.5f) { float v = fma(a, 0.8f, -1.0f); g = {{DeviceMath.Horner("v", NearTail)}}; }
+        else { float u = 1.0f / (1.0f + a); float v = fma(u, 9.041667f, -1.5833334f); g = u * {{DeviceMath.Horner("v", FarTail)}}; }
+        float xc = fmin(x, 20.0f);
+        float sqLo;
+        float sqHi = ga_two_product(0.5f * xc, xc, &sqLo);
+        if (x < 0.0f) return ga_scaled_exp(0.5f * x * g, -sqHi, -sqLo);
+        return fma(-x, ga_scaled_exp(0.5f * g, -sqHi, -sqLo), x);
         """;
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using GpuActivations.Cpu;
 
 namespace GpuActivations.Activations;
@@ -5,6 +6,7 @@ namespace GpuActivations.Activations;
 /// <summary>hard_sigmoid(x) = relu6(x + 3) / 6 (PyTorch). (x + 3) / 6 rather than x/6 + 1/2: exact near -3.</summary>
 internal readonly struct HardSigmoidOp : IActivationOp
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV mid = (x + TV.Create(3f)) / TV.Create(6f);

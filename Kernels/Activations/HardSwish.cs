@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using GpuActivations.Cpu;
 
 namespace GpuActivations.Activations;
@@ -5,6 +6,7 @@ namespace GpuActivations.Activations;
 /// <summary>hard_swish(x) = x relu6(x + 3) / 6 (Howard et al., MobileNetV3; PyTorch's hardswish).</summary>
 internal readonly struct HardSwishOp : IActivationOp
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV mid = x * (x + TV.Create(3f)) / TV.Create(6f);

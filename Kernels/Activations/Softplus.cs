@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using GpuActivations.Cpu;
 
 namespace GpuActivations.Activations;
@@ -8,6 +9,8 @@ namespace GpuActivations.Activations;
 /// </summary>
 internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
 {
+    // A call of its own, fully optimised: inlined into the loop it would exhaust the JIT's inlining budget.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);

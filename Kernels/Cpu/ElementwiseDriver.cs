@@ -27,6 +27,7 @@ internal readonly struct PReluOp : IBinaryOp
 /// <summary>x * factor (softmax's final normalisation).</summary>
 internal readonly struct ScaleOp(float factor) : IActivationOp
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => x * TV.Create(factor);
     public static string Name => "scale";
     public static string DeviceBody => "return x * alpha;";
@@ -35,6 +36,7 @@ internal readonly struct ScaleOp(float factor) : IActivationOp
 /// <summary>(x - max) - ln(sum), log-softmax's final pass; x - max first, so large logits lose nothing.</summary>
 internal readonly struct LogSoftmaxOp(float max, float logSum) : IActivationOp
 {
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => (x - TV.Create(max)) - TV.Create(logSum);
     public static string Name => "log_softmax_finish";
     public static string DeviceBody => "return (x - alpha) - beta;";
@@ -81,6 +83,8 @@ internal static unsafe class ElementwiseDriver
         }
     }
 
+    // Fully optimised from the first call: tier-0 code of these generic SIMD loops is ~50x slower.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Unary<TOp, TV>(TOp op, float* x, float* y, long n) where TOp : struct, IActivationOp where TV : unmanaged, ISimd<TV>
     {
         long last = n - TV.Count;
@@ -97,6 +101,7 @@ internal static unsafe class ElementwiseDriver
         TV.Store(tail, y + last);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Binary<TOp, TV>(TOp op, float* a, float* b, float* y, long n) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
     {
         long last = n - TV.Count;

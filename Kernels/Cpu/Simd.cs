@@ -48,6 +48,8 @@ internal interface ISimd<TSelf> where TSelf : unmanaged, ISimd<TSelf>
     static abstract TSelf Significand(TSelf a);
     /// <summary>True when any lane of the mask is set.</summary>
     static abstract bool Any(TSelf mask);
+    /// <summary>True when every lane of the mask is set.</summary>
+    static abstract bool All(TSelf mask);
     /// <summary>0, 1, 2, ... in the lanes.</summary>
     static abstract TSelf Indices { get; }
     static abstract float Sum(TSelf a);
@@ -106,6 +108,7 @@ internal readonly struct V128 : ISimd<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 Significand(V128 a) => new(((a.V.AsInt32() & Vector128.Create(0x007FFFFF)) | Vector128.Create(0x3F800000)).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool Any(V128 mask) => mask.V.ExtractMostSignificantBits() != 0;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool All(V128 mask) => mask.V.ExtractMostSignificantBits() == 0xFu;
     public static V128 Indices => new(Vector128<float>.Indices);
     public static float Sum(V128 a) => Vector128.Sum(a.V);
     public static float MaxAcross(V128 a) { float m = a.V[0]; for (int i = 1; i < Count; i++) m = MathF.Max(m, a.V[i]); return m; }
@@ -147,6 +150,7 @@ internal readonly struct V256 : ISimd<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Significand(V256 a) => new(((a.V.AsInt32() & Vector256.Create(0x007FFFFF)) | Vector256.Create(0x3F800000)).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool Any(V256 mask) => mask.V.ExtractMostSignificantBits() != 0;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool All(V256 mask) => mask.V.ExtractMostSignificantBits() == 0xFFu;
     public static V256 Indices => new(Vector256<float>.Indices);
     public static float Sum(V256 a) => Vector256.Sum(a.V);
     public static float MaxAcross(V256 a) => V128.MaxAcross(new V128(Vector128.Max(a.V.GetLower(), a.V.GetUpper())));
@@ -188,6 +192,7 @@ internal readonly struct V512 : ISimd<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 Significand(V512 a) => new(((a.V.AsInt32() & Vector512.Create(0x007FFFFF)) | Vector512.Create(0x3F800000)).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool Any(V512 mask) => mask.V.ExtractMostSignificantBits() != 0;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool All(V512 mask) => mask.V.ExtractMostSignificantBits() == 0xFFFFul;
     public static V512 Indices => new(Vector512<float>.Indices);
     public static float Sum(V512 a) => Vector512.Sum(a.V);
     public static float MaxAcross(V512 a) => V256.MaxAcross(new V256(Vector256.Max(a.V.GetLower(), a.V.GetUpper())));

@@ -84,6 +84,7 @@ internal static unsafe class SoftmaxCpu
         return Partial<V128>(x, y, count, store);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static (float Max, double Sum) Partial<TV>(float* x, float* y, long count, bool store) where TV : unmanaged, ISimd<TV>
     {
         long last = count - TV.Count;

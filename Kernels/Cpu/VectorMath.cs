@@ -5,7 +5,7 @@ namespace GpuActivations.Cpu;
 /// <summary>
 /// Float transcendental functions for any SIMD width, accurate to about 1 ulp, written from the math:
 /// Cody–Waite range reduction with Taylor polynomials (exp, expm1), the atanh series (log), the Maclaurin
-/// series (tanh, erf near zero) and a Chebyshev interpolant for erfc (see <see cref="Gelu{TV}"/>). Results below the smallest normal float flush to zero.
+/// series (tanh). GELU's erf and erfc live with GELU, in <c>Activations/Gelu.cs</c>. Results below the smallest normal float flush to zero.
 /// Where an argument is itself a rounded product (beta*x, x*x), callers pass it as an unevaluated sum
 /// hi + lo so the rounding is not magnified by exp's condition number |x|.
 /// </summary>
@@ -44,15 +44,25 @@ internal static class VectorMath
         // An infinite hi decides alone (its remainder may be NaN or infinite).
         lo &= TV.LessThan(Simd.Abs(hi), TV.Create(float.PositiveInfinity));
         TV x = hi + lo;
-        // Clamp so the reduction stays finite; lanes outside are fixed below.
-        TV xc = TV.Min(TV.Max(x, TV.Create(-104f)), TV.Create(89f));
-        TV n = TV.Round(xc * TV.Create(Log2E));
-        TV r = TV.Fma(n, TV.Create(-Ln2Hi), TV.Min(TV.Max(hi, TV.Create(-200f)), TV.Create(200f)));
-        r = TV.Fma(n, TV.Create(-Ln2Lo), r) + TV.Min(TV.Max(lo, TV.Create(-200f)), TV.Create(200f));
-        // 2^n as 2^n1 * 2^n2 with both halves in [-75, 65]: exact for every n in [-150, 128], so results near
-        // the overflow threshold stay finite and results below the smallest normal come out as subnormals.
+        TV n = TV.Round(x * TV.Create(Log2E));
+        TV r = TV.Fma(n, TV.Create(-Ln2Hi), hi);
+        r = TV.Fma(n, TV.Create(-Ln2Lo), r) + lo;
+        TV mantissa = (Expm1Reduced(r) + TV.Create(1f)) * factor;
+        // Where every lane's result is a normal float, 2^n is one exponent-field build.
+        if (TV.All(TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f))))
+            return mantissa * TV.Pow2(n);
+        return ScaledExpEdges(x, n, mantissa, factor);
+    }
+
+    /// <summary>The lanes of <see cref="ScaledExp{TV}"/> near or past overflow and underflow, and NaN.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV ScaledExpEdges<TV>(TV x, TV n, TV mantissa, TV factor) where TV : unmanaged, ISimd<TV>
+    {
+        // 2^n as 2^n1 * 2^n2 with both halves in [-75, 65]: exact for every n in [-150, 128], so results near the
+        // overflow threshold stay finite and results below the smallest normal come out as subnormals.
+        n = TV.Min(TV.Max(n, TV.Create(-150f)), TV.Create(128f));
         TV n1 = TV.Round(n * TV.Create(0.5f));
-        TV result = (Expm1Reduced(r) + TV.Create(1f)) * factor * TV.Pow2(n1) * TV.Pow2(n - n1);
+        TV result = mantissa * TV.Pow2(n1) * TV.Pow2(n - n1);
         result = TV.Select(TV.LessThan(x, TV.Create(-103.972084f)), factor * TV.Create(0f), result);
         result = TV.Select(TV.GreaterThan(x, TV.Create(88.72284f)), factor * TV.Create(float.PositiveInfinity), result);
         return TV.Select(Simd.IsNaN(x), x, result);
@@ -60,7 +70,16 @@ internal static class VectorMath
 
     /// <summary>e^x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Exp<TV>(TV x) where TV : unmanaged, ISimd<TV> => Exp(x, TV.Create(0f));
+    public static TV Exp<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV n = TV.Round(x * TV.Create(Log2E));
+        TV r = TV.Fma(n, TV.Create(-Ln2Hi), x);
+        r = TV.Fma(n, TV.Create(-Ln2Lo), r);
+        TV mantissa = Expm1Reduced(r) + TV.Create(1f);
+        if (TV.All(TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f))))
+            return mantissa * TV.Pow2(n);
+        return ScaledExpEdges(x, n, mantissa, TV.Create(1f));
+    }
 
     /// <summary>e^x - 1, accurate near zero.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -176,73 +195,30 @@ internal static class VectorMath
     }
 
     /// <summary>
-    /// x * Phi(x), the exact GELU, with Phi(x) = (1 + erf(x/sqrt2))/2. Near zero erf's Maclaurin series; for
-    /// x &gt; 1.19, x (1 - Phi(-x)); for x &lt; -0.707, x Phi(x) from the tail directly (1 + erf would cancel).
-    /// The tail's e^(-x^2/2) takes its argument exactly (hi + lo): its relative error is x^2/2 times the argument's.
+    /// The polynomial c[0] + c[1] v + ... (at most 16 terms) by Horner's rule with FMAs. Written as a ladder of
+    /// guarded steps rather than a loop: inlined with a constant span (<c>static ReadOnlySpan&lt;float&gt; C =&gt; [...]</c>)
+    /// every guard and index folds away and what remains is straight-line FMAs on constants.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Gelu<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    public static TV Polynomial<TV>(TV v, ReadOnlySpan<float> c) where TV : unmanaged, ISimd<TV>
     {
-        const float InvSqrt2 = 0.70710678118654752f;
-        TV z = x * TV.Create(InvSqrt2);
-
-        // erf(z) = 2/sqrt(pi) * sum (-1)^n z^(2n+1) / (n! (2n+1)), n = 0..9 (|z| <= 0.84: truncation < 1e-8).
-        TV z2 = z * z;
-        TV p = TV.Fma(z2, TV.Create(-1f / (362880f * 19f)), TV.Create(1f / (40320f * 17f)));
-        p = TV.Fma(p, z2, TV.Create(-1f / (5040f * 15f)));
-        p = TV.Fma(p, z2, TV.Create(1f / (720f * 13f)));
-        p = TV.Fma(p, z2, TV.Create(-1f / (120f * 11f)));
-        p = TV.Fma(p, z2, TV.Create(1f / (24f * 9f)));
-        p = TV.Fma(p, z2, TV.Create(-1f / (6f * 7f)));
-        p = TV.Fma(p, z2, TV.Create(1f / (2f * 5f)));
-        p = TV.Fma(p, z2, TV.Create(-1f / 3f));
-        TV erf = TV.Fma(p * z2, z, z) * TV.Create(1.12837916709551257f);
-        TV half = x * TV.Create(0.5f);
-        TV middle = TV.Fma(half, erf, half);
-
-        // Below zero, Phi(x) = G(a) e^(-a^2/2) / 2 with a = |x| and G(a) = erfc(a/sqrt2) e^(a^2/2), smooth and
-        // between 0.05 and 0.62 for a in [0.7, 14.5] (beyond, the result is 0). G is fitted here against the
-        // reference erfc by Chebyshev interpolation: on [0.7, 2.5] as a polynomial in a itself (exact, no
-        // rounded argument), on [2.5, 14.5] as u S(u) with u = 1/(1 + a), the change of variable of Numerical
-        // Recipes' erfcc. Evaluated in float the factor is within ~2 ulp; the fits themselves within 1e-9.
-        TV a = Simd.Abs(x);
-        TV va = TV.Fma(a, TV.Create(1.1111112f), TV.Create(-1.7777778f));
-        TV near = TV.Fma(va, TV.Create(4.3146223E-08f), TV.Create(-2.1447157E-07f));
-        near = TV.Fma(near, va, TV.Create(8.9344996E-07f));
-        near = TV.Fma(near, va, TV.Create(-4.1226876E-06f));
-        near = TV.Fma(near, va, TV.Create(1.8501803E-05f));
-        near = TV.Fma(near, va, TV.Create(-7.9085825E-05f));
-        near = TV.Fma(near, va, TV.Create(0.00032325534f));
-        near = TV.Fma(near, va, TV.Create(-0.0012579542f));
-        near = TV.Fma(near, va, TV.Create(0.004630866f));
-        near = TV.Fma(near, va, TV.Create(-0.015997836f));
-        near = TV.Fma(near, va, TV.Create(0.05130907f));
-        near = TV.Fma(near, va, TV.Create(-0.15046738f));
-        near = TV.Fma(near, va, TV.Create(0.39418662f));
-        TV u = TV.Create(1f) / (TV.Create(1f) + a);
-        TV vu = TV.Fma(u, TV.Create(9.041667f), TV.Create(-1.5833334f));
-        TV far = TV.Fma(vu, TV.Create(3.168302E-08f), TV.Create(-2.6305082E-07f));
-        far = TV.Fma(far, vu, TV.Create(4.0180373E-07f));
-        far = TV.Fma(far, vu, TV.Create(3.16991E-06f));
-        far = TV.Fma(far, vu, TV.Create(-1.82186E-05f));
-        far = TV.Fma(far, vu, TV.Create(1.3016002E-06f));
-        far = TV.Fma(far, vu, TV.Create(0.0003967433f));
-        far = TV.Fma(far, vu, TV.Create(-0.0012280366f));
-        far = TV.Fma(far, vu, TV.Create(-0.009808447f));
-        far = TV.Fma(far, vu, TV.Create(0.071428f));
-        far = TV.Fma(far, vu, TV.Create(0.92854464f));
-        TV g = TV.Select(TV.LessThan(a, TV.Create(2.5f)), near, u * far);
-        // -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 there).
-        TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-20f));
-        TV sqHi = TwoProduct(xc * TV.Create(0.5f), xc, out TV sqLo);
-        TV tailOfPhi = ScaledExp(-sqHi, -sqLo, g * TV.Create(0.5f));   // 1 - Phi(a) = Phi(-a)
-        TV upper = TV.Fma(-x, tailOfPhi, x);
-        // x Phi(x) can be normal while Phi(x) is not (x near -13): the factor goes in before the last scaling.
-        TV lower = ScaledExp(-sqHi, -sqLo, half * g);
-        TV result = TV.Select(TV.GreaterThan(z, TV.Create(0.84f)), upper, middle);
-        result = TV.Select(TV.LessThan(z, TV.Create(-0.5f)), lower, result);
-        // gelu(+-inf) are the limits +inf and -0, not inf * 0.
-        result = TV.Select(TV.Equal(x, TV.Create(float.PositiveInfinity)), x, result);
-        return TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), result);
+        int i = c.Length - 1;
+        TV p = TV.Create(c[i--]);
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
+        return p;
     }
 }

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using GpuActivations.Device;
 
@@ -6,29 +8,39 @@ namespace GpuActivations.Cuda;
 
 /// <summary>
 /// One CUDA device as this library drives it: its primary context (retained here, released on dispose), one
-/// non-blocking stream every call is queued on, device memory, and a cache of modules compiled by NVRTC for the
-/// device's own <c>sm_XY</c>. Every public member makes the context current on the calling thread first, so the device
-/// may be used from any thread (<c>Parallel.For</c> workers included); calls on one device share its one stream and
-/// run in the order they were queued. Disposing while other threads still use the device is not supported.
+/// non-blocking stream every call is queued on, device memory, and the shared kernels of <c>Kernels/Device</c>
+/// (<see cref="KernelFamily"/>) compiled by NVRTC for the device's own <c>sm_XY</c>, once per (family, activation), with
+/// <c>GA_GROUP_SIZE</c> = <see cref="GroupSize"/>. Every public member makes the context current on the calling thread
+/// first, so the device may be used from any thread (<c>Parallel.For</c> workers included); calls on one device share
+/// its one stream and run in the order they were queued. Disposing while other threads still use the device is not
+/// supported.
 /// </summary>
 internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
 {
+    /// <summary>
+    /// The work-group size the shared programs are compiled for (<c>GA_GROUP_SIZE</c>) and the block size of every
+    /// launch except the register-resident softmax's block form: 8 warps, so 8 blocks fill an SM's 2048 threads.
+    /// </summary>
+    public const int GroupSize = 256;
+
     private readonly CudaNative _cu;
     private readonly NvrtcCompiler _compiler;
-    private readonly ICudaSourceProvider _sources;
     private readonly CudaContextHandle _context;
     private readonly nint _stream;
     private readonly bool _ownsStream;
     private readonly ConcurrentDictionary<string, Lazy<CudaModule>> _modules = new(StringComparer.Ordinal);
+    // The family modules by activation object (the accelerator passes one cached DeviceActivation per kind), so a launch
+    // finds its module without hashing the activation's source; _modules is the cache of record.
+    private readonly CudaModule?[] _plainModules = new CudaModule?[KernelFamily.All.Count];
+    private readonly ConditionalWeakTable<DeviceActivation, CudaModule?[]> _activationModules = new();
+    private readonly Lock _splitLock = new();
+    private CudaBuffer? _scratch;
     private volatile bool _disposed;
 
-    private CudaDevice(CudaNative cu, NvrtcCompiler compiler, ICudaSourceProvider sources, CudaKernelPlan plan,
-        CudaContextHandle context, nint stream, bool ownsStream, CudaDeviceInfo info)
+    private CudaDevice(CudaNative cu, NvrtcCompiler compiler, CudaContextHandle context, nint stream, bool ownsStream, CudaDeviceInfo info)
     {
         _cu = cu;
         _compiler = compiler;
-        _sources = sources;
-        Plan = plan;
         _context = context;
         _stream = stream;
         _ownsStream = ownsStream;
@@ -38,8 +50,11 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     /// <summary>What the driver says about this device.</summary>
     public CudaDeviceInfo Info { get; }
 
-    /// <summary>The kernel entries and launch shapes used by the <see cref="IDeviceKernels"/> methods.</summary>
-    public CudaKernelPlan Plan { get; }
+    /// <summary>Blocks per SM, at most, of grid-stride elementwise and GLU launches (8 x 256 threads: one full wave).</summary>
+    public int BlocksPerMultiprocessor { get; set; } = 8;
+
+    /// <summary>The softmax shapes' chooser for this device: register rows on, splits below 8 blocks per SM.</summary>
+    public SoftmaxPlanner SoftmaxPlanner => new(GroupSize, Info.MultiprocessorCount, 8, RegisterRows: true);
 
     /// <summary>The <c>CUcontext</c> (for engines that share it).</summary>
     public nint Context => _context.Context;
@@ -119,10 +134,8 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     /// <paramref name="driver"/> and <paramref name="compiler"/> default to the process-wide ones; throws
     /// <see cref="NotSupportedException"/> (with the reason) when either is absent.
     /// </summary>
-    public static CudaDevice Create(int ordinal, ICudaSourceProvider sources, CudaKernelPlan? plan = null,
-        CudaNative? driver = null, NvrtcCompiler? compiler = null)
+    public static CudaDevice Create(int ordinal, CudaNative? driver = null, NvrtcCompiler? compiler = null)
     {
-        ArgumentNullException.ThrowIfNull(sources);
         CudaNative cu = driver ?? CudaNative.Shared.Require("CUDA");
         NvrtcCompiler nvrtc = compiler ?? NvrtcCompiler.Shared.Require("NVRTC");
 
@@ -144,7 +157,7 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
             cu.Check(cu.cuCtxSetCurrent(context));
             nint stream = 0;
             cu.Check(cu.cuStreamCreate(&stream, CudaNative.StreamNonBlocking));
-            return new CudaDevice(cu, nvrtc, sources, plan ?? CudaKernelPlan.Default, contextHandle, stream, ownsStream: true, info);
+            return new CudaDevice(cu, nvrtc, contextHandle, stream, ownsStream: true, info);
         }
         catch
         {
@@ -158,10 +171,8 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     /// dispose neither releases the context nor destroys the stream. Memory from <see cref="Allocate"/> is still owned
     /// by this library; an engine's own pointers come in through <see cref="WrapMemory"/> or plain <see cref="DeviceRegion"/>s.
     /// </summary>
-    public static CudaDevice Wrap(nint context, nint stream, ICudaSourceProvider sources, CudaKernelPlan? plan = null,
-        CudaNative? driver = null, NvrtcCompiler? compiler = null)
+    public static CudaDevice Wrap(nint context, nint stream, CudaNative? driver = null, NvrtcCompiler? compiler = null)
     {
-        ArgumentNullException.ThrowIfNull(sources);
         if (context == 0)
             throw new ArgumentException("a CUDA context is required", nameof(context));
         CudaNative cu = driver ?? CudaNative.Shared.Require("CUDA");
@@ -173,7 +184,7 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
         int ordinal = OrdinalOf(cu, device);
         CudaDeviceInfo info = QueryInfo(cu, device, ordinal);
         var contextHandle = new CudaContextHandle(cu, context, device, ownsPrimaryRetain: false);
-        return new CudaDevice(cu, nvrtc, sources, plan ?? CudaKernelPlan.Default, contextHandle, stream, ownsStream: false, info);
+        return new CudaDevice(cu, nvrtc, contextHandle, stream, ownsStream: false, info);
     }
 
     private static int OrdinalOf(CudaNative cu, int device)
@@ -372,26 +383,37 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     // ---------------------------------------------------------------- modules and launches
 
     /// <summary>
-    /// The kernel <paramref name="entry"/> of <paramref name="family"/> for <paramref name="activation"/>: the source comes
-    /// from the provider and is compiled once per (family, activation name) on this device; thread-safe.
+    /// The module of <paramref name="family"/> for <paramref name="activation"/> (null for the families without one):
+    /// <see cref="KernelFamily.Compose"/> compiled once per (family, activation name and body) on this device; thread-safe.
     /// </summary>
-    public CudaKernel GetKernel(string family, DeviceActivation? activation, string entry)
+    public CudaModule FamilyModule(KernelFamily family, DeviceActivation? activation)
     {
-        string key = activation is null ? family : $"{family}/{activation.Name}";
-        CudaModule module = GetModule(key, () => _sources.Source(family, activation));
-        return module.Function(entry);
+        ArgumentNullException.ThrowIfNull(family);
+        if (family.TakesActivation != activation is not null)
+            throw new ArgumentException(family.TakesActivation ? $"the {family} kernels need an activation" : $"the {family} kernels take no activation", nameof(activation));
+        CudaModule?[] slots = activation is null ? _plainModules : _activationModules.GetValue(activation, static _ => new CudaModule?[KernelFamily.All.Count]);
+        CudaModule? module = Volatile.Read(ref slots[family.Index]);
+        if (module is null)
+        {
+            string key = activation is null ? family.Name : $"{family.Name}/{activation.Name}\n{activation.Body}";
+            module = GetModule(key, () => family.Compose(GroupSize, activation), family.Label(activation).Replace('/', '_') + ".cu");
+            Volatile.Write(ref slots[family.Index], module);
+        }
+
+        return module;
     }
 
     /// <summary>
     /// The module cached under <paramref name="key"/>, compiling <paramref name="source"/>'s text the first time (one
-    /// compilation however many threads ask at once; a failure is not cached). For custom and test kernels.
+    /// compilation however many threads ask at once; a failure is not cached). For the families and for test kernels.
     /// </summary>
-    public CudaModule GetModule(string key, Func<string> source)
+    public CudaModule GetModule(string key, Func<string> source, string? programName = null)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(source);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        Lazy<CudaModule> lazy = _modules.GetOrAdd(key, k => new Lazy<CudaModule>(() => BuildModule(k, source()), LazyThreadSafetyMode.ExecutionAndPublication));
+        programName ??= key.Replace('/', '_') + ".cu";
+        Lazy<CudaModule> lazy = _modules.GetOrAdd(key, k => new Lazy<CudaModule>(() => BuildModule(k, programName, source()), LazyThreadSafetyMode.ExecutionAndPublication));
         try
         {
             return lazy.Value;
@@ -421,11 +443,10 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
         return new CudaModule(this, module, name, image);
     }
 
-    private CudaModule BuildModule(string key, string source)
+    private CudaModule BuildModule(string key, string programName, string source)
     {
-        string programName = key.Replace('/', '_') + ".cu";
         CudaImage image = _compiler.Compile(source, programName, Info.ComputeMajor, Info.ComputeMinor);
-        return LoadModule(key, image);
+        return LoadModule(programName, image);
     }
 
     /// <summary>Queues <paramref name="kernel"/> on this device's stream with <paramref name="arguments"/> in declaration order.</summary>
@@ -433,8 +454,8 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     {
         if (kernel.Function == 0)
             throw new ArgumentException("no kernel", nameof(kernel));
-        if (shape.GridX == 0 || shape.GridY == 0 || shape.ThreadsPerBlock == 0 || shape.ThreadsPerBlock > (ulong)Info.MaxThreadsPerBlock)
-            throw new ArgumentOutOfRangeException(nameof(shape), shape, $"grid and block must be non-empty, block at most {Info.MaxThreadsPerBlock} threads");
+        if (shape.GridX == 0 || shape.GridY == 0 || shape.GridY > 65535 || shape.ThreadsPerBlock == 0 || shape.ThreadsPerBlock > (ulong)Info.MaxThreadsPerBlock)
+            throw new ArgumentOutOfRangeException(nameof(shape), shape, $"grid and block must be non-empty, the grid's y at most 65535 and a block at most {Info.MaxThreadsPerBlock} threads");
         MakeCurrent();
 
         int count = arguments.Length;
@@ -452,40 +473,41 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
             throw _cu.Failure(result, $"cuLaunchKernel({kernel.Name}, grid {shape.GridX}x{shape.GridY}, block {shape.BlockX}x{shape.BlockY}, {count} arguments)");
     }
 
+    // ---------------------------------------------------------------- launch shapes
+
     /// <summary>
-    /// A 1-D grid-stride launch over <paramref name="work"/> items: <paramref name="blockSize"/> threads per block and
-    /// enough blocks to cover the work once, capped at <paramref name="blocksPerMultiprocessor"/> per SM
-    /// (defaults from <see cref="Plan"/>). At least one block.
+    /// A 1-D grid-stride launch over <paramref name="work"/> items: <see cref="GroupSize"/> threads per block and enough
+    /// blocks to cover the work once, capped at <see cref="BlocksPerMultiprocessor"/> per SM. At least one block.
     /// </summary>
-    public LaunchShape GridStride(long work, int blockSize = 0, int blocksPerMultiprocessor = 0)
+    public LaunchShape GridStride(long work) =>
+        new(Blocks(work, GroupSize, (long)Info.MultiprocessorCount * BlocksPerMultiprocessor), GroupSize);
+
+    /// <summary>
+    /// The 2-D GLU launch over <paramref name="rows"/> rows of <paramref name="columns"/> items (floats or float4s):
+    /// x walks a row with min(256, the power of two at or above columns) threads, y takes the rest of the block's 256 threads
+    /// as rows, so short rows still fill blocks; the grid is capped like <see cref="GridStride"/> (both loops stride).
+    /// </summary>
+    public LaunchShape GluShape(long rows, long columns)
     {
-        blockSize = blockSize > 0 ? blockSize : Plan.ElementwiseBlockSize;
-        blocksPerMultiprocessor = blocksPerMultiprocessor > 0 ? blocksPerMultiprocessor : Plan.BlocksPerMultiprocessor;
-        return new LaunchShape(Blocks(work, blockSize, (long)Info.MultiprocessorCount * blocksPerMultiprocessor), (uint)blockSize);
+        int localX = (int)Math.Min(GroupSize, BitOperations.RoundUpToPowerOf2((ulong)Math.Max(columns, 1)));
+        int localY = GroupSize / localX;
+        long cap = (long)Info.MultiprocessorCount * BlocksPerMultiprocessor;
+        uint groupsX = Blocks(columns, localX, cap);
+        uint groupsY = Blocks(rows, localY, Math.Min(65535, Math.Max(1, cap / groupsX)));
+        return new LaunchShape(groupsX, (uint)localX, 0, groupsY, (uint)localY);
     }
 
     /// <summary>
-    /// A launch of <paramref name="rowsPerBlock"/> rows per block, <paramref name="threadsPerRow"/> threads each (a warp
-    /// per row: 32), rows strided by the grid, at most <see cref="CudaKernelPlan.BlocksPerMultiprocessor"/> blocks per SM.
+    /// A launch of blocks of <paramref name="blockSize"/> threads taking <paramref name="rowsPerBlock"/> rows each, rows
+    /// strided by the grid, at most one wave of resident blocks (SMs x threads per SM / block size).
     /// </summary>
-    public LaunchShape RowsPerBlock(long rows, int rowsPerBlock, int threadsPerRow = 32)
+    public LaunchShape RowBlocks(long rows, int rowsPerBlock, int blockSize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rowsPerBlock, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(threadsPerRow, 1);
-        return new LaunchShape(Blocks(rows, rowsPerBlock, (long)Info.MultiprocessorCount * Plan.BlocksPerMultiprocessor),
-            (uint)(rowsPerBlock * threadsPerRow));
-    }
-
-    /// <summary>
-    /// One block of <paramref name="blockSize"/> threads per row, rows strided by the grid, at most as many blocks as
-    /// can be resident at once (SMs x threads per SM / block size).
-    /// </summary>
-    public LaunchShape BlockPerRow(long rows, int blockSize)
-    {
         ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
         int threadsPerSm = Info.MaxThreadsPerMultiprocessor > 0 ? Info.MaxThreadsPerMultiprocessor : 2048;
         long resident = (long)Info.MultiprocessorCount * Math.Max(1, threadsPerSm / blockSize);
-        return new LaunchShape(Blocks(rows, 1, resident), (uint)blockSize);
+        return new LaunchShape(Blocks(rows, rowsPerBlock, resident), (uint)blockSize);
     }
 
     private static uint Blocks(long work, long perBlock, long cap)
@@ -494,16 +516,21 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
         return (uint)Math.Clamp(Math.Min(needed, Math.Max(cap, 1)), 1, int.MaxValue);
     }
 
+    /// <summary>Whether the region's address is a multiple of 16 bytes (float4 loads and stores need it).</summary>
+    private static bool Aligned16(DeviceRegion region) => (((ulong)region.Handle + (ulong)region.ElementOffset * sizeof(float)) & 15) == 0;
+
     // ---------------------------------------------------------------- IDeviceKernels
 
     /// <inheritdoc />
+    /// <remarks><c>ga_unary_vec4</c> (float4 loads and stores) when x and y both sit on 16 bytes and n &gt;= 4, else <c>ga_unary</c>; grid-stride.</remarks>
     public void Unary(DeviceActivation activation, DeviceRegion x, DeviceRegion y, long n, ActivationParameters parameters)
     {
         ArgumentNullException.ThrowIfNull(activation);
         if (n <= 0)
             return;
-        CudaKernel kernel = GetKernel(Plan.UnaryFamily, activation, Plan.UnaryEntry);
-        Launch(kernel, GridStride(n),
+        CudaModule module = FamilyModule(KernelFamily.Unary, activation);
+        bool vector = n >= 4 && Aligned16(x) && Aligned16(y);
+        Launch(module.Function(vector ? ElementwiseKernels.UnaryVec4 : ElementwiseKernels.Unary), GridStride(vector ? n / 4 : n),
             KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
             KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
             KernelArgument.Int64(n),
@@ -516,8 +543,8 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
         if (n <= 0)
             return;
         ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
-        CudaKernel kernel = GetKernel(Plan.PReluFamily, null, Plan.PReluEntry);
-        Launch(kernel, GridStride(n),
+        CudaModule module = FamilyModule(KernelFamily.PRelu, null);
+        Launch(module.Function(ElementwiseKernels.PRelu), GridStride(n),
             KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
             KernelArgument.Pointer(alpha.Handle), KernelArgument.Int64(alpha.ElementOffset),
             KernelArgument.Int32(channels),
@@ -526,28 +553,41 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// Separate buffers are one row of rows * d; packed [rows, 2d] passes the buffer twice (up at column d), both with
+    /// row stride 2d. <c>ga_glu_vec4</c> when every row of gate, up and y starts on 16 bytes, else <c>ga_glu</c>.
+    /// </remarks>
     public void Glu(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion y, long rows, long d)
+        => Glu(gateActivation, layout, gate, up, y, rows, d, default);
+
+    /// <summary>The gated unit with parameters for the gate's activation.</summary>
+    public void Glu(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion y, long rows, long d,
+        ActivationParameters parameters)
     {
         ArgumentNullException.ThrowIfNull(gateActivation);
         if (rows <= 0 || d <= 0)
             return;
-        LaunchShape shape = GridStride(checked(rows * d));
+        long gateStride, upStride;
         if (layout == GluLayout.Packed)
         {
-            CudaKernel packed = GetKernel(Plan.GluFamily, gateActivation, Plan.GluPackedEntry);
-            Launch(packed, shape,
-                KernelArgument.Pointer(gate.Handle), KernelArgument.Int64(gate.ElementOffset),
-                KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
-                KernelArgument.Int64(rows), KernelArgument.Int64(d));
-            return;
+            up = new DeviceRegion(gate.Handle, gate.ElementOffset + d);
+            gateStride = upStride = checked(2 * d);
+        }
+        else
+        {
+            (d, rows) = (checked(rows * d), 1);
+            gateStride = upStride = d;
         }
 
-        CudaKernel separate = GetKernel(Plan.GluFamily, gateActivation, Plan.GluEntry);
-        Launch(separate, shape,
-            KernelArgument.Pointer(gate.Handle), KernelArgument.Int64(gate.ElementOffset),
-            KernelArgument.Pointer(up.Handle), KernelArgument.Int64(up.ElementOffset),
+        bool vector = d >= 4 && Aligned16(gate) && Aligned16(up) && Aligned16(y)
+            && (rows == 1 || (d % 4 == 0 && gateStride % 4 == 0 && upStride % 4 == 0));
+        CudaModule module = FamilyModule(KernelFamily.Glu, gateActivation);
+        Launch(module.Function(vector ? GluKernels.GluVec4 : GluKernels.Glu), GluShape(rows, vector ? d / 4 : d),
+            KernelArgument.Pointer(gate.Handle), KernelArgument.Int64(gate.ElementOffset), KernelArgument.Int64(gateStride),
+            KernelArgument.Pointer(up.Handle), KernelArgument.Int64(up.ElementOffset), KernelArgument.Int64(upStride),
             KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
-            KernelArgument.Int64(rows), KernelArgument.Int64(d));
+            KernelArgument.Int64(rows), KernelArgument.Int64(d),
+            KernelArgument.Float32(parameters.Alpha), KernelArgument.Float32(parameters.Beta), KernelArgument.Float32(parameters.Threshold));
     }
 
     /// <inheritdoc />
@@ -555,16 +595,82 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     {
         if (rows <= 0 || cols <= 0)
             return;
-        bool warpPerRow = cols <= Plan.SoftmaxWarpMaxColumns;
-        CudaKernel kernel = GetKernel(Plan.SoftmaxFamily, null, warpPerRow ? Plan.SoftmaxWarpEntry : Plan.SoftmaxBlockEntry);
-        LaunchShape shape = warpPerRow
-            ? RowsPerBlock(rows, Plan.SoftmaxWarpsPerBlock, Info.WarpSize)
-            : BlockPerRow(rows, Plan.SoftmaxBlockSize);
-        Launch(kernel, shape,
-            KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
-            KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
-            KernelArgument.Int64(rows), KernelArgument.Int64(cols),
-            KernelArgument.Int32(log ? 1 : 0));
+        Softmax(x, y, rows, cols, log, SoftmaxPlanner.Plan(rows, cols));
+    }
+
+    /// <summary>
+    /// Softmax with an explicit <paramref name="plan"/> (tests force each shape with it):
+    /// register rows in blocks of <see cref="SoftmaxPlan.GroupSize"/> (several rows per block when a row has at most 32
+    /// lanes, else one); streaming rows in blocks of 256; or, split, <c>ga_softmax_partial</c> then <c>ga_softmax_finish</c>
+    /// over a scratch buffer of this device, the two launches queued together under a lock so that concurrent callers
+    /// never share the scratch between them.
+    /// </summary>
+    public void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log, SoftmaxPlan plan)
+    {
+        if (rows <= 0 || cols <= 0)
+            return;
+        plan.Validate(cols, GroupSize, cudaBlocks: true);
+        CudaModule module = FamilyModule(KernelFamily.Softmax, null);
+        KernelArgument logMode = KernelArgument.Int32(log ? 1 : 0);
+        switch (plan.Shape)
+        {
+            case SoftmaxShape.Registers:
+            case SoftmaxShape.Rows:
+            {
+                int block = plan.Shape == SoftmaxShape.Registers ? plan.GroupSize : GroupSize;
+                LaunchShape shape = RowBlocks(rows, Math.Max(1, block / plan.Lanes), block);
+                Launch(module.Function(plan.Kernel), shape,
+                    KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
+                    KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
+                    KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int32(plan.Lanes), logMode);
+                return;
+            }
+
+            default:
+            {
+                long chunks = plan.Chunks, chunkLength = plan.ChunkLength;
+                long pieces = checked(rows * chunks);
+                LaunchShape shape = new(Blocks(pieces, 1, Math.Max(RowBlocks(pieces, 1, GroupSize).GridX, 1024L)), GroupSize);
+                CudaKernel partial = module.Function(SoftmaxKernels.Partial), finish = module.Function(SoftmaxKernels.Finish);
+                lock (_splitLock)
+                {
+                    ulong scratch = Scratch(checked(pieces * 2 * sizeof(float)));
+                    Launch(partial, shape,
+                        KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
+                        KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int64(chunks), KernelArgument.Int64(chunkLength),
+                        KernelArgument.Pointer(scratch));
+                    Launch(finish, shape,
+                        KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
+                        KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
+                        KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int64(chunks), KernelArgument.Int64(chunkLength),
+                        KernelArgument.Pointer(scratch), logMode);
+                }
+
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The split softmax's scratch, grown to at least <paramref name="bytes"/>; call under <see cref="_splitLock"/>. An
+    /// outgrown buffer is freed only after the stream has finished the kernels that may still read it.
+    /// </summary>
+    private ulong Scratch(long bytes)
+    {
+        if (_scratch is null || _scratch.Bytes < bytes)
+        {
+            if (_scratch is not null)
+            {
+                MakeCurrent();
+                _cu.Check(_cu.cuStreamSynchronize(_stream));
+                _scratch.Dispose();
+                _scratch = null;
+            }
+
+            _scratch = Allocate(Math.Max(bytes, 4096));
+        }
+
+        return _scratch.Pointer;
     }
 
     // ---------------------------------------------------------------- timing
@@ -616,8 +722,14 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
 
         if (_cu.cuCtxSetCurrent(_context.Context) == CudaResult.Success)
         {
-            if (_ownsStream && _stream != 0)
-                _cu.cuStreamSynchronize(_stream);
+            // Queued kernels may still use the modules and the scratch: wait for them (a borrowed stream too).
+            _cu.cuStreamSynchronize(_stream);
+            lock (_splitLock)
+            {
+                _scratch?.Dispose();
+                _scratch = null;
+            }
+
             foreach (Lazy<CudaModule> lazy in _modules.Values)
             {
                 if (lazy.IsValueCreated)

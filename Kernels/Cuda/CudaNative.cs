@@ -66,7 +66,7 @@ internal enum CudaDeviceAttribute
 }
 
 /// <summary>A CUDA driver call that returned an error: names the call and CUDA's name for the error.</summary>
-internal sealed class CudaException : Exception
+internal sealed class CudaException : AcceleratorException
 {
     /// <summary>Creates the exception for <paramref name="call"/> returning <paramref name="result"/>.</summary>
     public CudaException(string call, int result, string errorName, string? description)

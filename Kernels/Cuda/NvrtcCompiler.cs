@@ -12,20 +12,23 @@ internal sealed record CudaImage(byte[] Bytes, CudaImageKind Kind, string Archit
 /// Compiles CUDA C++ source with NVRTC for a compute capability: to cubin for the device's own <c>sm_XY</c> (a cubin
 /// from any toolkit loads on any driver that knows the architecture, while PTX from a newer NVRTC is refused by an
 /// older driver); to PTX for the newest <c>compute_XY</c> it knows at or below the device's only when this NVRTC is
-/// too old to emit cubin for it. Needs no GPU and no <c>libcuda</c>. Thread-safe.
+/// too old to emit cubin for it. Needs no GPU and no <c>libcuda</c>. Thread-safe; images are kept per (options, source), so
+/// a second accelerator on the same architecture does not compile again.
 /// </summary>
 internal sealed unsafe class NvrtcCompiler
 {
     /// <summary>
-    /// The options every compilation gets besides the architecture: C++14, unqualified functions are device
+    /// The options every compilation gets besides the architecture: C++17 (NVRTC's own default since 11.0, so the dialect
+    /// every NVRTC from 11.2 to 13 is surest to keep), unqualified functions are device
     /// functions (the shared dialect writes plain <c>static inline</c> helpers), and IEEE-accurate arithmetic
     /// spelled out (no <c>--use_fast_math</c>: its approximate <c>expf</c>, division and flush-to-zero break the
     /// accuracy budget). Line info is off.
     /// </summary>
     public static IReadOnlyList<string> BaseOptions { get; } =
-        ["--std=c++14", "-default-device", "--ftz=false", "--prec-div=true", "--prec-sqrt=true"];
+        ["--std=c++17", "-default-device", "--ftz=false", "--prec-div=true", "--prec-sqrt=true"];
 
     private readonly Lock _compileLock = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<CudaImage>> _images = new(StringComparer.Ordinal);
 
     /// <summary>Wraps a loaded NVRTC.</summary>
     public NvrtcCompiler(NvrtcNative nvrtc) => Nvrtc = nvrtc;
@@ -109,9 +112,27 @@ internal sealed unsafe class NvrtcCompiler
         if (extraOptions is not null)
             options.AddRange(extraOptions);
 
-        lock (_compileLock)
-            return CompileCore(source, programName, kind, architecture, options);
+        // Every accelerator on the same architecture compiles the same texts: one compilation per (options, source) in
+        // the process, however many devices or threads ask. A failure is not kept.
+        string key = string.Join('\n', options) + "\n\n" + source;
+        Lazy<CudaImage> lazy = _images.GetOrAdd(key, _ => new Lazy<CudaImage>(() =>
+        {
+            lock (_compileLock)
+                return CompileCore(source, programName, kind, architecture, options);
+        }, LazyThreadSafetyMode.ExecutionAndPublication));
+        try
+        {
+            return lazy.Value;
+        }
+        catch
+        {
+            _images.TryRemove(new KeyValuePair<string, Lazy<CudaImage>>(key, lazy));
+            throw;
+        }
     }
+
+    /// <summary>How many distinct images this compiler has made (and keeps) so far.</summary>
+    public int CachedImages => _images.Count(pair => pair.Value.IsValueCreated);
 
     private CudaImage CompileCore(string source, string programName, CudaImageKind kind, string architecture, List<string> options)
     {
@@ -140,10 +161,11 @@ internal sealed unsafe class NvrtcCompiler
             string log = ReadLog(program);
             if (result != NvrtcNative.Success)
             {
+                string name = api.ErrorName(result);
                 throw new NvrtcException(
-                    $"NVRTC {Version} could not compile '{programName}' for {architecture} " +
-                    $"({api.ErrorName(result)}; options: {string.Join(' ', options)})",
-                    log);
+                    $"nvrtcCompileProgram failed: {name} ({result}): NVRTC {Version} could not compile '{programName}' for {architecture} " +
+                    $"(options: {string.Join(' ', options)})",
+                    log, "nvrtcCompileProgram", name);
             }
 
             byte[] image;

@@ -2,18 +2,30 @@ using System.Runtime.CompilerServices;
 
 namespace GpuActivations.Cuda;
 
-/// <summary>An NVRTC call that failed; for a failed compilation <see cref="Log"/> holds the program log.</summary>
-internal sealed class NvrtcException : Exception
+/// <summary>
+/// An NVRTC call that failed. The message names the call and NVRTC's name for the error (e.g.
+/// <c>nvrtcCompileProgram ... NVRTC_ERROR_COMPILATION</c>); for a failed compilation it ends with the program log,
+/// which <see cref="Log"/> holds too.
+/// </summary>
+internal sealed class NvrtcException : AcceleratorException
 {
     /// <summary>Creates the exception; the log, when there is one, is part of the message.</summary>
-    public NvrtcException(string message, string? log = null)
+    public NvrtcException(string message, string? log = null, string call = "", string errorName = "")
         : base(string.IsNullOrWhiteSpace(log) ? message : $"{message}{Environment.NewLine}NVRTC log:{Environment.NewLine}{log.TrimEnd()}")
     {
         Log = log ?? "";
+        Call = call;
+        ErrorName = errorName;
     }
 
     /// <summary>The NVRTC program log (empty when the failure was not a compilation).</summary>
     public string Log { get; }
+
+    /// <summary>The failing call, e.g. <c>nvrtcCompileProgram</c>.</summary>
+    public string Call { get; }
+
+    /// <summary>NVRTC's name for the result, e.g. <c>NVRTC_ERROR_COMPILATION</c>.</summary>
+    public string ErrorName { get; }
 }
 
 /// <summary>
@@ -173,7 +185,13 @@ internal sealed unsafe class NvrtcNative
     /// <summary>Throws an <see cref="NvrtcException"/> naming <paramref name="call"/> unless <paramref name="result"/> is success.</summary>
     public void Check(int result, [CallerArgumentExpression(nameof(result))] string call = "")
     {
-        if (result != Success)
-            throw new NvrtcException($"{call} failed: {ErrorName(result)} ({result})");
+        if (result == Success)
+            return;
+        // "api.nvrtcGetPTX(program, p)" reads better as "nvrtcGetPTX(program, p)".
+        int dot = call.IndexOf(".nvrtc", StringComparison.Ordinal);
+        if (dot > 0 && call.AsSpan(0, dot).IndexOfAny('(', ' ') < 0)
+            call = call[(dot + 1)..];
+        string name = ErrorName(result);
+        throw new NvrtcException($"{call} failed: {name} ({result})", null, call, name);
     }
 }

@@ -6,32 +6,58 @@ namespace GpuActivations.Device;
 /// </summary>
 internal static class DeviceMath
 {
-    /// <summary>The helpers' source; it is placed after the prelude and before <c>ga_activation</c>.</summary>
+    /// <summary>
+    /// The polynomial c[0] + c[1] v + ... as nested <c>fma</c> calls in device code, so device and CPU forms of an
+    /// op evaluate the same coefficients (written with round-trip precision) in the same order.
+    /// </summary>
+    public static string Horner(string variable, ReadOnlySpan<float> c)
+    {
+        string text = Literal(c[^1]);
+        for (int i = c.Length - 2; i >= 0; i--) text = $"fma({text}, {variable}, {Literal(c[i])})";
+        return text;
+    }
+
+    static string Literal(float value) => value.ToString("R", System.Globalization.CultureInfo.InvariantCulture).Replace("E", "e") switch
+    {
+        var s when s.Contains('.') || s.Contains('e') => s + "f",
+        var s => s + ".0f",
+    };
+
+    /// <summary>The helpers' source; <c>DevicePrelude.Compose</c> places it after the prelude, before <c>ga_activation</c>.</summary>
     public const string Source = """
-        #ifdef __CUDACC__
-        #define GA_MATH_FN static __device__ __forceinline__
-        #else
-        #define GA_MATH_FN static inline
-        #endif
         /* hi + *lo == a * b exactly (an overflowing product leaves lo = 0, not inf or NaN). */
-        GA_MATH_FN float ga_two_product(float a, float b, float* lo)
+        GA_DEVICE_FN float ga_two_product(float a, float b, float* lo)
         {
             float hi = a * b;
             float l = fma(a, b, -hi);
             *lo = isfinite(hi) ? l : 0.0f;
             return hi;
         }
-        /* e^(hi + lo) for |lo| tiny beside 1: e^hi (1 + lo). */
-        GA_MATH_FN float ga_exp_hilo(float hi, float lo) { return exp(hi) * (1.0f + lo); }
-        /* x * sigmoid(hi + lo). Far left, x e^s may be normal while e^s is not: (x e^(s/2)) e^(s/2);
-           an infinite x there gives a zero of its sign (silu(-inf) = -0). */
-        GA_MATH_FN float ga_times_sigmoid(float x, float hi, float lo)
+        /* f * e^(hi + lo), the CPU's method (VectorMath.ScaledExp) so no vendor exp's error enters: Cody-Waite
+           reduction r = (hi - n ln2) + lo with ln2 split for FMA, Taylor polynomial of e^r - 1 to r^8, then
+           ldexp(f (1 + p), n), which rounds into the subnormal range once at most (f e^s can be normal where e^s
+           is not). Below the underflow threshold the result is a zero with f's sign, the limit of x e^s. */
+        GA_DEVICE_FN float ga_scaled_exp(float f, float hi, float lo)
         {
-            if (hi < -80.0f)
-            {
-                float root = ga_exp_hilo(0.5f * hi, 0.5f * lo);
-                return isinf(x) ? copysign(0.0f, x) : (x * root) * root;
-            }
+            if (hi != hi) return hi;
+            if (!isfinite(hi)) lo = 0.0f;
+            float x = hi + lo;
+            if (x > 88.72284f) return f * GA_INFINITY;
+            if (x < -103.972084f) return copysign(0.0f, f);
+            float n = rint(x * 1.44269504088896341f);
+            float r = fma(n, -0.693147182464599609375f, hi);
+            r = fma(n, 1.904654299957768e-9f, r) + lo;
+            float p = fma(fma(fma(fma(fma(fma(fma(r, 2.48015873e-05f, 1.98412698e-04f), r, 1.38888889e-03f), r,
+                          8.33333333e-03f), r, 4.16666667e-02f), r, 1.66666667e-01f), r, 0.5f) * r, r, r);
+            return ldexp(f * (1.0f + p), (int)n);
+        }
+        /* e^(hi + lo). */
+        GA_DEVICE_FN float ga_exp_hilo(float hi, float lo) { return ga_scaled_exp(1.0f, hi, lo); }
+        /* x * sigmoid(hi + lo). Far left sigmoid(s) = e^s (1 + O(e^s)) and x e^s may be normal while e^s is not;
+           an infinite x there gives a zero of its sign (silu(-inf) = -0). */
+        GA_DEVICE_FN float ga_times_sigmoid(float x, float hi, float lo)
+        {
+            if (hi < -80.0f) return ga_scaled_exp(x, hi, lo);
             return x / (1.0f + ga_exp_hilo(-hi, -lo));
         }
         """;

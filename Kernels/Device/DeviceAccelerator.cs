@@ -1,0 +1,46 @@
+using System.Collections.Concurrent;
+using GpuActivations.Activations;
+
+namespace GpuActivations.Device;
+
+/// <summary>
+/// The part of the OpenCL and CUDA accelerators that is the same: views become <see cref="DeviceRegion"/>s,
+/// activations become their device form, and the ops go to the backend's <see cref="IDeviceKernels"/>.
+/// </summary>
+internal abstract class DeviceAccelerator(AcceleratorInfo info, IDeviceKernels kernels) : Accelerator(info)
+{
+    static readonly ConcurrentDictionary<ActivationKind, DeviceActivation> Forms = new();
+
+    /// <summary>The device form of <paramref name="activation"/> (cached per kind; parameters travel separately).</summary>
+    public static DeviceActivation DeviceForm(Activation activation) => Forms.GetOrAdd(activation.Kind, _ =>
+    {
+        var visitor = new FormVisitor();
+        return activation.Accept<FormVisitor, DeviceActivation>(ref visitor);
+    });
+
+    readonly struct FormVisitor : IActivationVisitor<DeviceActivation>
+    {
+        public DeviceActivation Visit<TOp>(TOp op) where TOp : struct, IActivationOp => new(TOp.Name, TOp.DeviceBody);
+    }
+
+    static DeviceRegion Region(BufferView<float> view) => new(view.Buffer.Storage.Handle, view.Offset);
+
+    private protected override void RunActivation(Activation activation, BufferView<float> x, BufferView<float> y)
+        => kernels.Unary(DeviceForm(activation), Region(x), Region(y), x.Length,
+            new ActivationParameters(activation.Alpha, activation.Beta, activation.Threshold));
+
+    private protected override void RunPRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y)
+    {
+        if (alpha.Length > int.MaxValue)
+            throw new ArgumentException($"alpha has {alpha.Length} channels; device PReLU supports at most {int.MaxValue}.", nameof(alpha));
+        kernels.PRelu(Region(x), Region(alpha), (int)alpha.Length, Region(y), x.Length);
+    }
+
+    private protected override void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d)
+        => kernels.Glu(DeviceForm(GatedUnits.GateActivation(unit)), layout, Region(gate), Region(up), Region(y), rows, d);
+
+    private protected override void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log)
+        => kernels.Softmax(Region(x), Region(y), rows, cols, log);
+
+    private protected override void SynchronizeCore() => kernels.Synchronize();
+}

@@ -1,0 +1,95 @@
+namespace GpuActivations.Device;
+
+/// <summary>
+/// The prelude every device program starts with: it maps the few differences between OpenCL C 1.2 and CUDA C++
+/// (NVRTC) onto one set of names, so each kernel is written once and compiled by both.
+/// <list type="bullet">
+/// <item><c>KERNEL</c>, <c>GLOBAL</c>, <c>GA_DEVICE_FN</c>: qualifiers. <c>LOCAL</c> declares work-group memory
+/// (<c>__local</c> / <c>__shared__</c>, at kernel scope); <c>LOCAL_PTR</c> qualifies a pointer to it in a device
+/// function's parameters (<c>__local</c> / nothing: CUDA pointers are generic and <c>__shared__</c> is not allowed there).</item>
+/// <item><c>GA_GROUP_ID(d)</c>, <c>GA_LOCAL_ID(d)</c>, <c>GA_LOCAL_SIZE(d)</c>, <c>GA_NUM_GROUPS(d)</c>,
+/// <c>GA_GLOBAL_ID(d)</c>, <c>GA_GLOBAL_SIZE(d)</c>: work-item geometry, dimension d in 0..2, as 64-bit
+/// <c>ga_index</c> (ids within a group as <c>int</c>).</item>
+/// <item><c>BARRIER()</c>: a work-group barrier that also orders local memory.</item>
+/// <item><c>GA_INFINITY</c>, <c>GA_NAN</c>, <c>GA_ISNAN(v)</c>.</item>
+/// <item><c>GA_MAX_THREADS(n)</c>, written between <c>KERNEL</c> and <c>void</c>: CUDA's <c>__launch_bounds__(n)</c>, so the
+/// compiler keeps the kernel's registers within what n threads per block allow (nothing in OpenCL).</item>
+/// <item><c>GA_OPENCL</c> or <c>GA_CUDA</c> is defined, for the few CUDA-only fast paths (warp shuffles) that sit
+/// beside their portable form under <c>#if defined(GA_CUDA)</c>.</item>
+/// </list>
+/// Math is written with the overloaded names (<c>exp</c>, <c>tanh</c>, <c>erfc</c>, <c>log1p</c>, <c>fma</c>) on float:
+/// OpenCL C has them natively, CUDA C++ has float overloads. <c>GA_GROUP_SIZE</c> (the work-group size the
+/// host launches with, a power of two) is defined by <see cref="Compose"/> ahead of the prelude.
+/// </summary>
+internal static class DevicePrelude
+{
+    /// <summary>The prelude text.</summary>
+    public const string Source = """
+        #if defined(__OPENCL_VERSION__)
+        #define GA_OPENCL 1
+        #define KERNEL __kernel
+        #define GLOBAL __global
+        #define LOCAL __local
+        #define LOCAL_PTR __local
+        #define GA_DEVICE_FN static inline
+        typedef long ga_index;
+        #define GA_GROUP_ID(d) ((ga_index)get_group_id(d))
+        #define GA_LOCAL_ID(d) ((int)get_local_id(d))
+        #define GA_LOCAL_SIZE(d) ((int)get_local_size(d))
+        #define GA_NUM_GROUPS(d) ((ga_index)get_num_groups(d))
+        #define GA_GLOBAL_ID(d) ((ga_index)get_global_id(d))
+        #define GA_GLOBAL_SIZE(d) ((ga_index)get_global_size(d))
+        #define BARRIER() barrier(CLK_LOCAL_MEM_FENCE)
+        #define GA_INFINITY INFINITY
+        #define GA_NAN NAN
+        #define GA_ISNAN(v) isnan(v)
+        #define GA_MAX_THREADS(n)
+        #elif defined(__CUDACC__) || defined(__CUDACC_RTC__)
+        #define GA_CUDA 1
+        #define KERNEL extern "C" __global__
+        #define GLOBAL
+        #define LOCAL __shared__
+        #define LOCAL_PTR
+        #define GA_DEVICE_FN static __device__ __forceinline__
+        typedef long long ga_index;
+        #define GA_DIM3(v, d) ((d) == 0 ? (v).x : (d) == 1 ? (v).y : (v).z)
+        #define GA_GROUP_ID(d) ((ga_index)GA_DIM3(blockIdx, d))
+        #define GA_LOCAL_ID(d) ((int)GA_DIM3(threadIdx, d))
+        #define GA_LOCAL_SIZE(d) ((int)GA_DIM3(blockDim, d))
+        #define GA_NUM_GROUPS(d) ((ga_index)GA_DIM3(gridDim, d))
+        #define GA_GLOBAL_ID(d) (GA_GROUP_ID(d) * GA_LOCAL_SIZE(d) + GA_LOCAL_ID(d))
+        #define GA_GLOBAL_SIZE(d) (GA_NUM_GROUPS(d) * GA_LOCAL_SIZE(d))
+        #define BARRIER() __syncthreads()
+        #define GA_INFINITY __int_as_float(0x7f800000)
+        #define GA_NAN __int_as_float(0x7fffffff)
+        #define GA_ISNAN(v) isnan(v)
+        #define GA_MAX_THREADS(n) __launch_bounds__(n)
+        #else
+        #error "GpuActivations device code is OpenCL C 1.2 or CUDA C++ (NVRTC)"
+        #endif
+
+        """;
+
+    /// <summary>
+    /// Wraps an activation body as the device function every activation kernel calls:
+    /// <c>float ga_activation(float x, float alpha, float beta, float threshold)</c>.
+    /// </summary>
+    public static string ActivationFunction(DeviceActivation activation) =>
+        $$"""
+        GA_DEVICE_FN float ga_activation(float x, float alpha, float beta, float threshold)
+        {
+        {{activation.Body}}
+        }
+
+        """;
+
+    /// <summary>
+    /// A whole program: <c>GA_GROUP_SIZE</c>, <c>GA_CPU_DEVICE</c> for CPU devices (kernels may shape loops for
+    /// implementations that vectorise across work-items, like PoCL), the prelude, the activation function (when the kernels use one)
+    /// and the kernels.
+    /// </summary>
+    public static string Compose(int groupSize, DeviceActivation? activation, string kernels, bool cpuDevice = false) =>
+        $"#define GA_GROUP_SIZE {groupSize}\n" + (cpuDevice ? "#define GA_CPU_DEVICE 1\n" : "") + Source
+        + (activation is null ? "" : DeviceMath.Source + ActivationFunction(activation))
+        + kernels;
+}

@@ -1,0 +1,66 @@
+namespace GpuActivations.Device;
+
+/// <summary>
+/// One device program as both GPU backends build it: a kernel source of <c>Kernels/Device</c>, whether it is
+/// specialised for an activation (then compiled once per activation), and the kernels it defines. OpenCL and CUDA
+/// compile exactly these texts (<see cref="Compose"/>), and the tests compile every family for every activation.
+/// </summary>
+internal sealed class KernelFamily
+{
+    KernelFamily(int index, string name, string source, bool takesActivation, IReadOnlyList<string> kernels)
+    {
+        Index = index;
+        Name = name;
+        Source = source;
+        TakesActivation = takesActivation;
+        Kernels = kernels;
+    }
+
+    /// <summary>y = act(x): <see cref="ElementwiseKernels.UnarySource"/>.</summary>
+    public static KernelFamily Unary { get; } = new(0, "unary", ElementwiseKernels.UnarySource, true, ElementwiseKernels.UnaryKernels);
+
+    /// <summary>PReLU: <see cref="ElementwiseKernels.PReluSource"/>.</summary>
+    public static KernelFamily PRelu { get; } = new(1, "prelu", ElementwiseKernels.PReluSource, false, [ElementwiseKernels.PRelu]);
+
+    /// <summary>Gated units y = act(gate) * up: <see cref="GluKernels.Source"/>.</summary>
+    public static KernelFamily Glu { get; } = new(2, "glu", GluKernels.Source, true, GluKernels.Kernels);
+
+    /// <summary>Row-wise softmax and log-softmax: <see cref="SoftmaxKernels.Source"/>.</summary>
+    public static KernelFamily Softmax { get; } = new(3, "softmax", SoftmaxKernels.Source, false, SoftmaxKernels.Kernels);
+
+    /// <summary>Every family, in <see cref="Index"/> order.</summary>
+    public static IReadOnlyList<KernelFamily> All { get; } = [Unary, PRelu, Glu, Softmax];
+
+    /// <summary>The family's position in <see cref="All"/> (for per-family caches).</summary>
+    public int Index { get; }
+
+    /// <summary>The family's name: "unary", "prelu", "glu", "softmax".</summary>
+    public string Name { get; }
+
+    /// <summary>The kernels' source, without the prelude.</summary>
+    public string Source { get; }
+
+    /// <summary>Whether the kernels call <c>ga_activation</c> (the program is then built once per activation).</summary>
+    public bool TakesActivation { get; }
+
+    /// <summary>The kernels the program defines (in both dialects).</summary>
+    public IReadOnlyList<string> Kernels { get; }
+
+    /// <summary>
+    /// The whole program for a device whose work-groups have <paramref name="groupSize"/> work-items:
+    /// <see cref="DevicePrelude.Compose"/> of this family's source with <paramref name="activation"/>, which must be
+    /// given exactly when <see cref="TakesActivation"/>.
+    /// </summary>
+    public string Compose(int groupSize, DeviceActivation? activation, bool cpuDevice = false)
+    {
+        if (TakesActivation != activation is not null)
+            throw new ArgumentException(TakesActivation ? $"the {Name} kernels need an activation" : $"the {Name} kernels take no activation", nameof(activation));
+        return DevicePrelude.Compose(groupSize, activation, Source, cpuDevice);
+    }
+
+    /// <summary>A label for logs and program names: "unary/gelu", "softmax".</summary>
+    public string Label(DeviceActivation? activation) => activation is null ? Name : $"{Name}/{activation.Name}";
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+}

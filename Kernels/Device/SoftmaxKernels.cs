@@ -1,0 +1,392 @@
+namespace GpuActivations.Device;
+
+/// <summary>
+/// Row-wise softmax and log-softmax of [rows, cols] in the common dialect of <see cref="DevicePrelude"/>.
+/// <para>
+/// One read pass computes each row's (max, sum) online: a running max m and s = sum exp(x - m), rescaled when the
+/// max grows; partial states merge as (max(m1, m2), s1 exp(m1 - m) + s2 exp(m2 - m)). NaN is mapped to +inf in
+/// the state, so m = +inf marks a row holding NaN or +inf; m = -inf marks a row of only -inf; both rows come out NaN.
+/// A second pass writes exp(x - m) / s, or (x - m) - log(s); -inf entries give 0 (log-softmax: -inf).
+/// </para>
+/// Shapes, chosen by the host from the row width (<see cref="SoftmaxPlanner"/>):
+/// <list type="bullet">
+/// <item><c>ga_softmax_registers_P</c> (P = 1, 2, 4, ..., 32): register-resident rows. A row is held by <c>lanes</c>
+/// work-items, P values each, read once into registers, reduced (max, then sum of exponentials) and written once: the
+/// least memory traffic there is, and one exponential per element. <c>lanes</c> up to 32 puts several rows in a group
+/// (one warp per row on CUDA, rows of up to 32 P columns); <c>lanes</c> equal to the group size gives the group one row.
+/// The reductions are warp shuffles on CUDA (<c>__shfl_xor_sync</c>, plus one shared-memory step across the warps of a
+/// block) and a local-memory tree elsewhere. On CUDA the block form takes any multiple of 32 threads up to 1024
+/// (<c>__launch_bounds__(1024)</c> keeps every P within 64 registers); elsewhere the group is GA_GROUP_SIZE.</item>
+/// <item><c>ga_softmax_rows</c>: a row is handled by a slice of <c>slice</c> work-items (a power of two up to
+/// the group size) in two streaming passes, so one work-group takes GA_GROUP_SIZE / slice short rows, or one long row
+/// when slice is the group size. Slices reduce their states in local memory (CUDA: warp shuffles).</item>
+/// <item><c>ga_softmax_partial</c> + <c>ga_softmax_finish</c>: a very long row is cut into <c>chunks</c> pieces of
+/// <c>chunkLength</c>, one work-group each. The first kernel writes each piece's (m, s) into a scratch buffer
+/// [rows * chunks * 2]; the second merges all the row's pieces (every group of the row does it; they are few)
+/// and writes its own piece.</item>
+/// </list>
+/// The rows, partial and finish kernels need the launch's local size to be exactly GA_GROUP_SIZE.
+/// </summary>
+internal static class SoftmaxKernels
+{
+    /// <summary>Kernel names.</summary>
+    public const string Rows = "ga_softmax_rows", Partial = "ga_softmax_partial", Finish = "ga_softmax_finish";
+
+    /// <summary>The values per work-item the register-resident kernels come in (powers of two).</summary>
+    public static IReadOnlyList<int> RegisterCounts { get; } = [1, 2, 4, 8, 16, MaxRegistersPerLane];
+
+    /// <summary>The most values one work-item holds in the register-resident kernels.</summary>
+    public const int MaxRegistersPerLane = 32;
+
+    /// <summary>The register-resident kernel holding <paramref name="perLane"/> values per work-item.</summary>
+    public static string Registers(int perLane) => perLane switch
+    {
+        1 or 2 or 4 or 8 or 16 or 32 => "ga_softmax_registers_" + perLane.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        _ => throw new ArgumentOutOfRangeException(nameof(perLane), perLane, "the register-resident softmax holds 1, 2, 4, ..., 32 values per work-item"),
+    };
+
+    /// <summary>Every kernel of <see cref="Source"/>.</summary>
+    public static IReadOnlyList<string> Kernels { get; } = [Rows, Partial, Finish, .. RegisterCounts.Select(Registers)];
+
+    /// <summary>The program: the state helpers and the three kernels. No activation function.</summary>
+    public const string Source = """
+        /* GA_LOOP_BARRIER: a barrier at the end of each step of the uniform element loops on CPU devices (the host
+           defines GA_CPU_DEVICE). PoCL then runs each step as its own loop over the work-items, which it vectorises;
+           a loop inside a work-item it cannot. On GPUs it is nothing. */
+        #ifdef GA_CPU_DEVICE
+        #define GA_LOOP_BARRIER() BARRIER()
+        #else
+        #define GA_LOOP_BARRIER()
+        #endif
+
+        /* Adds v to the state with one exp and no branch: of m and v one is the new max, the other's term is
+           exp(min - max); rows of only -inf keep s = 0 (exp(-inf - -inf) would be NaN). */
+        GA_DEVICE_FN void ga_sm_add(float* m, float* s, float v)
+        {
+            v = GA_ISNAN(v) ? GA_INFINITY : v;
+            const float mm = fmax(*m, v);
+            float e = exp(fmin(*m, v) - mm);
+            e = mm == -GA_INFINITY ? 0.0f : e;
+            *s = v > *m ? fma(*s, e, 1.0f) : *s + e;
+            *m = mm;
+        }
+
+        GA_DEVICE_FN void ga_sm_merge(float* m, float* s, float m2, float s2)
+        {
+            const float mm = fmax(*m, m2);
+            if (mm == -GA_INFINITY) return;
+            *s = *s * exp(*m - mm) + s2 * exp(m2 - mm);
+            *m = mm;
+        }
+
+        /* Reduces the (m, s) states of each slice of `slice` work-items (slice a power of two, slices aligned to multiples
+           of slice); afterwards lm[first of slice], ls[...] hold the slice's state. Call uniformly. */
+        #if defined(GA_CUDA)
+        /* CUDA: butterfly shuffles inside each warp (every lane ends with the same state: the merge is symmetric), then,
+           for slices wider than a warp, the first work-item merges its warps' states from shared memory. */
+        GA_DEVICE_FN void ga_sm_reduce(LOCAL_PTR float* lm, LOCAL_PTR float* ls, int lid, int lane, int slice)
+        {
+            float m = lm[lid], s = ls[lid];
+            for (int offset = (slice < 32 ? slice : 32) >> 1; offset > 0; offset >>= 1)
+            {
+                const float m2 = __shfl_xor_sync(0xffffffffu, m, offset);
+                const float s2 = __shfl_xor_sync(0xffffffffu, s, offset);
+                ga_sm_merge(&m, &s, m2, s2);
+            }
+            if (slice > 32)
+            {
+                if ((lid & 31) == 0)
+                {
+                    lm[lid] = m;
+                    ls[lid] = s;
+                }
+                __syncthreads();
+                if (lane == 0)
+                {
+                    for (int w = 32; w < slice; w += 32) ga_sm_merge(&m, &s, lm[lid + w], ls[lid + w]);
+                    lm[lid] = m;
+                    ls[lid] = s;
+                }
+            }
+            else if (lane == 0)
+            {
+                lm[lid] = m;
+                ls[lid] = s;
+            }
+            __syncthreads();
+        }
+        #else
+        GA_DEVICE_FN void ga_sm_reduce(LOCAL_PTR float* lm, LOCAL_PTR float* ls, int lid, int lane, int slice)
+        {
+            for (int width = slice >> 1; width > 0; width >>= 1)
+            {
+                if (lane < width)
+                {
+                    float m = lm[lid], s = ls[lid];
+                    ga_sm_merge(&m, &s, lm[lid + width], ls[lid + width]);
+                    lm[lid] = m;
+                    ls[lid] = s;
+                }
+                BARRIER();
+            }
+        }
+        #endif
+
+        /* One output element from the row's state: NaN for a row with NaN/+inf (m = +inf) or only -inf (m = -inf). */
+        GA_DEVICE_FN float ga_sm_out(float v, float m, float scale, int bad, int logMode)
+        {
+            if (bad) return GA_NAN;
+            return logMode ? (v - m) - scale : exp(v - m) * scale;
+        }
+
+        /* scale: log(s) for log-softmax, 1 / s for softmax. */
+        GA_DEVICE_FN float ga_sm_scale(float s, int logMode) { return logMode ? log(s) : 1.0f / s; }
+        GA_DEVICE_FN int ga_sm_bad(float m) { return !(m < GA_INFINITY) || m == -GA_INFINITY; }
+
+        /* The max (isMax) or sum of v over the `lanes` work-items holding one row; every one of them gets the result.
+           lanes is a power of two up to 32 dividing the group, or the whole group (one row per group). Call uniformly. */
+        #if defined(GA_CUDA)
+        #define GA_ROW_SCRATCH 32
+        GA_DEVICE_FN float ga_row_reduce(float v, float* scratch, int lid, int lanes, int isMax)
+        {
+            for (int offset = (lanes < 32 ? lanes : 32) >> 1; offset > 0; offset >>= 1)
+            {
+                const float other = __shfl_xor_sync(0xffffffffu, v, offset);
+                v = isMax ? fmax(v, other) : v + other;
+            }
+            if (lanes <= 32) return v;
+            /* One row per block (a multiple of 32 threads): the warps' results meet in shared memory, and every warp
+               reduces them in the same order, so all threads agree bit for bit. */
+            if ((lid & 31) == 0) scratch[lid >> 5] = v;
+            __syncthreads();
+            v = (lid & 31) < (lanes >> 5) ? scratch[lid & 31] : (isMax ? -GA_INFINITY : 0.0f);
+            for (int offset = 16; offset > 0; offset >>= 1)
+            {
+                const float other = __shfl_xor_sync(0xffffffffu, v, offset);
+                v = isMax ? fmax(v, other) : v + other;
+            }
+            __syncthreads();
+            return v;
+        }
+        #else
+        #define GA_ROW_SCRATCH GA_GROUP_SIZE
+        GA_DEVICE_FN float ga_row_reduce(float v, LOCAL_PTR float* scratch, int lid, int lanes, int isMax)
+        {
+            const int lane = lid & (lanes - 1);
+            scratch[lid] = v;
+            BARRIER();
+            for (int width = lanes >> 1; width > 0; width >>= 1)
+            {
+                if (lane < width)
+                    scratch[lid] = isMax ? fmax(scratch[lid], scratch[lid + width]) : scratch[lid] + scratch[lid + width];
+                BARRIER();
+            }
+            v = scratch[lid - lane];
+            BARRIER();
+            return v;
+        }
+        #endif
+
+        /* Register-resident rows: `lanes` work-items per row, perLane values each (a literal at every call, so the loops
+           unroll and v[] lives in registers). Each element is read once and written once, by the same work-item, so
+           y may be x. Padding beyond the row is -inf, which adds nothing to the max or the sum. */
+        GA_DEVICE_FN void ga_softmax_registers(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y, ga_index yOffset,
+                                               ga_index rows, ga_index cols, int lanes, int logMode, const int perLane,
+                                               LOCAL_PTR float* scratch)
+        {
+            const int lid = GA_LOCAL_ID(0);
+            const int lane = lid % lanes;
+            const ga_index rowsPerGroup = GA_LOCAL_SIZE(0) / lanes;
+            const ga_index rowStep = GA_NUM_GROUPS(0) * rowsPerGroup;
+            for (ga_index base = GA_GROUP_ID(0) * rowsPerGroup; base < rows; base += rowStep)
+            {
+                const ga_index row = base + lid / lanes;
+                /* This work-item's columns are lane + k * lanes for k * lanes < remaining (cols <= lanes * perLane fits
+                   an int); 32-bit offsets keep the 32 values' addressing out of the register budget. */
+                const int remaining = row < rows ? (int)cols - lane : 0;
+                const ga_index start = (row < rows ? row * cols : 0) + lane;
+                GLOBAL const float* xr = x + xOffset + start;
+                float v[32];
+                float m = -GA_INFINITY;
+                #pragma unroll
+                for (int k = 0; k < perLane; k++)
+                {
+                    v[k] = k * lanes < remaining ? xr[k * lanes] : -GA_INFINITY;
+                    m = fmax(m, GA_ISNAN(v[k]) ? GA_INFINITY : v[k]);
+                }
+                m = ga_row_reduce(m, scratch, lid, lanes, 1);
+                const int bad = ga_sm_bad(m);
+                float s = 0.0f;
+                #pragma unroll
+                for (int k = 0; k < perLane; k++)
+                {
+                    const float e = exp(v[k] - m);
+                    s += e;
+                    if (!logMode) v[k] = e;
+                }
+                s = ga_row_reduce(s, scratch, lid, lanes, 0);
+                const float scale = ga_sm_scale(s, logMode);
+                GLOBAL float* yr = y + yOffset + start;
+                #pragma unroll
+                for (int k = 0; k < perLane; k++)
+                {
+                    if (k * lanes < remaining) yr[k * lanes] = bad ? GA_NAN : logMode ? (v[k] - m) - scale : v[k] * scale;
+                }
+            }
+        }
+
+        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_1(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
+            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
+        {
+            LOCAL float scratch[GA_ROW_SCRATCH];
+            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 1, scratch);
+        }
+
+        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_2(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
+            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
+        {
+            LOCAL float scratch[GA_ROW_SCRATCH];
+            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 2, scratch);
+        }
+
+        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_4(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
+            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
+        {
+            LOCAL float scratch[GA_ROW_SCRATCH];
+            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 4, scratch);
+        }
+
+        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_8(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
+            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
+        {
+            LOCAL float scratch[GA_ROW_SCRATCH];
+            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 8, scratch);
+        }
+
+        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_16(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
+            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
+        {
+            LOCAL float scratch[GA_ROW_SCRATCH];
+            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 16, scratch);
+        }
+
+        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_32(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
+            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
+        {
+            LOCAL float scratch[GA_ROW_SCRATCH];
+            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 32, scratch);
+        }
+
+        KERNEL void ga_softmax_rows(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y, ga_index yOffset,
+                                    ga_index rows, ga_index cols, int slice, int logMode)
+        {
+            LOCAL float lm[GA_GROUP_SIZE];
+            LOCAL float ls[GA_GROUP_SIZE];
+            const int lid = GA_LOCAL_ID(0);
+            const int lane = lid & (slice - 1);
+            const int first = lid - lane;
+            const ga_index rowsPerGroup = GA_GROUP_SIZE / slice;
+            const ga_index rowStep = GA_NUM_GROUPS(0) * rowsPerGroup;
+            for (ga_index base = GA_GROUP_ID(0) * rowsPerGroup; base < rows; base += rowStep)
+            {
+                const ga_index row = base + lid / slice;
+                const int active = row < rows;
+                GLOBAL const float* xr = x + xOffset + (active ? row : 0) * cols;
+                GLOBAL float* yr = y + yOffset + (active ? row : 0) * cols;
+                float m = -GA_INFINITY, s = 0.0f;
+                for (ga_index j0 = 0; j0 < cols; j0 += slice)
+                {
+                    const ga_index j = j0 + lane;
+                    if (active && j < cols) ga_sm_add(&m, &s, xr[j]);
+                    GA_LOOP_BARRIER();
+                }
+                lm[lid] = m;
+                ls[lid] = s;
+                BARRIER();
+                ga_sm_reduce(lm, ls, lid, lane, slice);
+                m = lm[first];
+                s = ls[first];
+                BARRIER();
+                const int bad = ga_sm_bad(m);
+                const float scale = ga_sm_scale(s, logMode);
+                for (ga_index j0 = 0; j0 < cols; j0 += slice)
+                {
+                    const ga_index j = j0 + lane;
+                    if (active && j < cols) yr[j] = ga_sm_out(xr[j], m, scale, bad, logMode);
+                    GA_LOOP_BARRIER();
+                }
+            }
+        }
+
+        KERNEL void ga_softmax_partial(GLOBAL const float* x, ga_index xOffset, ga_index rows, ga_index cols,
+                                       ga_index chunks, ga_index chunkLength, GLOBAL float* partial)
+        {
+            LOCAL float lm[GA_GROUP_SIZE];
+            LOCAL float ls[GA_GROUP_SIZE];
+            const int lid = GA_LOCAL_ID(0);
+            const ga_index pieces = rows * chunks;
+            for (ga_index piece = GA_GROUP_ID(0); piece < pieces; piece += GA_NUM_GROUPS(0))
+            {
+                const ga_index row = piece / chunks;
+                const ga_index begin = (piece - row * chunks) * chunkLength;
+                const ga_index end = begin + chunkLength < cols ? begin + chunkLength : cols;
+                GLOBAL const float* xr = x + xOffset + row * cols;
+                float m = -GA_INFINITY, s = 0.0f;
+                for (ga_index j0 = begin; j0 < end; j0 += GA_GROUP_SIZE)
+                {
+                    const ga_index j = j0 + lid;
+                    if (j < end) ga_sm_add(&m, &s, xr[j]);
+                    GA_LOOP_BARRIER();
+                }
+                lm[lid] = m;
+                ls[lid] = s;
+                BARRIER();
+                ga_sm_reduce(lm, ls, lid, lid, GA_GROUP_SIZE);
+                if (lid == 0)
+                {
+                    partial[2 * piece] = lm[0];
+                    partial[2 * piece + 1] = ls[0];
+                }
+                BARRIER();
+            }
+        }
+
+        KERNEL void ga_softmax_finish(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y, ga_index yOffset,
+                                      ga_index rows, ga_index cols, ga_index chunks, ga_index chunkLength,
+                                      GLOBAL const float* partial, int logMode)
+        {
+            LOCAL float lm[GA_GROUP_SIZE];
+            LOCAL float ls[GA_GROUP_SIZE];
+            const int lid = GA_LOCAL_ID(0);
+            const ga_index pieces = rows * chunks;
+            for (ga_index piece = GA_GROUP_ID(0); piece < pieces; piece += GA_NUM_GROUPS(0))
+            {
+                const ga_index row = piece / chunks;
+                const ga_index begin = (piece - row * chunks) * chunkLength;
+                const ga_index end = begin + chunkLength < cols ? begin + chunkLength : cols;
+                float m = -GA_INFINITY, s = 0.0f;
+                GLOBAL const float* rowPartials = partial + 2 * row * chunks;
+                for (ga_index k = lid; k < chunks; k += GA_GROUP_SIZE)
+                    ga_sm_merge(&m, &s, rowPartials[2 * k], rowPartials[2 * k + 1]);
+                lm[lid] = m;
+                ls[lid] = s;
+                BARRIER();
+                ga_sm_reduce(lm, ls, lid, lid, GA_GROUP_SIZE);
+                m = lm[0];
+                s = ls[0];
+                BARRIER();
+                const int bad = ga_sm_bad(m);
+                const float scale = ga_sm_scale(s, logMode);
+                GLOBAL const float* xr = x + xOffset + row * cols;
+                GLOBAL float* yr = y + yOffset + row * cols;
+                for (ga_index j0 = begin; j0 < end; j0 += GA_GROUP_SIZE)
+                {
+                    const ga_index j = j0 + lid;
+                    if (j < end) yr[j] = ga_sm_out(xr[j], m, scale, bad, logMode);
+                    GA_LOOP_BARRIER();
+                }
+            }
+        }
+
+        """;
+}
