@@ -19,8 +19,11 @@ public sealed class BenchOptions
     public List<string> Accelerators { get; } = [];
     /// <summary>Tiny sizes and few repetitions: seconds, for CI.</summary>
     public bool Smoke { get; set; }
-    /// <summary>The report folder (report.md, results.json, plots/).</summary>
-    public string OutDir { get; set; } = "out";
+    /// <summary>
+    /// The report folder (report.md, results.json, plots/): "out", or $OUT/bench where $OUT is set (the device
+    /// machine's folder whose files come back, see docs/gpu.md).
+    /// </summary>
+    public string OutDir { get; set; } = Environment.GetEnvironmentVariable("OUT") is { Length: > 0 } o ? Path.Combine(o, "bench") : "out";
     /// <summary>A JSON file written by torch_peer.py, shown beside our figures.</summary>
     public string? TorchResults { get; set; }
     /// <summary>Run the verification (default) or skip it.</summary>
@@ -51,7 +54,7 @@ public sealed class BenchOptions
                                 softmax; a family given none keeps its defaults
           --accelerators LIST   cpu, opencl, cuda, or kind#index (default: every accelerator present)
           --smoke               tiny sizes and few repetitions (seconds; CI runs it)
-          --out DIR             where report.md, results.json and plots/ go (default: out)
+          --out DIR             where report.md, results.json and plots/ go (default: out, or $OUT/bench when $OUT is set)
           --torch-results FILE  JSON from Kernels.Bench/torch_peer.py, shown beside our figures
           --min-time SECONDS    time each measurement runs at least after warm-up (default 0.4)
           --no-verify           skip the verification
