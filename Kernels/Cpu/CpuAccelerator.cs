@@ -77,7 +77,10 @@ internal sealed unsafe class CpuAccelerator : Accelerator
 
         public HostStorage(Accelerator accelerator, nint borrowed, long bytes) : base(accelerator, bytes) => pointer = borrowed;
 
-        ~HostStorage() => Release();
+        ~HostStorage()
+        {
+            if (TryMarkDisposed()) Release(); // once, whoever comes first (see TryMarkDisposed)
+        }
 
         public override nint Handle => pointer;
 
