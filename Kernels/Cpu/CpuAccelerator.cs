@@ -43,7 +43,7 @@ internal sealed unsafe class CpuAccelerator : Accelerator
         {
             // The library's own type, like a device's out-of-memory error; nothing was allocated, the accelerator stays usable.
             throw new AcceleratorException(
-                $"Allocating {bytes} bytes of host memory on {Info.Name} failed: out of memory (aligned_alloc returned null, OutOfMemoryException).", e);
+                $"Allocating {bytes} bytes of host memory on {Info.Name} failed: out of memory (the aligned allocation returned null: OutOfMemoryException).", e);
         }
     }
     private protected override BufferStorage WrapStorage(nint nativeHandle, long bytes) => new HostStorage(this, nativeHandle, bytes);
