@@ -59,8 +59,10 @@ public sealed class LifetimeTests(AcceleratorKind kind) : AcceleratorTest(kind)
     {
         var before = ProcessMemory.Measure();
         AllocateAndForget(4, 64 * MiB / 4);
+        var unreachable = ProcessMemory.Peek();
         var after = ProcessMemory.Measure();
         Report($"{Kind}: 4 forgotten 64 MiB buffers, before", before);
+        Report($"{Kind}: forgotten, before GC", unreachable);
         Report($"{Kind}: after GC", after);
         Assert.That(after.WorkingSet - before.WorkingSet, Is.LessThan(32 * MiB), "the finalizers freed the forgotten buffers");
     }
@@ -82,8 +84,10 @@ public sealed class LifetimeTests(AcceleratorKind kind) : AcceleratorTest(kind)
         var before = ProcessMemory.Measure();
         const int count = 8;
         for (int i = 0; i < count; i++) CreateAndForgetAccelerator();
+        var unreachable = ProcessMemory.Peek();
         var after = ProcessMemory.Measure();
         Report($"{Kind}: {count} forgotten accelerators with a 32 MiB buffer each, before", before);
+        Report($"{Kind}: forgotten, before GC", unreachable);
         Report($"{Kind}: after GC", after);
         Assert.That(after.WorkingSet - before.WorkingSet, Is.LessThan(64 * MiB), $"{count} x 32 MiB would be 256 MiB if nothing were freed");
     }

@@ -21,6 +21,14 @@ public readonly record struct ProcessMemory(long WorkingSet, long Private)
         return new(p.WorkingSet64, p.PrivateMemorySize64);
     }
 
+    /// <summary>The process's memory now, without collecting first.</summary>
+    public static ProcessMemory Peek()
+    {
+        using var p = Process.GetCurrentProcess();
+        p.Refresh();
+        return new(p.WorkingSet64, p.PrivateMemorySize64);
+    }
+
     /// <summary>Growth from <paramref name="before"/> to this measurement.</summary>
     public ProcessMemory Minus(ProcessMemory before) => new(WorkingSet - before.WorkingSet, Private - before.Private);
 
