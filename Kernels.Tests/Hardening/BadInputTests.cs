@@ -302,6 +302,25 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
         Assert.That(Assert.Throws<ObjectDisposedException>(() => args.Views.Values.First().ToArray())!.ObjectName, Is.EqualTo("view"));
     }
 
+    /// <summary>
+    /// PReLU's slopes are data: NaN and infinite slopes are not refused (checking would read device memory) and compute
+    /// x &lt; 0 ? a x : x like any other, with one channel as with several (the CPU's one-channel path used to refuse them).
+    /// </summary>
+    [Test]
+    public void NonFinitePReluSlopesComputeLikeAnyOther([Values(float.NaN, float.PositiveInfinity, float.NegativeInfinity, 0f)] float slope)
+    {
+        float[] x = [-2f, -0f, 0f, 3f, float.NaN, float.NegativeInfinity, float.PositiveInfinity, -1e-40f];
+        float[] expected = x.Select(v => v < 0 ? slope * v : v).ToArray();
+        using var xb = Acc.Allocate<float>(x);
+        foreach (int channels in new[] { 1, 2 })
+        {
+            using var alpha = Acc.Allocate<float>(Enumerable.Repeat(slope, channels).ToArray());
+            using var y = Acc.Allocate<float>(x.Length);
+            Acc.PRelu(xb, alpha, y);
+            Assert.That(y.ToArray(), Is.EqualTo(expected), $"{channels} channel(s) of slope {slope}");
+        }
+    }
+
     // -------------------------------------------------------------------------------------------------------------
     // Parameters
 
