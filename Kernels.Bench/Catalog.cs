@@ -1,11 +1,132 @@
+using System.Globalization;
 using GpuActivations.Reference;
 
 namespace GpuActivations.Bench;
 
-/// <summary>The ops the main job verifies and measures, each with its reference.</summary>
+/// <summary>How an op reads and writes memory, which decides its buffers, its bytes moved and its reference.</summary>
+public enum OpFamily
+{
+    /// <summary>y = act(x): reads n, writes n.</summary>
+    Elementwise,
+    /// <summary>PReLU with one slope per channel: reads n (+ the slopes), writes n.</summary>
+    PRelu,
+    /// <summary>y = act(gate) * up from two buffers: reads 2n, writes n.</summary>
+    Glu,
+    /// <summary>y = act(gate) * up from one packed [rows, 2d] buffer: reads 2n, writes n.</summary>
+    GluPacked,
+    /// <summary>Row-wise softmax: reads n, writes n (the minimum; a multi-pass kernel may touch more).</summary>
+    Softmax,
+    /// <summary>Row-wise log-softmax: reads n, writes n.</summary>
+    LogSoftmax,
+}
+
+/// <summary>A problem size: rows x cols (elementwise ops have one row; packed GLU's cols is d, the output width).</summary>
+public readonly record struct Shape(long Rows, long Cols)
+{
+    /// <summary>The number of output elements.</summary>
+    public long Elements => Rows * Cols;
+
+    /// <summary>A flat shape of <paramref name="n"/> elements.</summary>
+    public static Shape Flat(long n) => new(1, n);
+
+    /// <summary>"16M" for flat shapes, "1024x32000" for matrices.</summary>
+    public string Label => Rows == 1 ? BenchOptions.Label(Cols) : string.Create(CultureInfo.InvariantCulture, $"{Rows}x{Cols}");
+}
+
+/// <summary>One op the main job verifies and measures.</summary>
+/// <param name="Name">The name used by --ops, the report and torch_peer.py (e.g. "Sigmoid", "SwiGlu").</param>
+/// <param name="Family">How it moves memory.</param>
+/// <param name="Activation">The activation (elementwise ops) or the gate's activation (GLU ops).</param>
+/// <param name="Unit">The gated unit (GLU ops).</param>
+/// <param name="Reference">The reference id of the activation (elementwise ops).</param>
+public sealed record BenchOp(string Name, OpFamily Family, Activation? Activation, GatedUnit Unit, ActivationId Reference)
+{
+    /// <summary>Bytes read plus written for <paramref name="shape"/> (the op's contract, not a kernel's passes).</summary>
+    public long BytesMoved(Shape shape) => Family switch
+    {
+        OpFamily.Glu or OpFamily.GluPacked => 12 * shape.Elements,
+        OpFamily.PRelu => 8 * shape.Elements + 4 * PReluChannels(shape.Elements),
+        _ => 8 * shape.Elements,
+    };
+
+    /// <summary>Whether this op is a gated unit.</summary>
+    public bool IsGlu => Family is OpFamily.Glu or OpFamily.GluPacked;
+
+    /// <summary>Whether this op is row-wise (softmax, log-softmax).</summary>
+    public bool IsRowwise => Family is OpFamily.Softmax or OpFamily.LogSoftmax;
+
+    /// <summary>The PReLU channel count used for n elements: the largest power of two up to 4096 dividing n.</summary>
+    public static long PReluChannels(long n)
+    {
+        long c = 4096;
+        while (c > 1 && n % c != 0) c /= 2;
+        return c;
+    }
+
+    /// <summary>The reference's id of the gated unit.</summary>
+    public GluId GluReference => Unit switch
+    {
+        GatedUnit.SwiGlu => GluId.SwiGlu,
+        GatedUnit.GeGlu => GluId.GeGlu,
+        GatedUnit.GeGluTanh => GluId.GeGluTanh,
+        _ => GluId.ReGlu,
+    };
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+}
+
+/// <summary>The ops the main job verifies and measures, each with its reference, and the groups --ops accepts.</summary>
 public static class Catalog
 {
     /// <summary>Every activation with its default parameters and its reference id.</summary>
     public static IReadOnlyList<(Activation Activation, ActivationId Reference)> Activations { get; } =
         [.. Activation.All.Select(a => (a, Enum.Parse<ActivationId>(a.Kind.ToString())))];
+
+    /// <summary>Every op, in report order.</summary>
+    public static IReadOnlyList<BenchOp> Ops { get; } =
+    [
+        .. Activations.Select(a => new BenchOp(a.Activation.Kind.ToString(), OpFamily.Elementwise, a.Activation, default, a.Reference)),
+        new("PRelu", OpFamily.PRelu, null, default, ActivationId.LeakyRelu),
+        new("SwiGlu", OpFamily.Glu, Activation.Silu, GatedUnit.SwiGlu, default),
+        new("GeGlu", OpFamily.Glu, Activation.Gelu, GatedUnit.GeGlu, default),
+        new("GeGluTanh", OpFamily.Glu, Activation.GeluTanh, GatedUnit.GeGluTanh, default),
+        new("ReGlu", OpFamily.Glu, Activation.Relu, GatedUnit.ReGlu, default),
+        new("SwiGluPacked", OpFamily.GluPacked, Activation.Silu, GatedUnit.SwiGlu, default),
+        new("Softmax", OpFamily.Softmax, null, default, default),
+        new("LogSoftmax", OpFamily.LogSoftmax, null, default, default),
+    ];
+
+    /// <summary>Piecewise-linear ops, held to the ReLU figure (>= 90% of copy bandwidth).</summary>
+    public static IReadOnlySet<string> ReluLike { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+        { "Relu", "LeakyRelu", "Relu6", "PRelu", "HardSigmoid", "HardSwish" };
+
+    /// <summary>The transcendental ops issue 5 names (>= 75% of copy bandwidth).</summary>
+    public static IReadOnlySet<string> Transcendental { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+        { "Sigmoid", "Tanh", "Silu", "Gelu", "Elu", "Softplus" };
+
+    /// <summary>Looks up an op by name (case-insensitive).</summary>
+    public static BenchOp? Find(string name) => Ops.FirstOrDefault(o => string.Equals(o.Name, name, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>The ops selected by --ops (names or groups); every op when <paramref name="selectors"/> is empty.</summary>
+    public static List<BenchOp> Select(IReadOnlyList<string> selectors)
+    {
+        if (selectors.Count == 0) return [.. Ops];
+        var chosen = new HashSet<BenchOp>();
+        foreach (string s in selectors)
+        {
+            IEnumerable<BenchOp> group = s.ToLowerInvariant() switch
+            {
+                "all" => Ops,
+                "elementwise" or "activations" => Ops.Where(o => o.Family == OpFamily.Elementwise),
+                "glu" => Ops.Where(o => o.IsGlu),
+                "softmax-family" or "rowwise" => Ops.Where(o => o.IsRowwise),
+                "relu-like" => Ops.Where(o => ReluLike.Contains(o.Name)),
+                "transcendental" => Ops.Where(o => Transcendental.Contains(o.Name)),
+                _ => Find(s) is { } op ? [op] : throw new ArgumentException($"--ops: unknown op or group '{s}'. Ops: {string.Join(", ", Ops.Select(o => o.Name))}."),
+            };
+            chosen.UnionWith(group);
+        }
+        return [.. Ops.Where(chosen.Contains)];
+    }
 }

@@ -1,6 +1,10 @@
 using GpuActivations;
 using GpuActivations.Bench;
 
+// Subcommands: (none) the main job, "accuracy" the sweep behind docs/numerics.md, "plots" the activation plots,
+// "bdn" the BenchmarkDotNet suites.
+string command = "dotnet run -c Release --project Kernels.Bench" + (args.Length > 0 ? " -- " + string.Join(' ', args) : "");
+
 if (args.Length > 0 && args[0] == "accuracy")
 {
     int spread = args.Length > 1 ? int.Parse(args[1]) : 10_000_000;
@@ -10,4 +14,32 @@ if (args.Length > 0 && args[0] == "accuracy")
     Console.WriteLine("| op | max ulp | at x |");
     Console.WriteLine("|---|---:|---:|");
     foreach (var row in Accuracy.Run(acc, x)) Console.WriteLine($"| {row.Op} | {row.MaxUlp} | {row.WorstInput:R} |");
+    return 0;
 }
+
+if (args.Length > 0 && args[0] == "bdn") return BdnSuites.Run(args[1..]);
+
+if (args.Length > 0 && args[0] == "plots")
+{
+    string outDir = args.Length > 2 && args[1] == "--out" ? args[2] : "out";
+    using var acc = Accelerator.Create(AcceleratorKind.Cpu);
+    var files = ActivationPlots.Write(acc, Path.Combine(outDir, "plots"));
+    Console.WriteLine($"Wrote {files.Count} activation plots to {Path.Combine(outDir, "plots")}");
+    return 0;
+}
+
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(BenchOptions.Usage);
+    return 0;
+}
+
+BenchOptions options;
+try { options = BenchOptions.Parse(args); }
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine(e.Message);
+    Console.Error.WriteLine(BenchOptions.Usage);
+    return 2;
+}
+return MainJob.Run(options, command);

@@ -1,0 +1,81 @@
+namespace GpuActivations.Bench;
+
+/// <summary>A figure from issue 5 and whether a row reaches it.</summary>
+/// <param name="Figure">The figure in words, e.g. ">= 75% of copy".</param>
+/// <param name="Met">Whether the row reaches it.</param>
+public sealed record TargetCheck(string Figure, bool Met);
+
+/// <summary>One op at one shape on one accelerator, with its copy baseline and CPU peers.</summary>
+public sealed record BenchRow(
+    string Op, string Accelerator, AcceleratorKind Kind, Shape Shape, long Bytes,
+    Timing Ours, Timing Copy, long CopyBytes, string CopyMethod,
+    Timing? Naive, Timing? TensorPrimitives, string? TensorPrimitivesLabel, TargetCheck? Target)
+{
+    /// <summary>Our GB/s (bytes read + written per second).</summary>
+    public double GBps => Ours.GBps(Bytes);
+    /// <summary>The copy's GB/s in the same run.</summary>
+    public double CopyGBps => Copy.GBps(CopyBytes);
+    /// <summary>Our GB/s over the copy's.</summary>
+    public double FractionOfCopy => GBps / CopyGBps;
+    /// <summary>Naive loop time over ours.</summary>
+    public double? NaiveSpeedup => Naive is null ? null : Naive.Median / Ours.Median;
+    /// <summary>TensorPrimitives time over ours.</summary>
+    public double? TensorPrimitivesSpeedup => TensorPrimitives is null ? null : TensorPrimitives.Median / Ours.Median;
+}
+
+/// <summary>A CPU op on one thread with its data in cache, beside TensorPrimitives and a naive loop.</summary>
+public sealed record InCacheRow(string Op, long Elements, Timing Ours, Timing TensorPrimitives, Timing Naive, string TensorPrimitivesLabel)
+{
+    /// <summary>TensorPrimitives time over ours (issue 5: >= 1.0).</summary>
+    public double TensorPrimitivesSpeedup => TensorPrimitives.Median / Ours.Median;
+    /// <summary>Naive loop time over ours (issue 5: >= 5).</summary>
+    public double NaiveSpeedup => Naive.Median / Ours.Median;
+}
+
+/// <summary>One point of the throughput-against-size sweep.</summary>
+public sealed record SweepPoint(string Accelerator, string Series, long Elements, double GBps);
+
+/// <summary>A way of copying host memory, timed on the CPU (diagnostic).</summary>
+public sealed record CopyVariant(string Method, long Bytes, Timing Time);
+
+/// <summary>An accelerator kind that is absent, and why.</summary>
+public sealed record AbsentAccelerator(AcceleratorKind Kind, string Reason);
+
+/// <summary>Everything one run measured.</summary>
+public sealed class RunResults
+{
+    /// <summary>When the run started (UTC).</summary>
+    public DateTime Started { get; init; } = DateTime.UtcNow;
+    /// <summary>The command line.</summary>
+    public string Command { get; init; } = "";
+    /// <summary>Smoke run (tiny sizes)?</summary>
+    public bool Smoke { get; init; }
+    /// <summary>The machine, in words.</summary>
+    public string Machine { get; init; } = "";
+    /// <summary>The 1/5/15-minute load averages when the run started and ended (other processes share the cores).</summary>
+    public string LoadAtStart { get; init; } = "";
+    /// <summary>See <see cref="LoadAtStart"/>.</summary>
+    public string LoadAtEnd { get; set; } = "";
+    /// <summary>The accelerators run.</summary>
+    public List<AcceleratorInfo> Accelerators { get; } = [];
+    /// <summary>Kinds absent from this machine.</summary>
+    public List<AbsentAccelerator> Absent { get; } = [];
+    /// <summary>The verification.</summary>
+    public List<VerifyRow> Verification { get; } = [];
+    /// <summary>The benchmark rows.</summary>
+    public List<BenchRow> Rows { get; } = [];
+    /// <summary>The in-cache single-thread rows.</summary>
+    public List<InCacheRow> InCache { get; } = [];
+    /// <summary>The sweep.</summary>
+    public List<SweepPoint> Sweep { get; } = [];
+    /// <summary>CPU copy variants.</summary>
+    public List<CopyVariant> CopyVariants { get; } = [];
+    /// <summary>PyTorch's figures, if given.</summary>
+    public TorchResults? Torch { get; set; }
+    /// <summary>Plot files written (relative to the report).</summary>
+    public List<string> ThroughputPlots { get; } = [];
+    /// <summary>Activation plot files written (relative to the report).</summary>
+    public List<string> ActivationPlots { get; } = [];
+    /// <summary>Whether every verified op is within tolerance.</summary>
+    public bool VerificationPassed => Verification.All(v => v.Pass);
+}

@@ -1,0 +1,269 @@
+using GpuActivations.Reference;
+
+namespace GpuActivations.Bench;
+
+/// <summary>One op verified on one accelerator.</summary>
+/// <param name="Op">The op.</param>
+/// <param name="Accelerator">The accelerator's label.</param>
+/// <param name="Checked">Outputs compared.</param>
+/// <param name="MaxUlp">Largest ulp distance (elementwise and GLU; NaN for row-wise ops).</param>
+/// <param name="MaxRelative">Largest relative error over finite, non-zero, normal expected values.</param>
+/// <param name="MaxAbsolute">Largest absolute error over finite expected values.</param>
+/// <param name="Tolerance">The bound, in words.</param>
+/// <param name="Pass">Whether every output is within the bound (NaN and infinities must match exactly).</param>
+/// <param name="Worst">The input (or row) of the worst error.</param>
+public sealed record VerifyRow(string Op, string Accelerator, long Checked, double MaxUlp, double MaxRelative, double MaxAbsolute, string Tolerance, bool Pass, string Worst);
+
+/// <summary>
+/// Checks every op on an accelerator against the scalar double reference (Kernels.Cpu) rounded to float:
+/// elementwise within 4 ulp, gated units within 5 ulp, softmax within 1e-5 relative per element, log-softmax
+/// within 1e-5 absolute; NaN must give NaN and infinities must match. Inputs: special values (+-0, +-inf, NaN,
+/// +-FLT_MAX, subnormals, the functions' breakpoints), bit patterns spread over the whole float range and a dense
+/// sweep of [-30, 30]; odd lengths so every vector tail is exercised; softmax rows short, long (the split path),
+/// with large offsets, -inf masks and special rows.
+/// </summary>
+public static class Verification
+{
+    /// <summary>Elementwise tolerance in ulp.</summary>
+    public const double ElementwiseUlp = 4;
+    /// <summary>Gated-unit tolerance in ulp.</summary>
+    public const double GluUlp = 5;
+    /// <summary>Softmax tolerance, relative per element.</summary>
+    public const double SoftmaxRelative = 1e-5;
+    /// <summary>Log-softmax tolerance, absolute per element.</summary>
+    public const double LogSoftmaxAbsolute = 1e-5;
+
+    const float SmallestNormal = 1.17549435e-38f;
+
+    static readonly Dictionary<ActivationKind, ActivationId> ReferenceIds =
+        Enum.GetValues<ActivationKind>().ToDictionary(k => k, k => Enum.Parse<ActivationId>(k.ToString()));
+
+    static readonly float[] Specials =
+    [
+        0f, -0f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, float.MaxValue, -float.MaxValue,
+        SmallestNormal, -SmallestNormal, float.Epsilon, -float.Epsilon, 1e-40f, -1e-40f, 1e-30f, -1e-30f,
+        1f, -1f, 3f, -3f, 6f, -6f, 20f, -20f, 88.7f, -88.7f, 89f, -89f, -103.9f, -104f, 1e10f, -1e10f,
+    ];
+
+    /// <summary>The elementwise inputs: specials, then <paramref name="n"/> / 2 spread bit patterns and as many dense values.</summary>
+    public static float[] ElementwiseInputs(int n) => [.. Specials, .. Accuracy.Inputs(n / 2 + 1, n / 2)];
+
+    /// <summary>Verifies <paramref name="ops"/> on <paramref name="accelerator"/>; <paramref name="smoke"/> uses fewer inputs.</summary>
+    public static List<VerifyRow> Run(Accelerator accelerator, string label, IEnumerable<BenchOp> ops, bool smoke, Action<string>? progress = null)
+    {
+        var rows = new List<VerifyRow>();
+        float[] x = ElementwiseInputs(smoke ? 1 << 13 : 1 << 20);
+        foreach (var op in ops)
+        {
+            progress?.Invoke($"verify {op.Name} on {label}");
+            rows.Add(op.Family switch
+            {
+                OpFamily.Elementwise => Elementwise(accelerator, label, op, x),
+                OpFamily.PRelu => PRelu(accelerator, label, op, x),
+                OpFamily.Glu => Glu(accelerator, label, op, x),
+                OpFamily.GluPacked => GluPacked(accelerator, label, op, x),
+                _ => Rowwise(accelerator, label, op, smoke),
+            });
+        }
+        return rows;
+    }
+
+    static VerifyRow Elementwise(Accelerator accelerator, string label, BenchOp op, float[] x)
+    {
+        var a = op.Activation!;
+        float[] y = Compute(accelerator, x, (acc, xb, yb) => acc.Apply(a, xb, yb));
+        var stats = new ErrorStats();
+        for (int i = 0; i < x.Length; i++)
+            stats.AddUlp(y[i], ScalarReference.Evaluate(op.Reference, x[i], a.Alpha, a.Beta, a.Threshold), x[i].ToString("R"));
+        return stats.Row(op.Name, label, ElementwiseUlp, $"<= {ElementwiseUlp} ulp");
+    }
+
+    static VerifyRow PRelu(Accelerator accelerator, string label, BenchOp op, float[] x)
+    {
+        const int channels = 7;
+        int n = x.Length / channels * channels;
+        float[] input = x[..n];
+        float[] alpha = [0.25f, -0.5f, 0f, 1f, 0.01f, 3f, -2f];
+        using var ab = accelerator.Allocate<float>(alpha);
+        float[] y = Compute(accelerator, input, (acc, xb, yb) => acc.PRelu(xb, ab, yb));
+        float[] expected = new float[n];
+        ScalarReference.PRelu(input, alpha, expected);
+        var stats = new ErrorStats();
+        for (int i = 0; i < n; i++) stats.AddUlp(y[i], expected[i], input[i].ToString("R"));
+        return stats.Row(op.Name, label, ElementwiseUlp, $"<= {ElementwiseUlp} ulp");
+    }
+
+    static VerifyRow Glu(Accelerator accelerator, string label, BenchOp op, float[] gate)
+    {
+        float[] up = UpValues(gate.Length);
+        using var gb = accelerator.Allocate<float>(gate);
+        using var ub = accelerator.Allocate<float>(up);
+        using var yb = accelerator.Allocate<float>(gate.Length);
+        accelerator.Glu(op.Unit, gb, ub, yb);
+        float[] y = yb.ToArray();
+        float[] expected = new float[gate.Length];
+        ScalarReference.Glu(op.GluReference, gate, up, expected);
+        var stats = new ErrorStats();
+        for (int i = 0; i < gate.Length; i++) AddGlu(stats, op, gate[i], up[i], y[i], expected[i]);
+        return stats.Row(op.Name, label, GluUlp, $"<= {GluUlp} ulp");
+    }
+
+    static VerifyRow GluPacked(Accelerator accelerator, string label, BenchOp op, float[] values)
+    {
+        const int d = 67;
+        int rows = values.Length / (2 * d);
+        float[] packed = values[..(rows * 2 * d)];
+        // Up halves: modest values (the gate halves keep the special and spread inputs).
+        float[] up = UpValues(rows * d);
+        for (int r = 0; r < rows; r++) up.AsSpan(r * d, d).CopyTo(packed.AsSpan(r * 2 * d + d, d));
+        using var pb = accelerator.Allocate<float>(packed);
+        using var yb = accelerator.Allocate<float>(rows * d);
+        accelerator.GluPacked(op.Unit, pb, yb, rows, d);
+        float[] y = yb.ToArray();
+        float[] expected = new float[rows * d];
+        ScalarReference.GluPacked(op.GluReference, packed, expected, rows, d);
+        var stats = new ErrorStats();
+        for (int i = 0; i < expected.Length; i++)
+            AddGlu(stats, op, packed[i / d * 2 * d + i % d], packed[i / d * 2 * d + d + i % d], y[i], expected[i]);
+        return stats.Row(op.Name, label, GluUlp, $"<= {GluUlp} ulp");
+    }
+
+    /// <summary>
+    /// One gated output. Where act(gate) itself is below the smallest normal float the activation may flush it
+    /// (DESIGN.md), so there the error allowed is |up| * 2^-126 instead of ulps (as Kernels.Tests does).
+    /// </summary>
+    static void AddGlu(ErrorStats stats, BenchOp op, float gate, float up, float actual, float expected)
+    {
+        var a = op.Activation!;
+        double act = ScalarReference.Evaluate(ReferenceIds[a.Kind], gate, a.Alpha, a.Beta, a.Threshold);
+        if (Math.Abs(act) < SmallestNormal && Accuracy.UlpDistance(actual, expected) > GluUlp
+            && Math.Abs((double)actual - act * up) <= Math.Abs(up) * SmallestNormal)
+        {
+            stats.Exempt();
+            return;
+        }
+        stats.AddUlp(actual, expected, $"gate={gate:R}, up={up:R}");
+    }
+
+    /// <summary>Up values: uniform in [-4, 4) with a few specials, deterministic.</summary>
+    static float[] UpValues(int n)
+    {
+        var random = new Random(11);
+        var up = new float[n];
+        Workload.Fill(up, random, 4f);
+        float[] specials = [0f, -0f, 1f, -1f, 1e-20f, 1e20f];
+        for (int i = 0; i < n; i += 97) up[i] = specials[i / 97 % specials.Length];
+        return up;
+    }
+
+    static VerifyRow Rowwise(Accelerator accelerator, string label, BenchOp op, bool smoke)
+    {
+        bool log = op.Family == OpFamily.LogSoftmax;
+        (int Rows, int Cols)[] shapes = smoke
+            ? [(9, 100), (1, 200_003), (40, 3)]
+            : [(64, 1000), (1, 262_144), (3, 300_001), (257, 33), (1000, 5)];
+        var stats = new ErrorStats();
+        var random = new Random(5);
+        foreach (var (rows, cols) in shapes)
+        {
+            float[] x = new float[rows * cols];
+            for (int r = 0; r < rows; r++)
+            {
+                // Offsets up to +-1000 test the max subtraction; spread 0..30 varies how peaked a row is.
+                float offset = (float)(random.NextDouble() * 2000 - 1000) * (r % 3 == 0 ? 1 : 0);
+                float spread = 0.5f + 30f * (float)random.NextDouble();
+                for (int j = 0; j < cols; j++) x[r * cols + j] = offset + (random.NextSingle() * 2f - 1f) * spread;
+            }
+            if (rows >= 9)
+            {
+                x[cols + 1] = float.NegativeInfinity;                    // a masked entry in row 1
+                x[2 * cols + cols / 2] = float.NaN;                      // row 2 is all NaN
+                x.AsSpan(3 * cols, cols).Fill(float.NegativeInfinity);   // row 3 is all -inf: NaN
+                x[4 * cols] = float.PositiveInfinity;                    // row 4 is all NaN
+            }
+            float[] y = Compute(accelerator, x, (acc, xb, yb) =>
+            {
+                if (log) acc.LogSoftmax(xb, yb, rows, cols);
+                else acc.Softmax(xb, yb, rows, cols);
+            });
+            float[] expected = new float[x.Length];
+            if (log) ScalarReference.LogSoftmax(x, expected, rows, cols);
+            else ScalarReference.Softmax(x, expected, rows, cols);
+            for (int i = 0; i < x.Length; i++)
+                stats.AddRowwise(y[i], expected[i], $"[{rows}x{cols}] row {i / cols}, col {i % cols}");
+        }
+        return log
+            ? stats.Row(op.Name, label, double.NaN, $"<= {LogSoftmaxAbsolute:0e0} absolute", maxAbsolute: LogSoftmaxAbsolute, ulp: false)
+            : stats.Row(op.Name, label, double.NaN, $"<= {SoftmaxRelative:0e0} relative", maxRelative: SoftmaxRelative, ulp: false);
+    }
+
+    static float[] Compute(Accelerator accelerator, float[] x, Action<Accelerator, DeviceBuffer<float>, DeviceBuffer<float>> op)
+    {
+        using var xb = accelerator.Allocate<float>(x);
+        using var yb = accelerator.Allocate<float>(x.Length);
+        op(accelerator, xb, yb);
+        return yb.ToArray();
+    }
+
+    /// <summary>The running maxima of one op's errors.</summary>
+    sealed class ErrorStats
+    {
+        double maxUlp, maxRelative, maxAbsolute;
+        double worstKey = -1;
+        string worst = "";
+        long count;
+        bool mismatch;   // NaN or infinity where the reference has something else
+        string mismatchAt = "";
+
+        /// <summary>Counts an output checked under a documented exception rather than the ulp bound.</summary>
+        public void Exempt() => count++;
+
+        public void AddUlp(float actual, double expected, string where)
+        {
+            count++;
+            double ulp = Accuracy.UlpDistance(actual, expected);
+            if (double.IsPositiveInfinity(ulp))
+            {
+                if (!mismatch) mismatchAt = $"{where}: got {actual:R}, expected {(float)expected:R}";
+                mismatch = true;
+                return;
+            }
+            if (ulp > worstKey) { worstKey = ulp; worst = where; }
+            maxUlp = Math.Max(maxUlp, ulp);
+            AddErrors(actual, (float)expected);
+        }
+
+        public void AddRowwise(float actual, float expected, string where)
+        {
+            count++;
+            if (float.IsNaN(expected) || float.IsInfinity(expected) || float.IsNaN(actual) || float.IsInfinity(actual))
+            {
+                bool same = float.IsNaN(expected) ? float.IsNaN(actual) : actual == expected;
+                if (!same && !mismatch) { mismatch = true; mismatchAt = $"{where}: got {actual:R}, expected {expected:R}"; }
+                return;
+            }
+            double before = Math.Max(maxRelative, maxAbsolute);
+            AddErrors(actual, expected);
+            if (Math.Max(maxRelative, maxAbsolute) > before) worst = where;
+        }
+
+        void AddErrors(float actual, float expected)
+        {
+            if (!float.IsFinite(expected) || !float.IsFinite(actual)) return;
+            double abs = Math.Abs((double)actual - expected);
+            maxAbsolute = Math.Max(maxAbsolute, abs);
+            // Results below the smallest normal may flush to zero: no relative error is asked of them.
+            if (Math.Abs(expected) >= SmallestNormal) maxRelative = Math.Max(maxRelative, abs / Math.Abs(expected));
+        }
+
+        public VerifyRow Row(string op, string label, double ulpBound, string tolerance, double maxRelative = double.NaN, double maxAbsolute = double.NaN, bool ulp = true)
+        {
+            bool pass = !mismatch
+                && (!ulp || maxUlp <= ulpBound)
+                && (double.IsNaN(maxRelative) || this.maxRelative <= maxRelative)
+                && (double.IsNaN(maxAbsolute) || this.maxAbsolute <= maxAbsolute);
+            string where = mismatch ? "special-value mismatch at " + mismatchAt : worst;
+            return new VerifyRow(op, label, count, ulp ? maxUlp : double.NaN, this.maxRelative, this.maxAbsolute, tolerance, pass, where);
+        }
+    }
+}

@@ -1,0 +1,206 @@
+using System.Runtime.Intrinsics;
+
+namespace GpuActivations.Bench;
+
+/// <summary>
+/// One op at one shape on one accelerator, with its buffers allocated and filled: <see cref="Run"/> queues the op
+/// once (the caller synchronizes). Inputs are uniform in [-8, 8) (logits in [-10, 10)), where every activation's
+/// branches are exercised and none takes a rare slow path.
+/// </summary>
+public sealed class Workload : IDisposable
+{
+    readonly Accelerator accelerator;
+    readonly DeviceBuffer<float> a;
+    readonly DeviceBuffer<float>? b;
+    readonly DeviceBuffer<float> y;
+    readonly Action run;
+
+    /// <summary>The op.</summary>
+    public BenchOp Op { get; }
+    /// <summary>The shape.</summary>
+    public Shape Shape { get; }
+
+    Workload(Accelerator accelerator, BenchOp op, Shape shape, int seed)
+    {
+        this.accelerator = accelerator;
+        Op = op;
+        Shape = shape;
+        var random = new Random(seed);
+        long n = shape.Elements;
+        switch (op.Family)
+        {
+            case OpFamily.Elementwise:
+                a = Filled(accelerator, n, random, 8f);
+                y = accelerator.Allocate<float>(n);
+                run = () => accelerator.Apply(op.Activation!, a, y);
+                break;
+            case OpFamily.PRelu:
+                a = Filled(accelerator, n, random, 8f);
+                b = Filled(accelerator, BenchOp.PReluChannels(n), random, 0.5f);
+                y = accelerator.Allocate<float>(n);
+                run = () => accelerator.PRelu(a, b, y);
+                break;
+            case OpFamily.Glu:
+                a = Filled(accelerator, n, random, 8f);
+                b = Filled(accelerator, n, random, 8f);
+                y = accelerator.Allocate<float>(n);
+                run = () => accelerator.Glu(op.Unit, a, b, y);
+                break;
+            case OpFamily.GluPacked:
+                a = Filled(accelerator, 2 * n, random, 8f);
+                y = accelerator.Allocate<float>(n);
+                run = () => accelerator.GluPacked(op.Unit, a, y, shape.Rows, shape.Cols);
+                break;
+            case OpFamily.Softmax:
+                a = Filled(accelerator, n, random, 10f);
+                y = accelerator.Allocate<float>(n);
+                run = () => accelerator.Softmax(a, y, shape.Rows, shape.Cols);
+                break;
+            default:
+                a = Filled(accelerator, n, random, 10f);
+                y = accelerator.Allocate<float>(n);
+                run = () => accelerator.LogSoftmax(a, y, shape.Rows, shape.Cols);
+                break;
+        }
+    }
+
+    /// <summary>Allocates and fills the buffers of <paramref name="op"/> at <paramref name="shape"/> on <paramref name="accelerator"/>.</summary>
+    public static Workload Create(Accelerator accelerator, BenchOp op, Shape shape, int seed = 1) => new(accelerator, op, shape, seed);
+
+    /// <summary>Queues the op once.</summary>
+    public void Run() => run();
+
+    /// <summary>Waits for the accelerator.</summary>
+    public void Synchronize() => accelerator.Synchronize();
+
+    /// <summary>Frees the buffers.</summary>
+    public void Dispose()
+    {
+        a.Dispose();
+        b?.Dispose();
+        y.Dispose();
+    }
+
+    /// <summary>A buffer of <paramref name="n"/> values uniform in [-range, range), filled in slices to bound host memory.</summary>
+    public static DeviceBuffer<float> Filled(Accelerator accelerator, long n, Random random, float range)
+    {
+        var buffer = accelerator.Allocate<float>(n);
+        var host = new float[Math.Min(n, 1 << 22)];
+        for (long offset = 0; offset < n; offset += host.Length)
+        {
+            int count = (int)Math.Min(host.Length, n - offset);
+            Fill(host.AsSpan(0, count), random, range);
+            buffer.Slice(offset, count).CopyFrom(host.AsSpan(0, count));
+        }
+        return buffer;
+    }
+
+    /// <summary>Fills <paramref name="span"/> with values uniform in [-range, range).</summary>
+    public static void Fill(Span<float> span, Random random, float range)
+    {
+        for (int i = 0; i < span.Length; i++) span[i] = (random.NextSingle() * 2f - 1f) * range;
+    }
+}
+
+/// <summary>
+/// The copy the figures are relative to: the same bytes moved (half read, half written) on the same accelerator in
+/// the same run. On the CPU it is a parallel memcpy (<see cref="Buffer.MemoryCopy"/>, which is libc's memmove) split
+/// over the cores exactly as the kernels split their work (Parallel.For over contiguous chunks, none below 64k
+/// floats). The public API has no device-to-device copy yet, so on other accelerators it is the identity kernel
+/// <c>LeakyRelu(1)</c> launched through the same path as every op: one read and one write per element.
+/// </summary>
+public sealed unsafe class CopyBaseline : IDisposable
+{
+    readonly Accelerator accelerator;
+    readonly DeviceBuffer<float> source;
+    readonly DeviceBuffer<float> destination;
+    readonly bool hostMemory;
+
+    /// <summary>Bytes read plus written by one copy.</summary>
+    public long Bytes { get; }
+
+    /// <summary>What the copy is, for the report.</summary>
+    public string Method => hostMemory ? "parallel memcpy" : "identity kernel LeakyRelu(1)";
+
+    /// <summary>A copy moving <paramref name="bytesMoved"/> bytes (read + written) on <paramref name="accelerator"/>.</summary>
+    public CopyBaseline(Accelerator accelerator, long bytesMoved)
+    {
+        this.accelerator = accelerator;
+        long floats = Math.Max(1, bytesMoved / 8);
+        Bytes = floats * 8;
+        source = Workload.Filled(accelerator, floats, new Random(7), 1f);
+        destination = accelerator.Allocate<float>(floats);
+        // The CPU's buffers are host memory: their handles are pointers a memcpy can use.
+        hostMemory = accelerator.Kind == AcceleratorKind.Cpu;
+    }
+
+    /// <summary>Queues one copy.</summary>
+    public void Run()
+    {
+        if (hostMemory) ParallelCopy((float*)source.NativeHandle, (float*)destination.NativeHandle, source.Length, CopyKind.Memcpy);
+        else accelerator.Apply(Activation.LeakyRelu(1f), source, destination);
+    }
+
+    /// <summary>Waits for the accelerator.</summary>
+    public void Synchronize() => accelerator.Synchronize();
+
+    /// <summary>Frees the buffers.</summary>
+    public void Dispose()
+    {
+        source.Dispose();
+        destination.Dispose();
+    }
+
+    /// <summary>The ways of copying host memory the diagnostic section compares.</summary>
+    public enum CopyKind
+    {
+        /// <summary>Buffer.MemoryCopy (libc memmove for large blocks).</summary>
+        Memcpy,
+        /// <summary>The widest vector load and an ordinary store, as the kernels store.</summary>
+        VectorStore,
+        /// <summary>The widest vector load and a non-temporal (streaming) store that bypasses the caches.</summary>
+        VectorNonTemporal,
+    }
+
+    /// <summary>Copies <paramref name="n"/> floats over the cores, chunked as the kernels chunk.</summary>
+    public static void ParallelCopy(float* source, float* destination, long n, CopyKind kind)
+    {
+        int parts = (int)Math.Clamp(n / (1 << 16), 1, Environment.ProcessorCount);
+        if (parts == 1)
+        {
+            CopyRange(source, destination, n, kind);
+            return;
+        }
+        long chunk = ((n + parts - 1) / parts + 15) / 16 * 16;
+        nint s = (nint)source, d = (nint)destination;
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, p =>
+        {
+            long start = p * chunk;
+            long count = Math.Min(chunk, n - start);
+            if (count > 0) CopyRange((float*)s + start, (float*)d + start, count, kind);
+        });
+    }
+
+    static void CopyRange(float* source, float* destination, long n, CopyKind kind)
+    {
+        if (kind == CopyKind.Memcpy || !Vector512.IsHardwareAccelerated || n < 64)
+        {
+            Buffer.MemoryCopy(source, destination, n * 4, n * 4);
+            return;
+        }
+        // Align the destination to 64 bytes (streaming stores need it), then whole vectors, then the rest.
+        long head = Math.Min(n, ((64 - ((nint)destination & 63)) & 63) / 4);
+        Buffer.MemoryCopy(source, destination, head * 4, head * 4);
+        long i = head;
+        if (kind == CopyKind.VectorNonTemporal)
+        {
+            for (; i + 16 <= n; i += 16) Vector512.Load(source + i).StoreAlignedNonTemporal(destination + i);
+            if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.StoreFence();
+        }
+        else
+        {
+            for (; i + 16 <= n; i += 16) Vector512.Load(source + i).StoreAligned(destination + i);
+        }
+        Buffer.MemoryCopy(source + i, destination + i, (n - i) * 4, (n - i) * 4);
+    }
+}
