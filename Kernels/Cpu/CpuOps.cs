@@ -20,9 +20,9 @@ internal static unsafe class CpuOps
         if (channels == 1)
         {
             // The slope is data, not a parameter: any value (NaN, infinities) computes as in the per-channel loop
-            // and on the devices; Activation.LeakyRelu would reject non-finite slopes.
+            // and on the devices (Activation.LeakyRelu would reject non-finite slopes, and its alpha = 0 case gives the limit).
             var visitor = new UnaryVisitor(xp, yp, n);
-            visitor.Visit(new LeakyReluOp(*alpha));
+            visitor.Visit(new PReluOneSlopeOp(*alpha));
             return;
         }
         CpuParallel.For(rows, CpuParallel.Parts(n), (start, count) =>
