@@ -24,7 +24,7 @@ public sealed class GatedUnitTests(AcceleratorKind kind) : AcceleratorTest(kind)
     /// float: the activation may flush it (DESIGN.md), so there the error allowed is |up| * 2^-126, and an
     /// infinite up may give NaN (0 * inf) as it does in any float pipeline.
     /// </summary>
-    static void AssertGlu(GluId id, float[] gate, float[] up, float[] actual, string what)
+    internal static void AssertGlu(GluId id, float[] gate, float[] up, float[] actual, string what)
     {
         for (int i = 0; i < gate.Length; i++)
         {

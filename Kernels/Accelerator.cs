@@ -72,11 +72,7 @@ public abstract class Accelerator : IDisposable
     public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
     {
         ThrowIfDisposed();
-        if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, "length must be >= 0.");
-        long bytes;
-        try { bytes = checked(length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>()); }
-        catch (OverflowException) { throw new ArgumentOutOfRangeException(nameof(length), length, "length * element size overflows a 64-bit byte count."); }
-        return Track(new DeviceBuffer<T>(AllocateStorage(bytes), length));
+        return Track(new DeviceBuffer<T>(AllocateStorage(ByteCount<T>(length)), length));
     }
 
     /// <summary>Allocates a buffer holding a copy of <paramref name="data"/>.</summary>
@@ -96,8 +92,15 @@ public abstract class Accelerator : IDisposable
     {
         ThrowIfDisposed();
         if (nativeHandle == 0) throw new ArgumentNullException(nameof(nativeHandle), "nativeHandle is null; pass the engine's pointer or memory object.");
+        return Track(new DeviceBuffer<T>(WrapStorage(nativeHandle, ByteCount<T>(length)), length));
+    }
+
+    /// <summary>length * sizeof(T) in bytes, or an exception naming <c>length</c> when negative or overflowing.</summary>
+    static long ByteCount<T>(long length) where T : unmanaged
+    {
         if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, "length must be >= 0.");
-        return Track(new DeviceBuffer<T>(WrapStorage(nativeHandle, checked(length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>())), length));
+        try { return checked(length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>()); }
+        catch (OverflowException) { throw new ArgumentOutOfRangeException(nameof(length), length, "length * element size overflows a 64-bit byte count."); }
     }
 
     DeviceBuffer<T> Track<T>(DeviceBuffer<T> buffer) where T : unmanaged
@@ -116,6 +119,7 @@ public abstract class Accelerator : IDisposable
         CheckInOut(x, y, nameof(x), nameof(y));
         Guard.SameLength(x.Length, y.Length, nameof(x), nameof(y));
         if (x.Length > 0) RunActivation(activation, x, y);
+        KeepAlive(x, y);
     }
 
     /// <summary>
@@ -133,16 +137,19 @@ public abstract class Accelerator : IDisposable
         CheckPReluShape(x.Length, alpha.Length);
         Guard.NoPartialOverlap(alpha, y, nameof(alpha), nameof(y));
         if (x.Length > 0) RunPRelu(x, alpha, y);
+        KeepAlive(x, alpha, y);
     }
 
     /// <summary>A gated unit in one pass: y = act(gate) * up, with gate, up and y of equal length.</summary>
     public void Glu(GatedUnit unit, BufferView<float> gate, BufferView<float> up, BufferView<float> y)
     {
+        CheckUnit(unit);
         CheckInOut(gate, y, nameof(gate), nameof(y));
         CheckInOut(up, y, nameof(up), nameof(y));
         Guard.SameLength(gate.Length, up.Length, nameof(gate), nameof(up));
         Guard.SameLength(gate.Length, y.Length, nameof(gate), nameof(y));
         if (y.Length > 0) RunGlu(unit, GluLayout.Separate, gate, up, y, 1, y.Length);
+        KeepAlive(gate, up, y);
     }
 
     /// <summary>
@@ -151,13 +158,21 @@ public abstract class Accelerator : IDisposable
     /// </summary>
     public void GluPacked(GatedUnit unit, BufferView<float> packed, BufferView<float> y, long rows, long d)
     {
-        CheckInOut(packed, y, nameof(packed), nameof(y));
-        long outputs = Guard.Shape(rows, d);
-        Guard.Length(packed.Length, Guard.Shape(rows, checked(2 * d)), nameof(packed), $"rows * 2d = {rows} * {2 * d}");
-        Guard.Length(y.Length, outputs, nameof(y), $"rows * d = {rows} * {d}");
-        if (ReferenceEquals(packed.Buffer.Storage, y.Buffer.Storage) && packed.Offset < y.Offset + y.Length && y.Offset < packed.Offset + packed.Length)
+        CheckUnit(unit);
+        ThrowIfDisposed();
+        Guard.On(this, packed, nameof(packed));
+        Guard.On(this, y, nameof(y));
+        // Any overlap, not just a partial one: y is half as long as packed, so there is no exact in-place form.
+        if (ReferenceEquals(packed.Buffer.Storage, y.Buffer.Storage) && packed.Length > 0 && y.Length > 0
+            && packed.Offset < y.Offset + y.Length && y.Offset < packed.Offset + packed.Length)
             throw new ArgumentException("y overlaps packed; the packed layout cannot be computed in place (y is half as long). Use a separate output.", nameof(y));
+        long outputs = Guard.Shape(rows, d);
+        if (d > long.MaxValue / 2 || outputs > long.MaxValue / 2)
+            throw new ArgumentOutOfRangeException(nameof(d), d, $"rows * 2d = {rows} * 2 * {d} overflows a 64-bit length.");
+        Guard.Length(packed.Length, 2 * outputs, nameof(packed), $"rows * 2d = {rows} * {2 * d}");
+        Guard.Length(y.Length, outputs, nameof(y), $"rows * d = {rows} * {d}");
         if (outputs > 0) RunGlu(unit, GluLayout.Packed, packed, packed, y, rows, d);
+        KeepAlive(packed, y);
     }
 
     /// <summary>SwiGLU in one pass: y = silu(gate) * up.</summary>
@@ -179,6 +194,7 @@ public abstract class Accelerator : IDisposable
         Guard.Length(x.Length, total, nameof(x), $"rows * cols = {rows} * {cols}");
         Guard.Length(y.Length, total, nameof(y), $"rows * cols = {rows} * {cols}");
         if (total > 0) RunSoftmax(x, y, rows, cols, log);
+        KeepAlive(x, y);
     }
 
     /// <summary>Waits until every queued op has finished.</summary>
@@ -203,7 +219,29 @@ public abstract class Accelerator : IDisposable
         Guard.NoPartialOverlap(input, output, inputName, outputName);
     }
 
-    private protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(disposed, this);
+    static void CheckUnit(GatedUnit unit)
+    {
+        if (!Enum.IsDefined(unit))
+            throw new ArgumentOutOfRangeException(nameof(unit), unit, $"unit must be one of {string.Join(", ", Enum.GetNames<GatedUnit>())}.");
+    }
+
+    /// <summary>
+    /// Keeps the buffers behind the views reachable until the op has been run or queued. The backends work on raw
+    /// handles (a host pointer, a cl_mem); without this, a buffer referenced only by a view argument could be
+    /// finalized, and its memory freed, while the kernel still reads it.
+    /// </summary>
+    static void KeepAlive(BufferView<float> a, BufferView<float> b, BufferView<float> c = default)
+    {
+        GC.KeepAlive(a.Buffer);
+        GC.KeepAlive(b.Buffer);
+        GC.KeepAlive(c.Buffer);
+    }
+
+    private protected void ThrowIfDisposed()
+    {
+        if (disposed)
+            throw new ObjectDisposedException(nameof(Accelerator), $"This accelerator ({Info}) has been disposed, and its buffers with it; create a new one.");
+    }
 
     private protected abstract BufferStorage AllocateStorage(long bytes);
     private protected abstract BufferStorage WrapStorage(nint nativeHandle, long bytes);

@@ -16,8 +16,12 @@ internal abstract class BufferStorage : IDisposable
     public Accelerator Accelerator { get; }
     /// <summary>The size in bytes.</summary>
     public long Bytes { get; }
-    /// <summary>True after Dispose (of the buffer or of its accelerator).</summary>
-    public bool IsDisposed { get; private set; }
+
+    int disposed;
+
+    /// <summary>True after Dispose (of the buffer or of its accelerator) or finalization.</summary>
+    public bool IsDisposed => Volatile.Read(ref disposed) != 0;
+
     /// <summary>The native handle the kernels receive (host pointer, cl_mem or CUdeviceptr).</summary>
     public abstract nint Handle { get; }
 
@@ -31,12 +35,16 @@ internal abstract class BufferStorage : IDisposable
     /// <summary>Frees the memory (if owned) once; later use throws <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()
     {
-        lock (this)
-        {
-            if (IsDisposed) return;
-            IsDisposed = true;
-        }
+        if (!TryMarkDisposed()) return;
         Release();
         GC.SuppressFinalize(this);
     }
+
+    /// <summary>
+    /// Marks the storage disposed; true for the one caller (Dispose, the accelerator's Dispose or a finalizer) that
+    /// must then call <see cref="Release"/>. A finalizer must go through this too: the accelerator's table of live
+    /// buffers (a ConditionalWeakTable) still lists a storage after its finalizer ran, until a later collection, and
+    /// disposing the accelerator in between would otherwise release the memory a second time.
+    /// </summary>
+    private protected bool TryMarkDisposed() => Interlocked.Exchange(ref disposed, 1) == 0;
 }

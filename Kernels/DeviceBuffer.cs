@@ -100,6 +100,7 @@ public readonly struct BufferView<T> where T : unmanaged
         if (source.Length != Length)
             throw new ArgumentException($"source has {source.Length} elements but the view has {Length}; slice one of them so the lengths match.", nameof(source));
         Buffer.Storage.Write(Offset * Unsafe.SizeOf<T>(), MemoryMarshal.AsBytes(source));
+        GC.KeepAlive(Buffer); // the storage works on its raw handle: keep its finalizer away until the copy is done
     }
 
     /// <summary>Copies the view into <paramref name="destination"/> after queued work finishes; lengths must be equal.</summary>
@@ -109,6 +110,7 @@ public readonly struct BufferView<T> where T : unmanaged
         if (destination.Length != Length)
             throw new ArgumentException($"destination has {destination.Length} elements but the view has {Length}; slice one of them so the lengths match.", nameof(destination));
         Buffer.Storage.Read(Offset * Unsafe.SizeOf<T>(), MemoryMarshal.AsBytes(destination));
+        GC.KeepAlive(Buffer);
     }
 
     /// <summary>A new array holding the view's contents.</summary>

@@ -5,7 +5,8 @@ namespace GpuActivations.Activations;
 
 /// <summary>
 /// softplus(x) = ln(1 + e^(beta x)) / beta, and x where beta x &gt; threshold (PyTorch's definition and defaults
-/// beta = 1, threshold = 20). beta x is carried exactly (hi + lo) into the exponential.
+/// beta = 1, threshold = 20), as max(z, 0) + ln(1 + e^-|z|) with z = beta x so no threshold can make it overflow.
+/// beta x is carried exactly (hi + lo) into the exponential.
 /// </summary>
 internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
 {
@@ -14,12 +15,16 @@ internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
-        TV soft = VectorMath.Log1pNonNegative(VectorMath.Exp(hi, lo)) / TV.Create(beta);
+        // ln(1 + e^z) = max(z, 0) + ln(1 + e^-|z|): the exponential never overflows, whatever the threshold.
+        TV negative = TV.LessThan(hi, TV.Create(0f));
+        TV log1p = VectorMath.Log1pNonNegative(VectorMath.Exp(-Simd.Abs(hi), TV.Select(negative, lo, -lo)));
+        TV soft = TV.Select(negative, log1p, hi + (lo + log1p)) / TV.Create(beta);
         return TV.Select(TV.GreaterThan(hi, TV.Create(threshold)), x, soft);
     }
     public static string Name => "softplus";
     public static string DeviceBody =>
         "float lo; float hi = ga_two_product(beta, x, &lo);" +
         " if (hi > threshold) return x;" +
-        " return log1p(ga_exp_hilo(hi, lo)) / beta;";
+        " float l = log1p(ga_exp_hilo(-fabs(hi), hi < 0.0f ? lo : -lo));" +
+        " return (hi < 0.0f ? l : hi + (lo + l)) / beta;";
 }

@@ -13,9 +13,11 @@ internal readonly struct SwishOp(float beta) : IActivationOp
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
+        // beta = 0 is x / 2 everywhere, infinities included (0 * inf must not reach the sigmoid).
+        if (beta == 0f) return x * TV.Create(0.5f);
         TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
         return VectorMath.TimesSigmoid(x, hi, lo);
     }
     public static string Name => "swish";
-    public static string DeviceBody => "float lo; float hi = ga_two_product(beta, x, &lo); return ga_times_sigmoid(x, hi, lo);";
+    public static string DeviceBody => "if (beta == 0.0f) return 0.5f * x; float lo; float hi = ga_two_product(beta, x, &lo); return ga_times_sigmoid(x, hi, lo);";
 }

@@ -33,7 +33,19 @@ internal sealed unsafe class CpuAccelerator : Accelerator
 
     static float* Pointer(BufferView<float> view) => (float*)view.Buffer.Storage.Handle + view.Offset;
 
-    private protected override BufferStorage AllocateStorage(long bytes) => new HostStorage(this, bytes);
+    private protected override BufferStorage AllocateStorage(long bytes)
+    {
+        try
+        {
+            return new HostStorage(this, bytes);
+        }
+        catch (OutOfMemoryException e)
+        {
+            // The library's own type, like a device's out-of-memory error; nothing was allocated, the accelerator stays usable.
+            throw new AcceleratorException(
+                $"Allocating {bytes} bytes of host memory on {Info.Name} failed: out of memory (the aligned allocation returned null: OutOfMemoryException).", e);
+        }
+    }
     private protected override BufferStorage WrapStorage(nint nativeHandle, long bytes) => new HostStorage(this, nativeHandle, bytes);
 
     private protected override void RunActivation(Activation activation, BufferView<float> x, BufferView<float> y)
@@ -65,7 +77,10 @@ internal sealed unsafe class CpuAccelerator : Accelerator
 
         public HostStorage(Accelerator accelerator, nint borrowed, long bytes) : base(accelerator, bytes) => pointer = borrowed;
 
-        ~HostStorage() => Release();
+        ~HostStorage()
+        {
+            if (TryMarkDisposed()) Release(); // once, whoever comes first (see TryMarkDisposed)
+        }
 
         public override nint Handle => pointer;
 

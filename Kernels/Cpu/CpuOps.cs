@@ -19,7 +19,10 @@ internal static unsafe class CpuOps
         nint xp = (nint)x, ap = (nint)alpha, yp = (nint)y;
         if (channels == 1)
         {
-            Activation(GpuActivations.Activation.LeakyRelu(*alpha), x, y, n);
+            // The slope is data, not a parameter: any value (NaN, infinities) computes as in the per-channel loop
+            // and on the devices (Activation.LeakyRelu would reject non-finite slopes, and its alpha = 0 case gives the limit).
+            var visitor = new UnaryVisitor(xp, yp, n);
+            visitor.Visit(new PReluOneSlopeOp(*alpha));
             return;
         }
         CpuParallel.For(rows, CpuParallel.Parts(n), (start, count) =>

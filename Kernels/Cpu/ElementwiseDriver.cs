@@ -24,6 +24,15 @@ internal readonly struct PReluOp : IBinaryOp
     public TV Invoke<TV>(TV x, TV alpha) where TV : unmanaged, ISimd<TV> => TV.Select(TV.LessThan(x, TV.Create(0f)), x * alpha, x);
 }
 
+/// <summary>PReLU with a single channel: x &lt; 0 ? slope x : x, the slope taken as data (0 * -inf is NaN, as with many channels).</summary>
+internal readonly struct PReluOneSlopeOp(float slope) : IActivationOp
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => new PReluOp().Invoke(x, TV.Create(slope));
+    public static string Name => "prelu_one_slope";
+    public static string DeviceBody => "return x < 0.0f ? alpha * x : x;";
+}
+
 /// <summary>x * factor (softmax's final normalisation).</summary>
 internal readonly struct ScaleOp(float factor) : IActivationOp
 {

@@ -1,0 +1,384 @@
+using NUnit.Framework;
+
+namespace GpuActivations.Tests.Hardening;
+
+/// <summary>What is wrong with a call in one <see cref="BadCall"/>.</summary>
+public enum Fault
+{
+    /// <summary>Nothing: valid arguments.</summary>
+    None,
+    /// <summary>A default <see cref="BufferView{T}"/> (no buffer) in place of a view.</summary>
+    DefaultView,
+    /// <summary>A view of a disposed buffer.</summary>
+    DisposedBuffer,
+    /// <summary>A view of a buffer of another accelerator of the same kind.</summary>
+    ForeignSameKind,
+    /// <summary>A view of a buffer of an accelerator of another kind (CPU vs OpenCL).</summary>
+    ForeignOtherKind,
+    /// <summary>A view of the wrong length.</summary>
+    Length,
+    /// <summary>The output starts inside an input (partial overlap).</summary>
+    OverlapOutputInside,
+    /// <summary>An input starts inside the output (partial overlap).</summary>
+    OverlapInputInside,
+    /// <summary>rows / cols (d) wrong, negative, zero or overflowing.</summary>
+    Shape,
+    /// <summary>A <see cref="GatedUnit"/> value that is not defined.</summary>
+    UnknownUnit,
+    /// <summary>A null activation.</summary>
+    NullActivation,
+}
+
+/// <summary>
+/// One bad call: an op of <see cref="OpCalls.All"/>, the fault put into its otherwise valid arguments, and what the
+/// library must answer: the exception type, the parameter it names and fragments its message must contain (the
+/// wrong value and the expected one).
+/// </summary>
+public sealed record BadCall(OpCall Op, Fault Fault, string Target, Type Exception, string Named, string[] Fragments,
+    long NewLength = 0, long Rows = 0, long Cols = 0)
+{
+    public override string ToString() => Fault switch
+    {
+        Fault.Length => $"{Op.Name} {Target}.Length={NewLength}",
+        Fault.Shape => $"{Op.Name} {Op.RowsName}={Rows} {Op.ColsName}={Cols}",
+        Fault.OverlapOutputInside or Fault.OverlapInputInside => $"{Op.Name} {Fault} {Target}",
+        _ => $"{Op.Name} {Fault} {Target}",
+    };
+}
+
+/// <summary>
+/// Bad input on every op and accelerator, table-driven: every (op, fault) pair of <see cref="Cases"/> must throw the
+/// stated exception naming the argument, with the wrong and the expected value in the message, and leave every
+/// buffer of the call (the output above all) exactly as it was.
+/// </summary>
+public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
+{
+    const float Sentinel = 4242f;
+    const long Guard = 3; // elements of sentinel before and after every view
+
+    Accelerator? sameKind, otherKind;
+    string? otherKindAbsent;
+
+    [OneTimeTearDown]
+    public void DisposeOthers()
+    {
+        sameKind?.Dispose();
+        otherKind?.Dispose();
+    }
+
+    Accelerator SameKind => sameKind ??= Accelerator.Create(Kind);
+
+    Accelerator OtherKind
+    {
+        get
+        {
+            if (otherKind is not null) return otherKind;
+            var other = Kind == AcceleratorKind.Cpu ? AcceleratorKind.OpenCL : AcceleratorKind.Cpu;
+            var availability = Accelerator.Probe(other);
+            if (!availability.IsAvailable)
+            {
+                otherKindAbsent = $"no accelerator of another kind: {other} is absent ({availability.Reason})";
+                Assert.Ignore(otherKindAbsent);
+            }
+            return otherKind = Accelerator.Create(other);
+        }
+    }
+
+    // -------------------------------------------------------------------------------------------------------------
+    // The table
+
+    /// <summary>Per op: a view made the wrong length, the parameter the library names, and what its message must say.</summary>
+    static readonly Dictionary<string, (string View, long Length, string Named, string[] Says)[]> LengthFaults = new()
+    {
+        ["Apply"] = [("x", 13, "y", ["y has 12", "x has 13"]), ("y", 11, "y", ["y has 11", "x has 12"])],
+        ["PRelu"] =
+        [
+            ("x", 13, "y", ["y has 12", "x has 13"]), ("y", 13, "y", ["y has 13", "x has 12"]),
+            ("alpha", 5, "x", ["12", "alpha's 5 channels"]), ("alpha", 0, "alpha", ["alpha is empty"]),
+        ],
+        ["Glu"] = [("gate", 13, "up", ["up has 12", "gate has 13"]), ("up", 11, "up", ["up has 11", "gate has 12"]), ("y", 13, "y", ["y has 13", "gate has 12"])],
+        ["SwiGlu"] = [("gate", 13, "up", ["up has 12", "gate has 13"]), ("up", 11, "up", ["up has 11", "gate has 12"]), ("y", 13, "y", ["y has 13", "gate has 12"])],
+        ["GluPacked"] =
+        [
+            ("packed", 25, "packed", ["packed has 25", "rows * 2d = 3 * 8 = 24"]), ("packed", 12, "packed", ["packed has 12", "= 24"]),
+            ("y", 13, "y", ["y has 13", "rows * d = 3 * 4 = 12"]),
+        ],
+        ["Softmax"] = [("x", 13, "x", ["x has 13", "rows * cols = 3 * 4 = 12"]), ("y", 11, "y", ["y has 11", "= 12"])],
+        ["LogSoftmax"] = [("x", 13, "x", ["x has 13", "rows * cols = 3 * 4 = 12"]), ("y", 11, "y", ["y has 11", "= 12"])],
+    };
+
+    /// <summary>Shapes every shaped op must reject (the views keep their valid lengths, 3 x 4).</summary>
+    static IEnumerable<(long Rows, long Cols, Type Exception, string Named, string[] Says)> ShapeFaults(OpCall op)
+    {
+        string input = op.Inputs.First().Name, r = op.RowsName!, c = op.ColsName!;
+        long perRow = op.Name == "GluPacked" ? 2 : 1;
+        yield return (-1, 4, typeof(ArgumentOutOfRangeException), r, [$"{r} must be >= 0", "-1"]);
+        yield return (long.MinValue, 4, typeof(ArgumentOutOfRangeException), r, [$"{r} must be >= 0"]);
+        yield return (3, 0, typeof(ArgumentOutOfRangeException), c, [$"{c} must be >= 1", "0"]);
+        yield return (3, -4, typeof(ArgumentOutOfRangeException), c, [$"{c} must be >= 1", "-4"]);
+        yield return (4, 4, typeof(ArgumentException), input, [$"{input} has {12 * perRow}", $"= {16 * perRow}."]);
+        yield return (3, 5, typeof(ArgumentException), input, [$"{input} has {12 * perRow}", $"= {15 * perRow}."]);
+        yield return (0, 4, typeof(ArgumentException), input, [$"{input} has {12 * perRow}", "= 0."]);
+        yield return (long.MaxValue, 2, typeof(ArgumentOutOfRangeException), r, ["overflows", long.MaxValue.ToString()]);
+        yield return (2, long.MaxValue, typeof(ArgumentOutOfRangeException), r, ["overflows", long.MaxValue.ToString()]);
+        yield return (1L << 32, 1L << 32, typeof(ArgumentOutOfRangeException), r, ["overflows", (1L << 32).ToString()]);
+        if (op.Name == "GluPacked") // rows * d fits, rows * 2d does not
+            yield return (1, long.MaxValue / 2 + 1, typeof(ArgumentOutOfRangeException), "d", ["overflows", (long.MaxValue / 2 + 1).ToString()]);
+    }
+
+    /// <summary>Every op crossed with every fault that applies to it.</summary>
+    public static IEnumerable<TestCaseData> Cases => AllCalls().Select(c => new TestCaseData(c).SetArgDisplayNames(c.ToString()));
+
+    static IEnumerable<BadCall> AllCalls()
+    {
+        foreach (var op in OpCalls.All)
+        {
+            foreach (var v in op.Views)
+            {
+                yield return new(op, Fault.DefaultView, v.Name, typeof(ArgumentNullException), v.Name, [$"{v.Name} is a default BufferView"]);
+                yield return new(op, Fault.DisposedBuffer, v.Name, typeof(ObjectDisposedException), v.Name, [$"{v.Name} refers to a disposed buffer"]);
+                yield return new(op, Fault.ForeignSameKind, v.Name, typeof(ArgumentException), v.Name, [$"{v.Name} belongs to", "but the op runs on"]);
+                yield return new(op, Fault.ForeignOtherKind, v.Name, typeof(ArgumentException), v.Name, [$"{v.Name} belongs to", "but the op runs on"]);
+            }
+            foreach (var (view, length, named, says) in LengthFaults[op.Name])
+                yield return new(op, Fault.Length, view, typeof(ArgumentException), named, says, NewLength: length);
+            foreach (var input in op.Inputs)
+            {
+                string[] says = op.Name == "GluPacked" ? ["y overlaps packed", "separate output"] : [$"y partially overlaps {input.Name}", "exactly its input"];
+                yield return new(op, Fault.OverlapOutputInside, input.Name, typeof(ArgumentException), op.Output, says);
+                yield return new(op, Fault.OverlapInputInside, input.Name, typeof(ArgumentException), op.Output, says);
+            }
+            if (op.IsShaped)
+            {
+                foreach (var (rows, cols, exception, named, says) in ShapeFaults(op))
+                    yield return new(op, Fault.Shape, "", exception, named, says, Rows: rows, Cols: cols);
+            }
+            if (op.HasUnit)
+                yield return new(op, Fault.UnknownUnit, "unit", typeof(ArgumentOutOfRangeException), "unit", ["unit must be one of", "SwiGlu"]);
+            if (op.Name == "Apply")
+                yield return new(op, Fault.NullActivation, "activation", typeof(ArgumentNullException), "activation", ["activation"]);
+        }
+    }
+
+    // -------------------------------------------------------------------------------------------------------------
+    // Running a case
+
+    /// <summary>The buffers a call was built from (so all can be checked untouched) and its arguments.</summary>
+    sealed class Built : IDisposable
+    {
+        public readonly OpArgs Args = new();
+        public readonly List<(DeviceBuffer<float> Buffer, float[] Contents)> Buffers = [];
+        public void Dispose() { foreach (var (b, _) in Buffers) b.Dispose(); }
+    }
+
+    static float[] Contents(long length, bool output, int seed) => output
+        ? Enumerable.Repeat(Sentinel, (int)length).ToArray()
+        : Enumerable.Range(0, (int)length).Select(i => (i + seed) % 7 - 3.5f).ToArray();
+
+    static DeviceBuffer<float> Add(Built built, Accelerator on, float[] contents)
+    {
+        var buffer = on.Allocate<float>(contents);
+        built.Buffers.Add((buffer, contents));
+        return buffer;
+    }
+
+    /// <summary>Valid arguments for <paramref name="call"/>'s op, with its fault put in.</summary>
+    Built Build(BadCall call)
+    {
+        var op = call.Op;
+        var built = new Built();
+        built.Args.Rows = op.Rows;
+        built.Args.Cols = op.Cols;
+        int seed = 0;
+        foreach (var v in op.Views)
+        {
+            long length = call.Fault == Fault.Length && call.Target == v.Name ? call.NewLength : v.Length;
+            Accelerator on = v.Name != call.Target ? Acc : call.Fault switch
+            {
+                Fault.ForeignSameKind => SameKind,
+                Fault.ForeignOtherKind => OtherKind,
+                _ => Acc,
+            };
+            var buffer = Add(built, on, Contents(length + 2 * Guard, v.IsOutput, seed++));
+            built.Args.Views[v.Name] = buffer.Slice(Guard, length);
+        }
+        switch (call.Fault)
+        {
+            case Fault.DefaultView:
+                built.Args.Views[call.Target] = default;
+                break;
+            case Fault.DisposedBuffer:
+                built.Args.Views[call.Target].Buffer.Dispose();
+                break;
+            case Fault.OverlapOutputInside:
+            case Fault.OverlapInputInside:
+            {
+                // Input and output in one buffer, overlapping by half of the first one.
+                long inLength = op.Views.Single(v => v.Name == call.Target).Length, outLength = op.Views.Single(v => v.IsOutput).Length;
+                var shared = Add(built, Acc, Contents(inLength + outLength + 2 * Guard, output: true, seed));
+                (long inAt, long outAt) = call.Fault == Fault.OverlapOutputInside ? (Guard, Guard + inLength / 2) : (Guard + outLength / 2, Guard);
+                built.Args.Views[call.Target] = shared.Slice(inAt, inLength);
+                built.Args.Views[op.Output] = shared.Slice(outAt, outLength);
+                break;
+            }
+            case Fault.Shape:
+                built.Args.Rows = call.Rows;
+                built.Args.Cols = call.Cols;
+                break;
+            case Fault.UnknownUnit:
+                built.Args.Unit = (GatedUnit)42;
+                break;
+            case Fault.NullActivation:
+                built.Args.Activation = null!;
+                break;
+        }
+        return built;
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void IsRejectedNamingTheArgumentAndLeavesEveryBufferUntouched(BadCall call)
+    {
+        using var built = Build(call);
+        var e = Assert.Throws(call.Exception, () => call.Op.Invoke(Acc, built.Args))!;
+        string named = e switch
+        {
+            ObjectDisposedException d => d.ObjectName,
+            ArgumentException a => a.ParamName ?? "(none)",
+            _ => "(none)",
+        };
+        Assert.That(named, Is.EqualTo(call.Named), $"{call}: the exception names the wrong argument: {e.Message}");
+        foreach (string fragment in call.Fragments)
+            Assert.That(e.Message, Does.Contain(fragment), $"{call}: the message does not say '{fragment}'");
+        if (call.Fault is Fault.ForeignSameKind or Fault.ForeignOtherKind)
+        {
+            Assert.That(e.Message, Does.Contain(Acc.Info.ToString()), "the message names the accelerator the op runs on");
+            Assert.That(e.Message, Does.Contain(built.Args[call.Target].Buffer.Accelerator.Info.ToString()), "and the buffer's");
+        }
+        if (e is ArgumentOutOfRangeException range && call.Fault == Fault.Shape)
+            Assert.That(range.ActualValue, Is.Not.Null, $"{call}: the actual value travels with the exception");
+
+        foreach (var (buffer, contents) in built.Buffers)
+        {
+            if (buffer.IsDisposed) continue;
+            float[] now = buffer.ToArray();
+            if (!now.AsSpan().SequenceEqual(contents))
+                Assert.Fail($"{call}: a rejected call changed a buffer of {buffer.Length} elements (e.g. index {Enumerable.Range(0, now.Length).First(i => !now[i].Equals(contents[i]))})");
+        }
+    }
+
+    /// <summary>Exact in place is the one overlap allowed: it runs and gives the out-of-place result.</summary>
+    [TestCaseSource(typeof(OpCalls), nameof(OpCalls.All))]
+    public void ExactInPlaceIsAcceptedAndMatchesOutOfPlace(OpCall op)
+    {
+        if (op.Name == "GluPacked")
+        {
+            Assert.Pass("GluPacked has no in-place form (y is half as long as packed); every overlap is rejected above.");
+        }
+        foreach (var input in op.Inputs.Where(i => i.Length == op.Views.Single(v => v.IsOutput).Length))
+        {
+            using var built = Build(new BadCall(op, Fault.None, "", typeof(Exception), "", []));
+            op.Invoke(Acc, built.Args);
+            float[] expected = built.Args[op.Output].ToArray();
+            built.Args.Views[op.Output] = built.Args[input.Name];
+            op.Invoke(Acc, built.Args);
+            Assert.That(built.Args[input.Name].ToArray(), Is.EqualTo(expected), $"{op.Name} in place into {input.Name}");
+        }
+    }
+
+    /// <summary>Every op on a disposed accelerator: ObjectDisposedException naming the accelerator, before anything else is looked at.</summary>
+    [TestCaseSource(typeof(OpCalls), nameof(OpCalls.All))]
+    public void DisposedAcceleratorRejectsEveryOp(OpCall op)
+    {
+        var acc = Accelerator.Create(Kind);
+        var args = new OpArgs { Rows = op.Rows, Cols = op.Cols };
+        foreach (var v in op.Views) args.Views[v.Name] = acc.Allocate<float>(v.Length);
+        acc.Dispose();
+        var e = Assert.Throws<ObjectDisposedException>(() => op.Invoke(acc, args))!;
+        Assert.That(e.Message, Does.Contain(acc.Info.ToString()).And.Contain("has been disposed"));
+        Assert.That(args.Views.Values.All(v => v.Buffer.IsDisposed), "the accelerator's buffers were disposed with it");
+        Assert.Throws<ObjectDisposedException>(() => acc.Allocate<float>(4));
+        Assert.Throws<ObjectDisposedException>(() => acc.Wrap<float>(1, 4));
+        Assert.Throws<ObjectDisposedException>(() => acc.Synchronize());
+        Assert.That(Assert.Throws<ObjectDisposedException>(() => args.Views.Values.First().ToArray())!.ObjectName, Is.EqualTo("view"));
+    }
+
+    /// <summary>
+    /// PReLU's slopes are data: NaN and infinite slopes are not refused (checking would read device memory) and compute
+    /// x &lt; 0 ? a x : x like any other, with one channel as with several (the CPU's one-channel path used to refuse them).
+    /// </summary>
+    [Test]
+    public void NonFinitePReluSlopesComputeLikeAnyOther([Values(float.NaN, float.PositiveInfinity, float.NegativeInfinity, 0f)] float slope)
+    {
+        float[] x = [-2f, -0f, 0f, 3f, float.NaN, float.NegativeInfinity, float.PositiveInfinity, -1e-40f];
+        float[] expected = x.Select(v => v < 0 ? slope * v : v).ToArray();
+        using var xb = Acc.Allocate<float>(x);
+        foreach (int channels in new[] { 1, 2 })
+        {
+            using var alpha = Acc.Allocate<float>(Enumerable.Repeat(slope, channels).ToArray());
+            using var y = Acc.Allocate<float>(x.Length);
+            Acc.PRelu(xb, alpha, y);
+            Assert.That(y.ToArray(), Is.EqualTo(expected), $"{channels} channel(s) of slope {slope}");
+        }
+    }
+
+    // -------------------------------------------------------------------------------------------------------------
+    // Parameters
+
+    /// <summary>Every parameter of every parameterised activation, with every non-finite value it must refuse.</summary>
+    public static IEnumerable<TestCaseData> NonFiniteParameters()
+    {
+        var factories = new (string Factory, string Parameter, Func<float, Activation> Create, float[] Bad)[]
+        {
+            ("LeakyRelu", "alpha", v => Activation.LeakyRelu(v), [float.NaN, float.PositiveInfinity, float.NegativeInfinity]),
+            ("Elu", "alpha", v => Activation.Elu(v), [float.NaN, float.PositiveInfinity, float.NegativeInfinity]),
+            ("Swish", "beta", v => Activation.Swish(v), [float.NaN, float.PositiveInfinity, float.NegativeInfinity]),
+            ("Softplus", "beta", v => Activation.Softplus(v), [float.NaN, float.PositiveInfinity, float.NegativeInfinity, 0f, -0f]),
+            ("Softplus", "threshold", v => Activation.Softplus(1f, v), [float.NaN]),
+        };
+        foreach (var (factory, parameter, create, bad) in factories)
+        {
+            foreach (float value in bad)
+                yield return new TestCaseData(create, parameter, value).SetArgDisplayNames($"{factory}({parameter}={value})");
+        }
+    }
+
+    [TestCaseSource(nameof(NonFiniteParameters))]
+    public void NonFiniteParameterIsRefusedByTheFactory(Func<float, Activation> create, string parameter, float value)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => create(value))!;
+        Assert.That(e.ParamName, Is.EqualTo(parameter));
+        Assert.That(e.ActualValue, Is.EqualTo(value), "the refused value travels with the exception");
+        Assert.That(e.Message, Does.Contain(parameter).And.Contain("must"));
+    }
+
+    /// <summary>
+    /// Parameters at the edge of what the factories accept: each must compute what the reference computes. Three do not,
+    /// on the CPU and OpenCL alike; they are kept here, ignored with the reason, until the activations (Kernels/Activations,
+    /// outside this change) are fixed.
+    /// </summary>
+    public static IEnumerable<TestCaseData> EdgeParameters()
+    {
+        var id = (ActivationKind kind) => Enum.Parse<GpuActivations.Reference.ActivationId>(kind.ToString());
+        foreach (var activation in new[]
+        {
+            Activation.LeakyRelu(0f), Activation.LeakyRelu(-1f), Activation.LeakyRelu(1e30f), Activation.LeakyRelu(float.Epsilon),
+            Activation.Elu(0f), Activation.Elu(-2f), Activation.Swish(0f), Activation.Swish(-1f), Activation.Swish(100f),
+            Activation.Softplus(-1f), Activation.Softplus(1e-3f), Activation.Softplus(1f, float.PositiveInfinity),
+            Activation.Softplus(1f, float.NegativeInfinity), Activation.Softplus(1f, 0f), Activation.Softplus(1f, 80f), Activation.Softplus(1f, 100f),
+        })
+        {
+            var data = new TestCaseData(new ActivationCase(activation, id(activation.Kind), OpTable.ElementwiseUlp)).SetArgDisplayNames(activation.ToString());
+            yield return data;
+        }
+    }
+
+    [TestCaseSource(nameof(EdgeParameters))]
+    public void EdgeParametersComputeTheReference(ActivationCase op)
+    {
+        float[] x = [.. TestData.Special, .. TestData.Values(2000, seed: 5)];
+        using var xb = Acc.Allocate<float>(x);
+        using var yb = Acc.Allocate<float>(x.Length);
+        Acc.Apply(op.Activation, xb, yb);
+        Ulp.AssertClose(x, yb.ToArray(), op.Expected(x), op.MaxUlp, op.ToString());
+    }
+}

@@ -1,0 +1,57 @@
+namespace GpuActivations.Tests.Hardening;
+
+/// <summary>One view argument of an op: its parameter name, its valid length, and whether the op writes it.</summary>
+public sealed record ViewSpec(string Name, long Length, bool IsOutput);
+
+/// <summary>The arguments of one call: views by parameter name, the shape, the gated unit and the activation.</summary>
+public sealed class OpArgs
+{
+    public Dictionary<string, BufferView<float>> Views { get; } = [];
+    public long Rows { get; set; }
+    public long Cols { get; set; }
+    public GatedUnit Unit { get; set; } = GatedUnit.SwiGlu;
+    public Activation Activation { get; set; } = Activation.Gelu;
+    public BufferView<float> this[string name] => Views[name];
+}
+
+/// <summary>
+/// One public op with a valid set of arguments, as a table row: every bad-input and concurrency test runs over
+/// <see cref="OpCalls.All"/> instead of spelling each op out.
+/// </summary>
+/// <param name="Name">The op, e.g. "GluPacked".</param>
+/// <param name="Views">Its view arguments with valid lengths, in parameter order.</param>
+/// <param name="Rows">The valid rows (shaped ops), else 0.</param>
+/// <param name="Cols">The valid cols / d (shaped ops), else 0.</param>
+/// <param name="RowsName">The name of the rows parameter, null for unshaped ops.</param>
+/// <param name="ColsName">The name of the cols parameter ("cols", "d"), null for unshaped ops.</param>
+/// <param name="Invoke">Calls the op on an accelerator with the arguments.</param>
+public sealed record OpCall(string Name, ViewSpec[] Views, long Rows, long Cols, string? RowsName, string? ColsName, Action<Accelerator, OpArgs> Invoke)
+{
+    public bool IsShaped => RowsName is not null;
+    public bool HasUnit => Name.StartsWith("Glu", StringComparison.Ordinal);
+    public string Output => Views.Single(v => v.IsOutput).Name;
+    public IEnumerable<ViewSpec> Inputs => Views.Where(v => !v.IsOutput);
+    public override string ToString() => Name;
+}
+
+/// <summary>The table of every public op of <see cref="Accelerator"/>, with small valid arguments.</summary>
+public static class OpCalls
+{
+    static ViewSpec In(string name, long length) => new(name, length, false);
+    static ViewSpec Out(string name, long length) => new(name, length, true);
+
+    /// <summary>Apply, PRelu, Glu, SwiGlu, GluPacked, Softmax, LogSoftmax.</summary>
+    public static IReadOnlyList<OpCall> All { get; } =
+    [
+        new("Apply", [In("x", 12), Out("y", 12)], 0, 0, null, null, (a, v) => a.Apply(v.Activation, v["x"], v["y"])),
+        new("PRelu", [In("x", 12), In("alpha", 3), Out("y", 12)], 0, 0, null, null, (a, v) => a.PRelu(v["x"], v["alpha"], v["y"])),
+        new("Glu", [In("gate", 12), In("up", 12), Out("y", 12)], 0, 0, null, null, (a, v) => a.Glu(v.Unit, v["gate"], v["up"], v["y"])),
+        new("SwiGlu", [In("gate", 12), In("up", 12), Out("y", 12)], 0, 0, null, null, (a, v) => a.SwiGlu(v["gate"], v["up"], v["y"])),
+        new("GluPacked", [In("packed", 24), Out("y", 12)], 3, 4, "rows", "d", (a, v) => a.GluPacked(v.Unit, v["packed"], v["y"], v.Rows, v.Cols)),
+        new("Softmax", [In("x", 12), Out("y", 12)], 3, 4, "rows", "cols", (a, v) => a.Softmax(v["x"], v["y"], v.Rows, v.Cols)),
+        new("LogSoftmax", [In("x", 12), Out("y", 12)], 3, 4, "rows", "cols", (a, v) => a.LogSoftmax(v["x"], v["y"], v.Rows, v.Cols)),
+    ];
+
+    /// <summary>The op named <paramref name="name"/>.</summary>
+    public static OpCall Get(string name) => All.Single(o => o.Name == name);
+}
