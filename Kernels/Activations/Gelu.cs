@@ -30,8 +30,7 @@ internal readonly struct GeluOp : IActivationOp
         3.16991E-06f, 4.0180373E-07f, -2.6305082E-07f, 3.168302E-08f,
     ];
 
-    // A call of its own, fully optimised: inlined into the loop it would exhaust the JIT's inlining budget.
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV a = Simd.Abs(x);

@@ -16,8 +16,7 @@ internal readonly struct GeluTanhOp : IActivationOp
     const float K1Hi = 0.07135481387376785f;
     const float K1Lo = 2.3988324659995897e-09f;
 
-    // A call of its own, fully optimised: inlined into the loop it would exhaust the JIT's inlining budget.
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV sq = VectorMath.TwoProduct(x, x, out TV sqLo);

@@ -9,8 +9,7 @@ namespace GpuActivations.Activations;
 /// </summary>
 internal readonly struct MishOp : IActivationOp
 {
-    // A call of its own, fully optimised: inlined into the loop it would exhaust the JIT's inlining budget.
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV e = VectorMath.Exp(x);

@@ -12,8 +12,7 @@ internal readonly struct QuickGeluOp : IActivationOp
     const float CoefficientHi = 1.70200002193450927734375f;
     const float CoefficientLo = -2.1934509319976314e-08f;
 
-    // A call of its own, fully optimised: inlined into the loop it would exhaust the JIT's inlining budget.
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV hi = VectorMath.TwoProduct(TV.Create(CoefficientHi), x, out TV lo);

@@ -12,8 +12,7 @@ internal readonly struct SeluOp : IActivationOp
     const float Scale = 1.0507009873554804934f;
     const float ScaleAlpha = 1.7580993408473768599f;
 
-    // A call of its own, fully optimised: inlined into the loop it would exhaust the JIT's inlining budget.
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
         => TV.Select(TV.GreaterThan(x, TV.Create(0f)), x * TV.Create(Scale), TV.Create(ScaleAlpha) * VectorMath.Expm1(x));
     public static string Name => "selu";

@@ -6,8 +6,7 @@ namespace GpuActivations.Activations;
 /// <summary>silu(x) = x sigmoid(x); silu(-inf) = -0, the limit.</summary>
 internal readonly struct SiluOp : IActivationOp
 {
-    // A call of its own, fully optimised: inlined into the loop it would exhaust the JIT's inlining budget.
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.TimesSigmoid(x, x, TV.Create(0f));
     public static string Name => "silu";
     public static string DeviceBody => "return ga_times_sigmoid(x, x, 0.0f);";

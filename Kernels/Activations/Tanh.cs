@@ -6,8 +6,7 @@ namespace GpuActivations.Activations;
 /// <summary>tanh(x); see <see cref="VectorMath.Tanh{TV}"/> for the two regimes.</summary>
 internal readonly struct TanhOp : IActivationOp
 {
-    // A call of its own, fully optimised: inlined into the loop it would exhaust the JIT's inlining budget.
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.Tanh(x);
     public static string Name => "tanh";
     public static string DeviceBody => "return tanh(x);";

@@ -97,25 +97,29 @@ internal static unsafe class ElementwiseDriver
     static void Unary<TOp, TV>(TOp op, float* x, float* y, long n) where TOp : struct, IActivationOp where TV : unmanaged, ISimd<TV>
     {
         long last = n - TV.Count;
-        TV tail = op.Invoke(TV.Load(x + last));
-        long i = 0;
-        for (; i + 2 * TV.Count <= last; i += 2 * TV.Count)
-        {
-            TV r0 = op.Invoke(TV.Load(x + i));
-            TV r1 = op.Invoke(TV.Load(x + i + TV.Count));
-            TV.Store(r0, y + i);
-            TV.Store(r1, y + i + TV.Count);
-        }
-        for (; i < last; i += TV.Count) TV.Store(op.Invoke(TV.Load(x + i)), y + i);
+        TV tail = UnaryAt<TOp, TV>(op, x + last);
+        // One inlined copy of the op: a second (an unrolled body) would exhaust the JIT's inlining budget for the
+        // larger ops and leave wrapper calls in the loop.
+        for (long i = 0; i < last; i += TV.Count) TV.Store(op.Invoke(TV.Load(x + i)), y + i);
         TV.Store(tail, y + last);
     }
+
+    /// <summary>The op on one vector, out of line: the ragged end's copy of the op stays out of the loop's method.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static TV UnaryAt<TOp, TV>(TOp op, float* x) where TOp : struct, IActivationOp where TV : unmanaged, ISimd<TV>
+        => op.Invoke(TV.Load(x));
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Binary<TOp, TV>(TOp op, float* a, float* b, float* y, long n) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
     {
         long last = n - TV.Count;
-        TV tail = op.Invoke(TV.Load(a + last), TV.Load(b + last));
+        TV tail = BinaryAt<TOp, TV>(op, a + last, b + last);
         for (long i = 0; i < last; i += TV.Count) TV.Store(op.Invoke(TV.Load(a + i), TV.Load(b + i)), y + i);
         TV.Store(tail, y + last);
     }
+
+    /// <summary>The op on one pair of vectors, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static TV BinaryAt<TOp, TV>(TOp op, float* a, float* b) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
+        => op.Invoke(TV.Load(a), TV.Load(b));
 }
