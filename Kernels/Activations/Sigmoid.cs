@@ -7,7 +7,7 @@ namespace GpuActivations.Activations;
 internal readonly struct SigmoidOp : IActivationOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.Sigmoid(x, TV.Create(0f));
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.Sigmoid(x);
     public static string Name => "sigmoid";
     public static string DeviceBody => "return 1.0f / (1.0f + exp(-x));";
 }

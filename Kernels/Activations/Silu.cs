@@ -7,7 +7,7 @@ namespace GpuActivations.Activations;
 internal readonly struct SiluOp : IActivationOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.TimesSigmoid(x, x, TV.Create(0f));
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.TimesSigmoid(x);
     public static string Name => "silu";
     public static string DeviceBody => "return ga_times_sigmoid(x, x, 0.0f);";
 }

@@ -159,6 +159,18 @@ internal static class VectorMath
         return TV.Select(TV.LessThan(a, TV.Create(0.55f)), small, large);
     }
 
+    /// <summary>1 / (1 + e^-x).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Sigmoid<TV>(TV x) where TV : unmanaged, ISimd<TV> => TV.Create(1f) / (TV.Create(1f) + Exp(-x));
+
+    /// <summary>x * sigmoid(x) (SiLU), the far-left lanes as in <see cref="TimesSigmoid{TV}(TV, TV, TV)"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV TimesSigmoid<TV>(TV x) where TV : unmanaged, ISimd<TV>
+        => TV.Any(TV.LessThan(x, TV.Create(-80f))) ? TimesSigmoidFarLeft(x) : x * Sigmoid(x);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV TimesSigmoidFarLeft<TV>(TV x) where TV : unmanaged, ISimd<TV> => TimesSigmoid(x, x, TV.Create(0f));
+
     /// <summary>1 / (1 + e^-(hi + lo)).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Sigmoid<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
