@@ -55,49 +55,15 @@ internal sealed class CudaAccelerator : DeviceAccelerator
         return new(info with { Details = "wrapped context and stream, " + info.Details }, device);
     }
 
-    private protected override BufferStorage AllocateStorage(long bytes) => new Storage(this, device.Allocate(bytes), bytes);
-    private protected override BufferStorage WrapStorage(nint nativeHandle, long bytes) => new Storage(this, nativeHandle, bytes);
-    private protected override void ReleaseDevice() => device.Dispose();
-
-    /// <summary>
-    /// A <c>CUdeviceptr</c>: owned (a <see cref="CudaBuffer"/>, freed by its SafeHandle if forgotten, with the context made
-    /// current on whichever thread frees it) or borrowed from an engine (never freed here).
-    /// </summary>
-    sealed class Storage : BufferStorage
+    private protected override BufferStorage AllocateStorage(long bytes)
     {
-        readonly CudaAccelerator owner;
-        readonly CudaBuffer? owned;
-        readonly nint pointer;
-
-        public Storage(CudaAccelerator owner, CudaBuffer buffer, long bytes) : base(owner, bytes)
-        {
-            this.owner = owner;
-            owned = buffer;
-            pointer = (nint)buffer.Pointer;
-        }
-
-        public Storage(CudaAccelerator owner, nint borrowed, long bytes) : base(owner, bytes)
-        {
-            this.owner = owner;
-            pointer = borrowed;
-        }
-
-        public override nint Handle => pointer;
-
-        public override void Write(long byteOffset, ReadOnlySpan<byte> source)
-        {
-            if (source.IsEmpty) return;
-            owner.device.Write(new DeviceRegion(pointer, byteOffset), source);
-            GC.KeepAlive(owned);
-        }
-
-        public override void Read(long byteOffset, Span<byte> destination)
-        {
-            if (destination.IsEmpty) return;
-            owner.device.Read(new DeviceRegion(pointer, byteOffset), destination);
-            GC.KeepAlive(owned);
-        }
-
-        protected override void Release() => owned?.Dispose();
+        // A CudaBuffer is freed by its SafeHandle if forgotten, with the context made current on whichever thread frees it.
+        var buffer = device.Allocate(bytes);
+        return Owned(buffer, (nint)buffer.Pointer, bytes);
     }
+
+    private protected override BufferStorage WrapStorage(nint nativeHandle, long bytes) => Borrowed(nativeHandle, bytes);
+    private protected override void WriteBytes(nint handle, long byteOffset, ReadOnlySpan<byte> source) => device.Write(new DeviceRegion(handle, byteOffset), source);
+    private protected override void ReadBytes(nint handle, long byteOffset, Span<byte> destination) => device.Read(new DeviceRegion(handle, byteOffset), destination);
+    private protected override void ReleaseDevice() => device.Dispose();
 }

@@ -43,4 +43,38 @@ internal abstract class DeviceAccelerator(AcceleratorInfo info, IDeviceKernels k
         => kernels.Softmax(Region(x), Region(y), rows, cols, log);
 
     private protected override void SynchronizeCore() => kernels.Synchronize();
+
+    /// <summary>Copies host bytes into device memory <paramref name="handle"/> at <paramref name="byteOffset"/>.</summary>
+    private protected abstract void WriteBytes(nint handle, long byteOffset, ReadOnlySpan<byte> source);
+
+    /// <summary>Copies device bytes out, after queued work has finished.</summary>
+    private protected abstract void ReadBytes(nint handle, long byteOffset, Span<byte> destination);
+
+    /// <summary>Storage over memory this accelerator allocated: <paramref name="memory"/> frees it (its SafeHandle if forgotten).</summary>
+    private protected BufferStorage Owned(IDisposable memory, nint handle, long bytes) => new DeviceStorage(this, memory, handle, bytes);
+
+    /// <summary>Storage over an engine's memory, never freed here.</summary>
+    private protected BufferStorage Borrowed(nint handle, long bytes) => new DeviceStorage(this, null, handle, bytes);
+
+    /// <summary>A cl_mem or CUdeviceptr, owned or borrowed; copies go through the owning accelerator.</summary>
+    sealed class DeviceStorage(DeviceAccelerator owner, IDisposable? owned, nint handle, long bytes) : BufferStorage(owner, bytes)
+    {
+        public override nint Handle => handle;
+
+        public override void Write(long byteOffset, ReadOnlySpan<byte> source)
+        {
+            if (source.IsEmpty) return;
+            owner.WriteBytes(handle, byteOffset, source);
+            GC.KeepAlive(owned);
+        }
+
+        public override void Read(long byteOffset, Span<byte> destination)
+        {
+            if (destination.IsEmpty) return;
+            owner.ReadBytes(handle, byteOffset, destination);
+            GC.KeepAlive(owned);
+        }
+
+        protected override void Release() => owned?.Dispose();
+    }
 }

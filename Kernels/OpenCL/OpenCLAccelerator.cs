@@ -34,33 +34,14 @@ internal sealed class OpenCLAccelerator : DeviceAccelerator
         return new(Describe(device.Info, -1) with { Details = $"wrapped queue, {device.Info.PlatformName}" }, device);
     }
 
-    private protected override BufferStorage AllocateStorage(long bytes) => new Storage(this, device.Allocate(Math.Max(bytes, 4)), bytes);
-    private protected override BufferStorage WrapStorage(nint nativeHandle, long bytes) => new Storage(this, nativeHandle, bytes);
-    private protected override void ReleaseDevice() => device.Dispose();
-
-    /// <summary>A cl_mem, owned (an <see cref="OpenCLBuffer"/>, freed by its SafeHandle if forgotten) or borrowed.</summary>
-    sealed class Storage : BufferStorage
+    private protected override BufferStorage AllocateStorage(long bytes)
     {
-        readonly OpenCLAccelerator owner;
-        readonly OpenCLBuffer? owned;
-        readonly nint handle;
-
-        public Storage(OpenCLAccelerator owner, OpenCLBuffer buffer, long bytes) : base(owner, bytes)
-        {
-            this.owner = owner;
-            owned = buffer;
-            handle = buffer.Handle;
-        }
-
-        public Storage(OpenCLAccelerator owner, nint borrowed, long bytes) : base(owner, bytes)
-        {
-            this.owner = owner;
-            handle = borrowed;
-        }
-
-        public override nint Handle => handle;
-        public override void Write(long byteOffset, ReadOnlySpan<byte> source) { if (!source.IsEmpty) owner.device.Write(handle, byteOffset, source); }
-        public override void Read(long byteOffset, Span<byte> destination) { if (!destination.IsEmpty) owner.device.Read(handle, byteOffset, destination); }
-        protected override void Release() => owned?.Dispose();
+        var buffer = device.Allocate(Math.Max(bytes, 4));
+        return Owned(buffer, buffer.Handle, bytes);
     }
+
+    private protected override BufferStorage WrapStorage(nint nativeHandle, long bytes) => Borrowed(nativeHandle, bytes);
+    private protected override void WriteBytes(nint handle, long byteOffset, ReadOnlySpan<byte> source) => device.Write(handle, byteOffset, source);
+    private protected override void ReadBytes(nint handle, long byteOffset, Span<byte> destination) => device.Read(handle, byteOffset, destination);
+    private protected override void ReleaseDevice() => device.Dispose();
 }
