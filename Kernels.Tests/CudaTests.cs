@@ -103,7 +103,8 @@ public class CudaDiscoveryTests
         if (!found.IsAvailable)
         {
             Assert.That(found.AbsentReason, Is.Not.Null.And.Not.Empty);
-            Assert.Pass($"CUDA is absent on this machine: {found.AbsentReason}");
+            TestContext.Out.WriteLine($"CUDA is absent on this machine: {found.AbsentReason}");
+            return;
         }
 
         Assert.That(found.AbsentReason, Is.Null);

@@ -266,14 +266,13 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
         }
     }
 
+    /// <summary>The ops with an in-place form: all but GluPacked, whose y is half as long as packed (every overlap is rejected above).</summary>
+    static IEnumerable<OpCall> InPlaceOps => OpCalls.All.Where(o => o.Name != "GluPacked");
+
     /// <summary>Exact in place is the one overlap allowed: it runs and gives the out-of-place result.</summary>
-    [TestCaseSource(typeof(OpCalls), nameof(OpCalls.All))]
+    [TestCaseSource(nameof(InPlaceOps))]
     public void ExactInPlaceIsAcceptedAndMatchesOutOfPlace(OpCall op)
     {
-        if (op.Name == "GluPacked")
-        {
-            Assert.Pass("GluPacked has no in-place form (y is half as long as packed); every overlap is rejected above.");
-        }
         foreach (var input in op.Inputs.Where(i => i.Length == op.Views.Single(v => v.IsOutput).Length))
         {
             using var built = Build(new BadCall(op, Fault.None, "", typeof(Exception), "", []));
