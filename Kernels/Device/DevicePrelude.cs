@@ -71,7 +71,8 @@ internal static class DevicePrelude
         """;
 
     /// <summary>
-    /// Wraps an activation body as the device function every activation kernel calls:
+    /// Wraps an activation body as the device function every activation kernel calls (and its float4 form,
+    /// <c>ga_activation4</c>, for the 128-bit paths):
     /// <c>float ga_activation(float x, float alpha, float beta, float threshold)</c>.
     /// </summary>
     public static string ActivationFunction(DeviceActivation activation) =>
@@ -79,6 +80,15 @@ internal static class DevicePrelude
         GA_DEVICE_FN float ga_activation(float x, float alpha, float beta, float threshold)
         {
         {{activation.Body}}
+        }
+        GA_DEVICE_FN float4 ga_activation4(float4 v, float alpha, float beta, float threshold)
+        {
+            float4 r;
+            r.x = ga_activation(v.x, alpha, beta, threshold);
+            r.y = ga_activation(v.y, alpha, beta, threshold);
+            r.z = ga_activation(v.z, alpha, beta, threshold);
+            r.w = ga_activation(v.w, alpha, beta, threshold);
+            return r;
         }
 
         """;

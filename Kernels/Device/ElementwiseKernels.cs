@@ -44,13 +44,7 @@ internal static class ElementwiseKernels
             const ga_index id = GA_GLOBAL_ID(0);
             for (ga_index i = id; i < n4; i += stride)
             {
-                float4 v = x4[i];
-                float4 r;
-                r.x = ga_activation(v.x, alpha, beta, threshold);
-                r.y = ga_activation(v.y, alpha, beta, threshold);
-                r.z = ga_activation(v.z, alpha, beta, threshold);
-                r.w = ga_activation(v.w, alpha, beta, threshold);
-                y4[i] = r;
+                y4[i] = ga_activation4(x4[i], alpha, beta, threshold);
             }
             const ga_index tail = (n4 << 2) + id;
             if (tail < n)
@@ -73,13 +67,7 @@ internal static class ElementwiseKernels
             {
                 GLOBAL const float4* x4 = (GLOBAL const float4*)(x + xOffset);
                 GLOBAL float4* y4 = (GLOBAL float4*)(y + yOffset);
-                float4 v = x4[i];
-                float4 r;
-                r.x = ga_activation(v.x, alpha, beta, threshold);
-                r.y = ga_activation(v.y, alpha, beta, threshold);
-                r.z = ga_activation(v.z, alpha, beta, threshold);
-                r.w = ga_activation(v.w, alpha, beta, threshold);
-                y4[i] = r;
+                y4[i] = ga_activation4(x4[i], alpha, beta, threshold);
             }
             const ga_index tail = (n4 << 2) + i;
             if (tail < n)
