@@ -74,3 +74,28 @@ internal static class CudaLibraryLoader
     /// <summary>Reads a NUL-terminated UTF-8 string; null for a null pointer.</summary>
     public static unsafe string? Utf8(byte* text) => text is null ? null : Marshal.PtrToStringUTF8((nint)text);
 }
+
+/// <summary>
+/// A process-wide native load, done once on first use (a failure and its reason are remembered too) until
+/// <see cref="Reset"/>: the driver and NVRTC share this, each with its own loader.
+/// </summary>
+internal sealed class SharedLoad<T>(Func<NativeLoad<T>> load) where T : class
+{
+    readonly Lock gate = new();
+    NativeLoad<T>? value;
+
+    /// <summary>The load, performed on first use.</summary>
+    public NativeLoad<T> Value
+    {
+        get
+        {
+            lock (gate) return value ??= load();
+        }
+    }
+
+    /// <summary>Forgets the load so the next use loads again (tests; a library installed later).</summary>
+    public void Reset()
+    {
+        lock (gate) value = null;
+    }
+}

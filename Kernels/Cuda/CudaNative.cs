@@ -221,28 +221,16 @@ internal sealed unsafe class CudaNative
     /// <summary>Formats a CUDA version number (1000 * major + 10 * minor) as "major.minor".</summary>
     public static string FormatVersion(int version) => $"{version / 1000}.{version % 1000 / 10}";
 
-    private static readonly Lock SharedLock = new();
-    private static NativeLoad<CudaNative>? _shared;
+    private static readonly SharedLoad<CudaNative> SharedDriver = new(LoadFromEnvironment);
 
     /// <summary>
     /// The process-wide driver, loaded once from <see cref="LibraryVariable"/> or the default names.
     /// A failed load is remembered too (its reason), until <see cref="ResetShared"/>.
     /// </summary>
-    public static NativeLoad<CudaNative> Shared
-    {
-        get
-        {
-            lock (SharedLock)
-                return _shared ??= LoadFromEnvironment();
-        }
-    }
+    public static NativeLoad<CudaNative> Shared => SharedDriver.Value;
 
     /// <summary>Forgets the remembered <see cref="Shared"/> load so the next use loads again (tests; a driver installed later).</summary>
-    public static void ResetShared()
-    {
-        lock (SharedLock)
-            _shared = null;
-    }
+    public static void ResetShared() => SharedDriver.Reset();
 
     /// <summary>Loads the driver named by <see cref="LibraryVariable"/>, or by the default names when it is unset. Never throws.</summary>
     public static NativeLoad<CudaNative> LoadFromEnvironment() => Load(CudaLibraryLoader.ReadOverride(LibraryVariable));

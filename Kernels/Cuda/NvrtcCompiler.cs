@@ -39,35 +39,20 @@ internal sealed unsafe class NvrtcCompiler
     /// <summary>NVRTC's version.</summary>
     public Version Version => Nvrtc.Version;
 
-    private static readonly Lock SharedLock = new();
-    private static NativeLoad<NvrtcCompiler>? _shared;
+    private static readonly SharedLoad<NvrtcCompiler> SharedCompiler = new(static () =>
+    {
+        NativeLoad<NvrtcNative> nvrtc = NvrtcNative.Shared;
+        return nvrtc.Api is { } api ? new(new NvrtcCompiler(api), null) : new(null, nvrtc.FailureReason);
+    });
 
     /// <summary>The process-wide compiler over <see cref="NvrtcNative.Shared"/>, or the reason there is none.</summary>
-    public static NativeLoad<NvrtcCompiler> Shared
-    {
-        get
-        {
-            lock (SharedLock)
-            {
-                if (_shared is null)
-                {
-                    NativeLoad<NvrtcNative> nvrtc = NvrtcNative.Shared;
-                    _shared = nvrtc.Api is { } api ? new(new NvrtcCompiler(api), null) : new(null, nvrtc.FailureReason);
-                }
-
-                return _shared.Value;
-            }
-        }
-    }
+    public static NativeLoad<NvrtcCompiler> Shared => SharedCompiler.Value;
 
     /// <summary>Forgets the shared compiler and the shared NVRTC load.</summary>
     public static void ResetShared()
     {
-        lock (SharedLock)
-        {
-            _shared = null;
-            NvrtcNative.ResetShared();
-        }
+        SharedCompiler.Reset();
+        NvrtcNative.ResetShared();
     }
 
     /// <summary>

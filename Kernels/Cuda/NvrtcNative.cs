@@ -111,25 +111,13 @@ internal sealed unsafe class NvrtcNative
     /// </summary>
     public IReadOnlyList<int>? SupportedArchitectures { get; private set; }
 
-    private static readonly Lock SharedLock = new();
-    private static NativeLoad<NvrtcNative>? _shared;
+    private static readonly SharedLoad<NvrtcNative> SharedNvrtc = new(LoadFromEnvironment);
 
     /// <summary>The process-wide NVRTC, loaded once from <see cref="LibraryVariable"/> or the default names (failure remembered too).</summary>
-    public static NativeLoad<NvrtcNative> Shared
-    {
-        get
-        {
-            lock (SharedLock)
-                return _shared ??= LoadFromEnvironment();
-        }
-    }
+    public static NativeLoad<NvrtcNative> Shared => SharedNvrtc.Value;
 
     /// <summary>Forgets the remembered <see cref="Shared"/> load.</summary>
-    public static void ResetShared()
-    {
-        lock (SharedLock)
-            _shared = null;
-    }
+    public static void ResetShared() => SharedNvrtc.Reset();
 
     /// <summary>Loads NVRTC named by <see cref="LibraryVariable"/>, or by the default names. Never throws.</summary>
     public static NativeLoad<NvrtcNative> LoadFromEnvironment() => Load(CudaLibraryLoader.ReadOverride(LibraryVariable));
