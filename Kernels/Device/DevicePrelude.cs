@@ -68,6 +68,14 @@ internal static class DevicePrelude
         #error "GpuActivations device code is OpenCL C 1.2 or CUDA C++ (NVRTC)"
         #endif
 
+        /* Tensor storage. Kernels read tensor inputs as ga_in_t through GA_LOAD_IN(p, i) and write tensor outputs as
+           ga_out_t through GA_STORE_OUT(p, i, v), always computing in float; parameters (slopes, masks) stay float.
+           The host picks the storage per program (GA_IN_TYPE / GA_OUT_TYPE: 0 float, 1 fp16, 2 bf16). */
+        typedef float ga_in_t;
+        typedef float ga_out_t;
+        #define GA_LOAD_IN(p, i) ((float)(p)[i])
+        #define GA_STORE_OUT(p, i, v) ((p)[i] = (v))
+
         """;
 
     /// <summary>
