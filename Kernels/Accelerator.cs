@@ -9,6 +9,11 @@ namespace GpuActivations;
 /// <see cref="DeviceBuffer{T}"/>s on it, call the ops, and <see cref="Synchronize"/> (host copies synchronize by
 /// themselves). Ops are queued in order; on the CPU they complete before returning. Every op accepts an
 /// output equal to its input (in place). An accelerator is safe to call from several threads.
+/// <para>
+/// Tensors may be stored as <see cref="float"/>, <see cref="Half"/> or <see cref="BFloat16"/> (the ops' element type
+/// parameter; any other type throws <see cref="NotSupportedException"/>): every op loads its inputs, computes in float32
+/// and rounds each result once into the output's type. Parameters (PReLU slopes, masks) are float32.
+/// </para>
 /// </summary>
 public abstract class Accelerator : IDisposable
 {
@@ -113,13 +118,24 @@ public abstract class Accelerator : IDisposable
     /// <param name="activation">The activation, e.g. <c>Activation.Gelu</c> or <c>Activation.LeakyRelu(0.2f)</c>.</param>
     /// <param name="x">The input.</param>
     /// <param name="y">The output, as long as <paramref name="x"/>.</param>
-    public void Apply(Activation activation, BufferView<float> x, BufferView<float> y)
+    public void Apply(Activation activation, BufferView<float> x, BufferView<float> y) => ApplyCore(activation, x, y);
+
+    /// <summary>y = activation(x) on fp16 storage: computed in float32, each result rounded once to fp16.</summary>
+    /// <inheritdoc cref="Apply(Activation, BufferView{float}, BufferView{float})"/>
+    public void Apply(Activation activation, BufferView<Half> x, BufferView<Half> y) => ApplyCore(activation, x, y);
+
+    /// <summary>y = activation(x) on bf16 storage: computed in float32, each result rounded once to bf16 (nearest even).</summary>
+    /// <inheritdoc cref="Apply(Activation, BufferView{float}, BufferView{float})"/>
+    public void Apply(Activation activation, BufferView<BFloat16> x, BufferView<BFloat16> y) => ApplyCore(activation, x, y);
+
+    void ApplyCore<T>(Activation activation, BufferView<T> x, BufferView<T> y) where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(activation);
         CheckInOut(x, y, nameof(x), nameof(y));
         Guard.SameLength(x.Length, y.Length, nameof(x), nameof(y));
-        if (x.Length > 0) RunActivation(activation, x, y);
-        KeepAlive(x, y);
+        var (tx, ty) = (TensorArg.Of(x), TensorArg.Of(y));
+        if (x.Length > 0) RunActivation(activation, tx, ty);
+        KeepAlive(tx, ty);
     }
 
     /// <summary>
@@ -129,34 +145,66 @@ public abstract class Accelerator : IDisposable
     /// <param name="x">The input, a whole number of rows of alpha.Length channels.</param>
     /// <param name="alpha">The per-channel slopes (at least one).</param>
     /// <param name="y">The output, as long as <paramref name="x"/>.</param>
-    public void PRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y)
+    public void PRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y) => PReluCore(x, alpha, y);
+
+    /// <summary>PReLU on fp16 storage (float32 slopes), each result rounded once to fp16.</summary>
+    /// <inheritdoc cref="PRelu(BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void PRelu(BufferView<Half> x, BufferView<float> alpha, BufferView<Half> y) => PReluCore(x, alpha, y);
+
+    /// <summary>PReLU on bf16 storage (float32 slopes), each result rounded once to bf16.</summary>
+    /// <inheritdoc cref="PRelu(BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void PRelu(BufferView<BFloat16> x, BufferView<float> alpha, BufferView<BFloat16> y) => PReluCore(x, alpha, y);
+
+    void PReluCore<T>(BufferView<T> x, BufferView<float> alpha, BufferView<T> y) where T : unmanaged
     {
         CheckInOut(x, y, nameof(x), nameof(y));
         Guard.On(this, alpha, nameof(alpha));
         Guard.SameLength(x.Length, y.Length, nameof(x), nameof(y));
         CheckPReluShape(x.Length, alpha.Length);
-        Guard.NoPartialOverlap(alpha, y, nameof(alpha), nameof(y));
-        if (x.Length > 0) RunPRelu(x, alpha, y);
-        KeepAlive(x, alpha, y);
+        var (tx, ta, ty) = (TensorArg.Of(x), TensorArg.Of(alpha), TensorArg.Of(y));
+        Guard.NoPartialOverlap(ta, ty, nameof(alpha), nameof(y));
+        if (x.Length > 0) RunPRelu(tx, ta, ty);
+        KeepAlive(tx, ta, ty);
     }
 
     /// <summary>A gated unit in one pass: y = act(gate) * up, with gate, up and y of equal length.</summary>
-    public void Glu(GatedUnit unit, BufferView<float> gate, BufferView<float> up, BufferView<float> y)
+    public void Glu(GatedUnit unit, BufferView<float> gate, BufferView<float> up, BufferView<float> y) => GluCore(unit, gate, up, y);
+
+    /// <summary>A gated unit on fp16 storage, computed in float32, each result rounded once to fp16.</summary>
+    /// <inheritdoc cref="Glu(GatedUnit, BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void Glu(GatedUnit unit, BufferView<Half> gate, BufferView<Half> up, BufferView<Half> y) => GluCore(unit, gate, up, y);
+
+    /// <summary>A gated unit on bf16 storage, computed in float32, each result rounded once to bf16.</summary>
+    /// <inheritdoc cref="Glu(GatedUnit, BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void Glu(GatedUnit unit, BufferView<BFloat16> gate, BufferView<BFloat16> up, BufferView<BFloat16> y) => GluCore(unit, gate, up, y);
+
+    void GluCore<T>(GatedUnit unit, BufferView<T> gate, BufferView<T> up, BufferView<T> y) where T : unmanaged
     {
         CheckUnit(unit);
         CheckInOut(gate, y, nameof(gate), nameof(y));
         CheckInOut(up, y, nameof(up), nameof(y));
         Guard.SameLength(gate.Length, up.Length, nameof(gate), nameof(up));
         Guard.SameLength(gate.Length, y.Length, nameof(gate), nameof(y));
-        if (y.Length > 0) RunGlu(unit, GluLayout.Separate, gate, up, y, 1, y.Length);
-        KeepAlive(gate, up, y);
+        var (tg, tu, ty) = (TensorArg.Of(gate), TensorArg.Of(up), TensorArg.Of(y));
+        if (y.Length > 0) RunGlu(unit, GluLayout.Separate, tg, tu, ty, 1, y.Length);
+        KeepAlive(tg, tu, ty);
     }
 
     /// <summary>
     /// A gated unit on the packed output of a fused gate/up projection: <paramref name="packed"/> is
     /// [rows, 2d] with each row's gate half first, then its up half; y is [rows, d].
     /// </summary>
-    public void GluPacked(GatedUnit unit, BufferView<float> packed, BufferView<float> y, long rows, long d)
+    public void GluPacked(GatedUnit unit, BufferView<float> packed, BufferView<float> y, long rows, long d) => GluPackedCore(unit, packed, y, rows, d);
+
+    /// <summary>A gated unit on packed fp16 input, computed in float32, each result rounded once to fp16.</summary>
+    /// <inheritdoc cref="GluPacked(GatedUnit, BufferView{float}, BufferView{float}, long, long)"/>
+    public void GluPacked(GatedUnit unit, BufferView<Half> packed, BufferView<Half> y, long rows, long d) => GluPackedCore(unit, packed, y, rows, d);
+
+    /// <summary>A gated unit on packed bf16 input, computed in float32, each result rounded once to bf16.</summary>
+    /// <inheritdoc cref="GluPacked(GatedUnit, BufferView{float}, BufferView{float}, long, long)"/>
+    public void GluPacked(GatedUnit unit, BufferView<BFloat16> packed, BufferView<BFloat16> y, long rows, long d) => GluPackedCore(unit, packed, y, rows, d);
+
+    void GluPackedCore<T>(GatedUnit unit, BufferView<T> packed, BufferView<T> y, long rows, long d) where T : unmanaged
     {
         CheckUnit(unit);
         ThrowIfDisposed();
@@ -171,12 +219,19 @@ public abstract class Accelerator : IDisposable
             throw new ArgumentOutOfRangeException(nameof(d), d, $"rows * 2d = {rows} * 2 * {d} overflows a 64-bit length.");
         Guard.Length(packed.Length, 2 * outputs, nameof(packed), $"rows * 2d = {rows} * {2 * d}");
         Guard.Length(y.Length, outputs, nameof(y), $"rows * d = {rows} * {d}");
-        if (outputs > 0) RunGlu(unit, GluLayout.Packed, packed, packed, y, rows, d);
-        KeepAlive(packed, y);
+        var (tp, ty) = (TensorArg.Of(packed), TensorArg.Of(y));
+        if (outputs > 0) RunGlu(unit, GluLayout.Packed, tp, tp, ty, rows, d);
+        KeepAlive(tp, ty);
     }
 
     /// <summary>SwiGLU in one pass: y = silu(gate) * up.</summary>
-    public void SwiGlu(BufferView<float> gate, BufferView<float> up, BufferView<float> y) => Glu(GatedUnit.SwiGlu, gate, up, y);
+    public void SwiGlu(BufferView<float> gate, BufferView<float> up, BufferView<float> y) => GluCore(GatedUnit.SwiGlu, gate, up, y);
+
+    /// <summary>SwiGLU on fp16 storage: y = silu(gate) * up in float32, rounded once to fp16.</summary>
+    public void SwiGlu(BufferView<Half> gate, BufferView<Half> up, BufferView<Half> y) => GluCore(GatedUnit.SwiGlu, gate, up, y);
+
+    /// <summary>SwiGLU on bf16 storage: y = silu(gate) * up in float32, rounded once to bf16.</summary>
+    public void SwiGlu(BufferView<BFloat16> gate, BufferView<BFloat16> up, BufferView<BFloat16> y) => GluCore(GatedUnit.SwiGlu, gate, up, y);
 
     /// <summary>
     /// Row-wise softmax of x [rows, cols], max-subtracted so large logits do not overflow. A row containing NaN
@@ -184,17 +239,45 @@ public abstract class Accelerator : IDisposable
     /// </summary>
     public void Softmax(BufferView<float> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
 
-    /// <summary>Row-wise log-softmax of x [rows, cols]: x - max - ln(sum e^(x - max)); special rows as <see cref="Softmax"/> (-inf entries give -inf).</summary>
+    /// <summary>Row-wise softmax on fp16 storage, computed in float32, each probability rounded once to fp16.</summary>
+    public void Softmax(BufferView<Half> x, BufferView<Half> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
+
+    /// <summary>Row-wise softmax on bf16 storage, computed in float32, each probability rounded once to bf16.</summary>
+    public void Softmax(BufferView<BFloat16> x, BufferView<BFloat16> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
+
+    /// <summary>Row-wise softmax of fp16 logits into float32 probabilities (mixed precision: nothing rounded to fp16).</summary>
+    public void Softmax(BufferView<Half> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
+
+    /// <summary>Row-wise softmax of bf16 logits into float32 probabilities (mixed precision: nothing rounded to bf16).</summary>
+    public void Softmax(BufferView<BFloat16> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
+
+    /// <summary>Row-wise log-softmax of x [rows, cols]: x - max - ln(sum e^(x - max)); special rows as <see cref="Softmax(BufferView{float}, BufferView{float}, long, long)"/> (-inf entries give -inf).</summary>
     public void LogSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
 
-    void SoftmaxCore(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log)
+    /// <summary>Row-wise log-softmax on fp16 storage, computed in float32, rounded once to fp16.</summary>
+    public void LogSoftmax(BufferView<Half> x, BufferView<Half> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
+
+    /// <summary>Row-wise log-softmax on bf16 storage, computed in float32, rounded once to bf16.</summary>
+    public void LogSoftmax(BufferView<BFloat16> x, BufferView<BFloat16> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
+
+    /// <summary>Row-wise log-softmax of fp16 logits into float32 (mixed precision).</summary>
+    public void LogSoftmax(BufferView<Half> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
+
+    /// <summary>Row-wise log-softmax of bf16 logits into float32 (mixed precision).</summary>
+    public void LogSoftmax(BufferView<BFloat16> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
+
+    void SoftmaxCore<TIn, TOut>(BufferView<TIn> x, BufferView<TOut> y, long rows, long cols, bool log) where TIn : unmanaged where TOut : unmanaged
     {
-        CheckInOut(x, y, nameof(x), nameof(y));
+        ThrowIfDisposed();
+        Guard.On(this, x, nameof(x));
+        Guard.On(this, y, nameof(y));
+        var (tx, ty) = (TensorArg.Of(x), TensorArg.Of(y));
+        Guard.NoPartialOverlap(tx, ty, nameof(x), nameof(y));
         long total = Guard.Shape(rows, cols);
         Guard.Length(x.Length, total, nameof(x), $"rows * cols = {rows} * {cols}");
         Guard.Length(y.Length, total, nameof(y), $"rows * cols = {rows} * {cols}");
-        if (total > 0) RunSoftmax(x, y, rows, cols, log);
-        KeepAlive(x, y);
+        if (total > 0) RunSoftmax(tx, ty, rows, cols, log);
+        KeepAlive(tx, ty);
     }
 
     /// <summary>Waits until every queued op has finished.</summary>
@@ -211,7 +294,7 @@ public abstract class Accelerator : IDisposable
             throw new ArgumentException($"x has {length} elements, not a multiple of alpha's {channels} channels (the channel is the last dimension).", "x");
     }
 
-    void CheckInOut(BufferView<float> input, BufferView<float> output, string inputName, string outputName)
+    void CheckInOut<T>(BufferView<T> input, BufferView<T> output, string inputName, string outputName) where T : unmanaged
     {
         ThrowIfDisposed();
         Guard.On(this, input, inputName);
@@ -230,11 +313,11 @@ public abstract class Accelerator : IDisposable
     /// handles (a host pointer, a cl_mem); without this, a buffer referenced only by a view argument could be
     /// finalized, and its memory freed, while the kernel still reads it.
     /// </summary>
-    static void KeepAlive(BufferView<float> a, BufferView<float> b, BufferView<float> c = default)
+    private protected static void KeepAlive(TensorArg a, TensorArg b, TensorArg c = default)
     {
-        GC.KeepAlive(a.Buffer);
-        GC.KeepAlive(b.Buffer);
-        GC.KeepAlive(c.Buffer);
+        GC.KeepAlive(a.Storage);
+        GC.KeepAlive(b.Storage);
+        GC.KeepAlive(c.Storage);
     }
 
     private protected void ThrowIfDisposed()
@@ -245,10 +328,10 @@ public abstract class Accelerator : IDisposable
 
     private protected abstract BufferStorage AllocateStorage(long bytes);
     private protected abstract BufferStorage WrapStorage(nint nativeHandle, long bytes);
-    private protected abstract void RunActivation(Activation activation, BufferView<float> x, BufferView<float> y);
-    private protected abstract void RunPRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y);
-    private protected abstract void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d);
-    private protected abstract void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log);
+    private protected abstract void RunActivation(Activation activation, TensorArg x, TensorArg y);
+    private protected abstract void RunPRelu(TensorArg x, TensorArg alpha, TensorArg y);
+    private protected abstract void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d);
+    private protected abstract void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log);
     private protected abstract void SynchronizeCore();
     /// <summary>Releases the device itself, after every buffer has been freed.</summary>
     private protected virtual void ReleaseDevice() { }

@@ -63,6 +63,13 @@ internal static class Guard
         Overlap(input.Offset, input.Length, output.Offset, output.Length, inputName, outputName);
     }
 
+    /// <summary>Tensor arguments are either the same range (in place) or disjoint; of different types they never share memory.</summary>
+    public static void NoPartialOverlap(TensorArg input, TensorArg output, string inputName, string outputName)
+    {
+        if (!ReferenceEquals(input.Storage, output.Storage)) return;
+        Overlap(input.Offset, input.Length, output.Offset, output.Length, inputName, outputName);
+    }
+
     /// <summary>Spans are either the same memory (in place) or disjoint.</summary>
     public static void NoPartialOverlap(ReadOnlySpan<float> input, ReadOnlySpan<float> output, string inputName, string outputName)
     {

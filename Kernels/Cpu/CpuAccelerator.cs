@@ -31,8 +31,6 @@ internal sealed unsafe class CpuAccelerator : Accelerator
         return RuntimeInformation.ProcessArchitecture + " CPU";
     }
 
-    static float* Pointer(BufferView<float> view) => (float*)view.Buffer.Storage.Handle + view.Offset;
-
     private protected override BufferStorage AllocateStorage(long bytes)
     {
         try
@@ -48,17 +46,31 @@ internal sealed unsafe class CpuAccelerator : Accelerator
     }
     private protected override BufferStorage WrapStorage(nint nativeHandle, long bytes) => new HostStorage(this, nativeHandle, bytes);
 
-    private protected override void RunActivation(Activation activation, BufferView<float> x, BufferView<float> y)
-        => CpuOps.Activation(activation, Pointer(x), Pointer(y), x.Length);
+    // Every op goes through Staging: float32 tensors pass straight to the kernel, fp16/bf16 ones are converted a tile at a time.
+    private protected override void RunActivation(Activation activation, TensorArg x, TensorArg y)
+        => Staging.Run(x.Length, [StagedTensor.In(x, 1), StagedTensor.Out(y, 1)],
+            (p, n) => CpuOps.Activation(activation, (float*)p[0], (float*)p[1], n));
 
-    private protected override void RunPRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y)
-        => CpuOps.PRelu(Pointer(x), Pointer(alpha), alpha.Length, Pointer(y), x.Length);
+    private protected override void RunPRelu(TensorArg x, TensorArg alpha, TensorArg y)
+    {
+        long channels = alpha.Length;
+        Staging.Run(x.Length / channels, [StagedTensor.In(x, channels), StagedTensor.In(alpha, 0), StagedTensor.Out(y, channels)],
+            (p, rows) => CpuOps.PRelu((float*)p[0], (float*)p[1], channels, (float*)p[2], rows * channels));
+    }
 
-    private protected override void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d)
-        => CpuOps.Glu(unit, layout == GluLayout.Packed, Pointer(gate), Pointer(up), Pointer(y), rows, d);
+    private protected override void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d)
+    {
+        if (layout == GluLayout.Packed)
+            Staging.Run(rows, [StagedTensor.In(gate, 2 * d), StagedTensor.Out(y, d)],
+                (p, n) => CpuOps.Glu(unit, true, (float*)p[0], (float*)p[0], (float*)p[1], n, d));
+        else
+            Staging.Run(y.Length, [StagedTensor.In(gate, 1), StagedTensor.In(up, 1), StagedTensor.Out(y, 1)],
+                (p, n) => CpuOps.Glu(unit, false, (float*)p[0], (float*)p[1], (float*)p[2], 1, n));
+    }
 
-    private protected override void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log)
-        => SoftmaxCpu.Run(Pointer(x), Pointer(y), rows, cols, log);
+    private protected override void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log)
+        => Staging.Run(rows, [StagedTensor.In(x, cols), StagedTensor.Out(y, cols)],
+            (p, n) => SoftmaxCpu.Run((float*)p[0], (float*)p[1], n, cols, log));
 
     private protected override void SynchronizeCore() { }
 

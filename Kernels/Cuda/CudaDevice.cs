@@ -31,7 +31,7 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     private readonly ConcurrentDictionary<string, Lazy<CudaModule>> _modules = new(StringComparer.Ordinal);
     // The family modules by activation object (the accelerator passes one cached DeviceActivation per kind), so a launch
     // finds its module without hashing the activation's source; _modules is the cache of record.
-    private readonly CudaModule?[] _plainModules = new CudaModule?[KernelFamily.All.Count];
+    private readonly CudaModule?[] _plainModules = new CudaModule?[ModuleSlots];
     private readonly ConditionalWeakTable<DeviceActivation, CudaModule?[]> _activationModules = new();
     private readonly Lock _splitLock = new();
     private CudaBuffer? _scratch;
@@ -386,18 +386,20 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     /// The module of <paramref name="family"/> for <paramref name="activation"/> (null for the families without one):
     /// <see cref="KernelFamily.Compose"/> compiled once per (family, activation name and body) on this device; thread-safe.
     /// </summary>
-    public CudaModule FamilyModule(KernelFamily family, DeviceActivation? activation)
+    public CudaModule FamilyModule(KernelFamily family, DeviceActivation? activation, ProgramStorage storage = default)
     {
         ArgumentNullException.ThrowIfNull(family);
         if (family.TakesActivation != activation is not null)
             throw new ArgumentException(family.TakesActivation ? $"the {family} kernels need an activation" : $"the {family} kernels take no activation", nameof(activation));
-        CudaModule?[] slots = activation is null ? _plainModules : _activationModules.GetValue(activation, static _ => new CudaModule?[KernelFamily.All.Count]);
-        CudaModule? module = Volatile.Read(ref slots[family.Index]);
+        CudaModule?[] slots = activation is null ? _plainModules : _activationModules.GetValue(activation, static _ => new CudaModule?[ModuleSlots]);
+        int slot = family.Index * StorageVariants + (int)storage.In * 3 + (int)storage.Out;
+        CudaModule? module = Volatile.Read(ref slots[slot]);
         if (module is null)
         {
-            string key = activation is null ? family.Name : $"{family.Name}/{activation.Name}\n{activation.Body}";
-            module = GetModule(key, () => family.Compose(GroupSize, activation), family.Label(activation).Replace('/', '_') + ".cu");
-            Volatile.Write(ref slots[family.Index], module);
+            string key = (activation is null ? family.Name : $"{family.Name}/{activation.Name}\n{activation.Body}") + storage.Label;
+            module = GetModule(key, () => family.Compose(GroupSize, activation, storage: storage),
+                family.Label(activation, storage).Replace('/', '_').Replace('@', '_').Replace('>', '_') + ".cu");
+            Volatile.Write(ref slots[slot], module);
         }
 
         return module;
@@ -517,7 +519,12 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     }
 
     /// <summary>Whether the region's address is a multiple of 16 bytes (float4 loads and stores need it).</summary>
-    private static bool Aligned16(DeviceRegion region) => (((ulong)region.Handle + (ulong)region.ElementOffset * sizeof(float)) & 15) == 0;
+    // The module slots per activation: one per (family, input storage, output storage).
+    private const int StorageVariants = 9;
+    private static readonly int ModuleSlots = KernelFamily.All.Count * StorageVariants;
+
+    // float4 paths need float32 storage on a 16-byte boundary.
+    private static bool Aligned16(DeviceRegion region) => region.IsFloat && (region.Address & 15) == 0;
 
     // ---------------------------------------------------------------- IDeviceKernels
 
@@ -528,7 +535,7 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
         ArgumentNullException.ThrowIfNull(activation);
         if (n <= 0)
             return;
-        CudaModule module = FamilyModule(KernelFamily.Unary, activation);
+        CudaModule module = FamilyModule(KernelFamily.Unary, activation, ProgramStorage.Of(x, y));
         bool vector = n >= 4 && Aligned16(x) && Aligned16(y);
         Launch(module.Function(vector ? ElementwiseKernels.UnaryVec4 : ElementwiseKernels.Unary), GridStride(vector ? n / 4 : n),
             KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
@@ -543,7 +550,7 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
         if (n <= 0)
             return;
         ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
-        CudaModule module = FamilyModule(KernelFamily.PRelu, null);
+        CudaModule module = FamilyModule(KernelFamily.PRelu, null, ProgramStorage.Of(x, y));
         Launch(module.Function(ElementwiseKernels.PRelu), GridStride(n),
             KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
             KernelArgument.Pointer(alpha.Handle), KernelArgument.Int64(alpha.ElementOffset),

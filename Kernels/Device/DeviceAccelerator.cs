@@ -23,24 +23,28 @@ internal abstract class DeviceAccelerator(AcceleratorInfo info, IDeviceKernels k
         public DeviceActivation Visit<TOp>(TOp op) where TOp : struct, IActivationOp => new(TOp.Name, TOp.DeviceBody);
     }
 
-    static DeviceRegion Region(BufferView<float> view) => new(view.Buffer.Storage.Handle, view.Offset);
+    static DeviceRegion Region(TensorArg t) => new(t.Storage.Handle, t.Offset, t.Type);
 
-    private protected override void RunActivation(Activation activation, BufferView<float> x, BufferView<float> y)
+    private protected override void RunActivation(Activation activation, TensorArg x, TensorArg y)
         => kernels.Unary(DeviceForm(activation), Region(x), Region(y), x.Length,
             new ActivationParameters(activation.Alpha, activation.Beta, activation.Threshold));
 
-    private protected override void RunPRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y)
+    private protected override void RunPRelu(TensorArg x, TensorArg alpha, TensorArg y)
     {
         if (alpha.Length > int.MaxValue)
             throw new ArgumentException($"alpha has {alpha.Length} channels; device PReLU supports at most {int.MaxValue}.", nameof(alpha));
         kernels.PRelu(Region(x), Region(alpha), (int)alpha.Length, Region(y), x.Length);
     }
 
-    private protected override void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d)
-        => kernels.Glu(DeviceForm(GatedUnits.GateActivation(unit)), layout, Region(gate), Region(up), Region(y), rows, d);
+    private protected override void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d)
+        => FloatOnly(gate, y).Glu(DeviceForm(GatedUnits.GateActivation(unit)), layout, Region(gate), Region(up), Region(y), rows, d);
 
-    private protected override void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log)
-        => kernels.Softmax(Region(x), Region(y), rows, cols, log);
+    private protected override void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log)
+        => FloatOnly(x, y).Softmax(Region(x), Region(y), rows, cols, log);
+
+    // TODO(storage): the GLU and softmax kernels read float pointers until their sources take ga_in_t/ga_out_t.
+    IDeviceKernels FloatOnly(TensorArg input, TensorArg output) => input.IsFloat && output.IsFloat ? kernels
+        : throw new NotSupportedException($"fp16/bf16 storage for this op is not on {Info.Kind} yet; use float32 buffers or the CPU accelerator.");
 
     private protected override void SynchronizeCore() => kernels.Synchronize();
 

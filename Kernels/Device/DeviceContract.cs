@@ -5,7 +5,36 @@ namespace GpuActivations.Device;
 /// (an OpenCL <c>cl_mem</c> or a CUDA <c>CUdeviceptr</c>) and an element offset into it.
 /// Offsets travel to the kernels as arguments, so views need no sub-buffer alignment.
 /// </summary>
-internal readonly record struct DeviceRegion(nint Handle, long ElementOffset);
+/// <see cref="Type"/> is the element type, which selects the program's storage (<see cref="ProgramStorage"/>).
+internal readonly record struct DeviceRegion(nint Handle, long ElementOffset, StorageType Type = StorageType.Float32)
+{
+    /// <summary>The byte address of the first element (for alignment decisions).</summary>
+    public ulong Address => (ulong)Handle + (ulong)ElementOffset * (ulong)Type.Size();
+
+    /// <summary>Whether the region holds float32 (the vector paths take float4s of it).</summary>
+    public bool IsFloat => Type == StorageType.Float32;
+}
+
+/// <summary>
+/// The storage a program is compiled for: the element type of its tensor inputs (<c>ga_in_t</c>) and outputs
+/// (<c>ga_out_t</c>); float32 both by default. Mixed ops (bf16 logits in, float32 probabilities out) differ.
+/// </summary>
+internal readonly record struct ProgramStorage(StorageType In, StorageType Out)
+{
+    /// <summary>float32 in and out.</summary>
+    public static ProgramStorage Float => default;
+
+    /// <summary>Inputs of <paramref name="input"/>'s type, outputs of <paramref name="output"/>'s.</summary>
+    public static ProgramStorage Of(DeviceRegion input, DeviceRegion output) => new(input.Type, output.Type);
+
+    /// <summary>The preprocessor lines selecting the storage (none for float32, so float programs are unchanged).</summary>
+    public string Defines => this == Float ? "" : $"#define GA_IN_TYPE {(int)In}\n#define GA_OUT_TYPE {(int)Out}\n";
+
+    /// <summary>A suffix for program labels: "" for float32, else e.g. "@bf16>f32".</summary>
+    public string Label => this == Float ? "" : $"@{Name(In)}>{Name(Out)}";
+
+    static string Name(StorageType type) => type switch { StorageType.Float16 => "f16", StorageType.BFloat16 => "bf16", _ => "f32" };
+}
 
 /// <summary>The scalar parameters every activation kernel receives (unused ones are zero).</summary>
 internal readonly record struct ActivationParameters(float Alpha, float Beta, float Threshold);

@@ -70,11 +70,61 @@ internal static class DevicePrelude
 
         /* Tensor storage. Kernels read tensor inputs as ga_in_t through GA_LOAD_IN(p, i) and write tensor outputs as
            ga_out_t through GA_STORE_OUT(p, i, v), always computing in float; parameters (slopes, masks) stay float.
-           The host picks the storage per program (GA_IN_TYPE / GA_OUT_TYPE: 0 float, 1 fp16, 2 bf16). */
+           The host picks the storage per program (GA_IN_TYPE / GA_OUT_TYPE: 0 float, 1 fp16, 2 bf16).
+           fp16: OpenCL's core vload_half / vstore_half_rte (no cl_khr_fp16 needed); CUDA's cvt instructions in registers
+           (no header). bf16 is the upper half of a float: loading is a shift, storing rounds to nearest even in integers
+           (NaN kept quiet with its sign), the same rule as the CPU's BFloat16.Round. */
+        #ifndef GA_IN_TYPE
+        #define GA_IN_TYPE 0
+        #endif
+        #ifndef GA_OUT_TYPE
+        #define GA_OUT_TYPE GA_IN_TYPE
+        #endif
+        #if defined(GA_OPENCL)
+        typedef half ga_half_t;
+        typedef ushort ga_bf16_t;
+        #define GA_LOAD_HALF(p, i) vload_half((size_t)(i), (p))
+        #define GA_STORE_HALF(p, i, v) vstore_half_rte((v), (size_t)(i), (p))
+        #define GA_FLOAT_BITS(v) as_uint(v)
+        #define GA_BITS_FLOAT(b) as_float(b)
+        #else
+        typedef unsigned short ga_half_t;
+        typedef unsigned short ga_bf16_t;
+        GA_DEVICE_FN float ga_half_to_float(unsigned short h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+        GA_DEVICE_FN unsigned short ga_float_to_half(float f) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+        #define GA_LOAD_HALF(p, i) ga_half_to_float((p)[i])
+        #define GA_STORE_HALF(p, i, v) ((p)[i] = ga_float_to_half(v))
+        #define GA_FLOAT_BITS(v) __float_as_uint(v)
+        #define GA_BITS_FLOAT(b) __uint_as_float(b)
+        #endif
+        GA_DEVICE_FN ga_bf16_t ga_float_to_bf16(float v)
+        {
+            const unsigned int b = GA_FLOAT_BITS(v);
+            if ((b & 0x7fffffffu) > 0x7f800000u) return (ga_bf16_t)((b >> 16) | 0x40u);
+            return (ga_bf16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+        }
+        #define GA_LOAD_BF16(p, i) GA_BITS_FLOAT((unsigned int)(p)[i] << 16)
+        #define GA_STORE_BF16(p, i, v) ((p)[i] = ga_float_to_bf16(v))
+        #if GA_IN_TYPE == 0
         typedef float ga_in_t;
+        #define GA_LOAD_IN(p, i) ((p)[i])
+        #elif GA_IN_TYPE == 1
+        typedef ga_half_t ga_in_t;
+        #define GA_LOAD_IN(p, i) GA_LOAD_HALF(p, i)
+        #else
+        typedef ga_bf16_t ga_in_t;
+        #define GA_LOAD_IN(p, i) GA_LOAD_BF16(p, i)
+        #endif
+        #if GA_OUT_TYPE == 0
         typedef float ga_out_t;
-        #define GA_LOAD_IN(p, i) ((float)(p)[i])
         #define GA_STORE_OUT(p, i, v) ((p)[i] = (v))
+        #elif GA_OUT_TYPE == 1
+        typedef ga_half_t ga_out_t;
+        #define GA_STORE_OUT(p, i, v) GA_STORE_HALF(p, i, v)
+        #else
+        typedef ga_bf16_t ga_out_t;
+        #define GA_STORE_OUT(p, i, v) GA_STORE_BF16(p, i, v)
+        #endif
 
         """;
 
@@ -106,8 +156,8 @@ internal static class DevicePrelude
     /// implementations that vectorise across work-items, like PoCL), the prelude, the activation function (when the kernels use one)
     /// and the kernels.
     /// </summary>
-    public static string Compose(int groupSize, DeviceActivation? activation, string kernels, bool cpuDevice = false) =>
-        $"#define GA_GROUP_SIZE {groupSize}\n" + (cpuDevice ? "#define GA_CPU_DEVICE 1\n" : "") + Source
+    public static string Compose(int groupSize, DeviceActivation? activation, string kernels, bool cpuDevice = false, ProgramStorage storage = default) =>
+        $"#define GA_GROUP_SIZE {groupSize}\n" + (cpuDevice ? "#define GA_CPU_DEVICE 1\n" : "") + storage.Defines + Source
         + (activation is null ? "" : DeviceMath.Source + ActivationFunction(activation))
         + kernels;
 }

@@ -2,6 +2,7 @@ namespace GpuActivations.Device;
 
 /// <summary>
 /// Elementwise kernels in the common dialect of <see cref="DevicePrelude"/>: y = act(x) and PReLU.
+/// Tensors are <c>ga_in_t</c> / <c>ga_out_t</c> (the program's storage); the float4 kernels are picked only for float32.
 /// 64-bit lengths, element offsets passed as arguments (a view needs no sub-buffer); y may be x (in place):
 /// each element is read and written by the same work-item.
 /// Two launch shapes: grid-stride loops over a capped grid (GPUs), and "flat" kernels, one element (or one float4)
@@ -26,15 +27,15 @@ internal static class ElementwiseKernels
     /// (<see cref="DevicePrelude.ActivationFunction"/>).
     /// </summary>
     public const string UnarySource = """
-        KERNEL void ga_unary(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y, ga_index yOffset, ga_index n,
+        KERNEL void ga_unary(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL ga_out_t* y, ga_index yOffset, ga_index n,
                              float alpha, float beta, float threshold)
         {
             const ga_index stride = GA_GLOBAL_SIZE(0);
             for (ga_index i = GA_GLOBAL_ID(0); i < n; i += stride)
-                y[yOffset + i] = ga_activation(x[xOffset + i], alpha, beta, threshold);
+                GA_STORE_OUT(y, yOffset + i, ga_activation(GA_LOAD_IN(x, xOffset + i), alpha, beta, threshold));
         }
 
-        KERNEL void ga_unary_vec4(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y, ga_index yOffset, ga_index n,
+        KERNEL void ga_unary_vec4(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL ga_out_t* y, ga_index yOffset, ga_index n,
                                   float alpha, float beta, float threshold)
         {
             GLOBAL const float4* x4 = (GLOBAL const float4*)(x + xOffset);
@@ -48,17 +49,17 @@ internal static class ElementwiseKernels
             }
             const ga_index tail = (n4 << 2) + id;
             if (tail < n)
-                y[yOffset + tail] = ga_activation(x[xOffset + tail], alpha, beta, threshold);
+                GA_STORE_OUT(y, yOffset + tail, ga_activation(GA_LOAD_IN(x, xOffset + tail), alpha, beta, threshold));
         }
 
-        KERNEL void ga_unary_flat(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y, ga_index yOffset, ga_index n,
+        KERNEL void ga_unary_flat(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL ga_out_t* y, ga_index yOffset, ga_index n,
                                   float alpha, float beta, float threshold)
         {
             const ga_index i = GA_GLOBAL_ID(0);
-            if (i < n) y[yOffset + i] = ga_activation(x[xOffset + i], alpha, beta, threshold);
+            if (i < n) GA_STORE_OUT(y, yOffset + i, ga_activation(GA_LOAD_IN(x, xOffset + i), alpha, beta, threshold));
         }
 
-        KERNEL void ga_unary_flat4(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y, ga_index yOffset, ga_index n,
+        KERNEL void ga_unary_flat4(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL ga_out_t* y, ga_index yOffset, ga_index n,
                                    float alpha, float beta, float threshold)
         {
             const ga_index i = GA_GLOBAL_ID(0);
@@ -71,7 +72,7 @@ internal static class ElementwiseKernels
             }
             const ga_index tail = (n4 << 2) + i;
             if (tail < n)
-                y[yOffset + tail] = ga_activation(x[xOffset + tail], alpha, beta, threshold);
+                GA_STORE_OUT(y, yOffset + tail, ga_activation(GA_LOAD_IN(x, xOffset + tail), alpha, beta, threshold));
         }
 
         """;
@@ -82,8 +83,8 @@ internal static class ElementwiseKernels
     /// The channel is computed with one division per work-item and then stepped along with the loop.
     /// </summary>
     public const string PReluSource = """
-        KERNEL void ga_prelu(GLOBAL const float* x, ga_index xOffset, GLOBAL const float* alpha, ga_index alphaOffset,
-                             int channels, GLOBAL float* y, ga_index yOffset, ga_index n)
+        KERNEL void ga_prelu(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL const float* alpha, ga_index alphaOffset,
+                             int channels, GLOBAL ga_out_t* y, ga_index yOffset, ga_index n)
         {
             const ga_index stride = GA_GLOBAL_SIZE(0);
             ga_index i = GA_GLOBAL_ID(0);
@@ -92,9 +93,9 @@ internal static class ElementwiseKernels
             ga_index channel = i % c;
             for (; i < n; i += stride)
             {
-                const float v = x[xOffset + i];
+                const float v = GA_LOAD_IN(x, xOffset + i);
                 const float a = alpha[alphaOffset + channel];
-                y[yOffset + i] = v < 0.0f ? a * v : v;
+                GA_STORE_OUT(y, yOffset + i, v < 0.0f ? a * v : v);
                 channel += step;
                 if (channel >= c) channel -= c;
             }

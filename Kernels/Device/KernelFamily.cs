@@ -51,15 +51,16 @@ internal sealed class KernelFamily
     /// <see cref="DevicePrelude.Compose"/> of this family's source with <paramref name="activation"/>, which must be
     /// given exactly when <see cref="TakesActivation"/>.
     /// </summary>
-    public string Compose(int groupSize, DeviceActivation? activation, bool cpuDevice = false)
+    public string Compose(int groupSize, DeviceActivation? activation, bool cpuDevice = false, ProgramStorage storage = default)
     {
         if (TakesActivation != activation is not null)
             throw new ArgumentException(TakesActivation ? $"the {Name} kernels need an activation" : $"the {Name} kernels take no activation", nameof(activation));
-        return DevicePrelude.Compose(groupSize, activation, Source, cpuDevice);
+        return DevicePrelude.Compose(groupSize, activation, Source, cpuDevice, storage);
     }
 
-    /// <summary>A label for logs and program names: "unary/gelu", "softmax".</summary>
-    public string Label(DeviceActivation? activation) => activation is null ? Name : $"{Name}/{activation.Name}";
+    /// <summary>A label for logs and program names: "unary/gelu", "softmax", "unary/gelu@bf16>bf16".</summary>
+    public string Label(DeviceActivation? activation, ProgramStorage storage = default)
+        => (activation is null ? Name : $"{Name}/{activation.Name}") + storage.Label;
 
     /// <inheritdoc/>
     public override string ToString() => Name;

@@ -251,8 +251,8 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     public void Unary(DeviceActivation activation, DeviceRegion x, DeviceRegion y, long n, ActivationParameters parameters)
     {
         if (n <= 0) return;
-        CompiledProgram program = GetProgram(KernelFamily.Unary, activation);
-        bool vector = x.ElementOffset % 4 == 0 && y.ElementOffset % 4 == 0 && n >= 4;
+        CompiledProgram program = GetProgram(KernelFamily.Unary, activation, ProgramStorage.Of(x, y));
+        bool vector = x.IsFloat && x.ElementOffset % 4 == 0 && y.ElementOffset % 4 == 0 && n >= 4;
         string kernel;
         long global;
         if (FlatLaunches)
@@ -280,7 +280,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     {
         if (n <= 0) return;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
-        CompiledProgram program = GetProgram(KernelFamily.PRelu, null);
+        CompiledProgram program = GetProgram(KernelFamily.PRelu, null, ProgramStorage.Of(x, y));
         long groups = Math.Min(CeilDiv(n, program.GroupSize), FlatLaunches ? long.MaxValue : _maxGroups);
         lock (_launchLock)
         {
@@ -406,7 +406,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     // ---------------------------------------------------------------------------------------------------------------
     // Programs
 
-    readonly record struct ProgramKey(KernelFamily Family, string? ActivationName, string? ActivationBody, bool CpuShaped);
+    readonly record struct ProgramKey(KernelFamily Family, string? ActivationName, string? ActivationBody, bool CpuShaped, ProgramStorage Storage);
 
     /// <summary>A built program, its kernels (created on first use) and the group size it was compiled for.</summary>
     sealed class CompiledProgram(OpenCLDevice device, OpenCLProgramHandle program, int groupSize) : IDisposable
@@ -451,10 +451,10 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         }
     }
 
-    CompiledProgram GetProgram(KernelFamily family, DeviceActivation? activation)
+    CompiledProgram GetProgram(KernelFamily family, DeviceActivation? activation, ProgramStorage storage = default)
     {
         ThrowIfDisposed();
-        var key = new ProgramKey(family, activation?.Name, activation?.Body, CpuShapedKernels);
+        var key = new ProgramKey(family, activation?.Name, activation?.Body, CpuShapedKernels, storage);
         Lazy<CompiledProgram> lazy = _programs.GetOrAdd(key, k => new Lazy<CompiledProgram>(
             () => BuildForFamily(k, activation), LazyThreadSafetyMode.ExecutionAndPublication));
         try
@@ -470,11 +470,11 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
 
     CompiledProgram BuildForFamily(ProgramKey key, DeviceActivation? activation)
     {
-        string label = key.Family.Label(activation);
+        string label = key.Family.Label(activation, key.Storage);
         int groupSize = _groupSize;
         while (true)
         {
-            CompiledProgram program = Build(key.Family.Compose(groupSize, activation, key.CpuShaped), label, groupSize);
+            CompiledProgram program = Build(key.Family.Compose(groupSize, activation, key.CpuShaped, key.Storage), label, groupSize);
             long allowed = program.MaxGroupSize(key.Family.Kernels);
             if (allowed >= groupSize || groupSize == 1) return program;
             // A kernel cannot run with this many work-items here (registers, local memory): rebuild smaller.

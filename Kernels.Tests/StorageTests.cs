@@ -1,0 +1,310 @@
+using GpuActivations.Cpu;
+using GpuActivations.Reference;
+using NUnit.Framework;
+
+namespace GpuActivations.Tests;
+
+/// <summary>One 16-bit storage type as the tests see it: bits to float, the correctly rounded value of a double, ordered distance.</summary>
+public sealed class Format16
+{
+    Format16(string name, Func<ushort, float> toFloat, Func<double, ushort> round)
+    {
+        Name = name;
+        ToFloat = toFloat;
+        Round = round;
+    }
+
+    /// <summary>fp16: .NET's own conversions (IEEE round to nearest even from double).</summary>
+    public static Format16 Half { get; } = new("fp16", b => (float)BitConverter.UInt16BitsToHalf(b), v => BitConverter.HalfToUInt16Bits((Half)v));
+
+    /// <summary>bf16: rounded here from the double directly (not through float), nearest with ties to even, written independently of the library.</summary>
+    public static Format16 BFloat16 { get; } = new("bf16", b => BitConverter.UInt32BitsToSingle((uint)b << 16), RoundBFloat16);
+
+    /// <summary>Both formats, for test sources.</summary>
+    public static IEnumerable<Format16> All => [Half, BFloat16];
+
+    /// <summary>"fp16" or "bf16".</summary>
+    public string Name { get; }
+    /// <summary>The exact float of a bit pattern.</summary>
+    public Func<ushort, float> ToFloat { get; }
+    /// <summary>The bit pattern nearest a double (ties to even; NaN to a NaN).</summary>
+    public Func<double, ushort> Round { get; }
+
+    /// <summary>Every bit pattern, as floats.</summary>
+    public float[] AllValues() => Enumerable.Range(0, 65536).Select(b => ToFloat((ushort)b)).ToArray();
+
+    /// <summary>Steps between the stored result and the expected value rounded to this format; NaN matches only NaN.</summary>
+    /// Below float32's smallest normal any result of that size passes: the float32 computation may flush there (as <see cref="Ulp"/>).
+    public double Ulps(ushort actual, double expected)
+    {
+        float a = ToFloat(actual);
+        if (double.IsNaN(expected) || float.IsNaN(a)) return double.IsNaN(expected) && float.IsNaN(a) ? 0 : double.PositiveInfinity;
+        if (Math.Abs(expected) < 1.17549435e-38 && Math.Abs(a) <= 1.17549435e-38) return 0;
+        return Math.Abs(Ordinal(actual) - Ordinal(Round(expected)));
+    }
+
+    static int Ordinal(ushort bits) => (bits & 0x8000) != 0 ? -(bits & 0x7FFF) : bits;
+
+    static ushort RoundBFloat16(double v)
+    {
+        if (double.IsNaN(v)) return 0x7FC0;
+        float truncated = BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits((float)v) & 0xFFFF0000);
+        // The two bf16 neighbours of v: truncation of (float)v toward zero, and the next one away from zero.
+        uint low = BitConverter.SingleToUInt32Bits(truncated) >> 16;
+        if (Math.Abs(v) > Math.Abs((double)truncated) || (float)v != truncated)
+        {
+            // Decide between low and low + 1 (away from zero) by the exact double distance.
+            double a = BitConverter.UInt32BitsToSingle(low << 16), b = BitConverter.UInt32BitsToSingle((low + 1) << 16);
+            // IEEE overflow: past the largest finite value the next step is 2^128 (the result is then infinity).
+            if (double.IsInfinity(b)) b = Math.ScaleB(1.0, 128) * Math.Sign(v);
+            double da = Math.Abs(v - a), db = Math.Abs(b - v);
+            if (db < da || (db == da && (low & 1) == 1)) low++;
+        }
+        return (ushort)low;
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+}
+
+/// <summary>
+/// fp16 and bf16 storage on every accelerator: each op loads its inputs, computes in float32 and rounds once, so every
+/// stored result is within 1 ulp of the storage type of the exact value (the float32 result is within a few float32 ulp,
+/// far below half a bf16/fp16 ulp, so only near a rounding boundary can it land on the neighbour). Elementwise ops are
+/// checked on every one of the 65536 bit patterns.
+/// </summary>
+public sealed class StorageTests(AcceleratorKind kind) : AcceleratorTest(kind)
+{
+    static IEnumerable<TestCaseData> ActivationsByFormat =>
+        from f in Format16.All from c in OpTable.Activations
+        select new TestCaseData(f, c).SetArgDisplayNames(f.Name, c.ToString());
+
+    static IEnumerable<TestCaseData> UnitsByFormat =>
+        from f in Format16.All from u in OpTable.GatedUnits
+        select new TestCaseData(f, u.Unit, u.Reference).SetArgDisplayNames(f.Name, u.Unit.ToString());
+
+    /// <summary>A buffer of the format's element type holding <paramref name="bits"/>.</summary>
+    object Allocate(Format16 f, ushort[] bits) => f == Format16.Half
+        ? Acc.Allocate<Half>(bits.Select(BitConverter.UInt16BitsToHalf).ToArray())
+        : Acc.Allocate<BFloat16>(bits.Select(BFloat16.FromBits).ToArray());
+
+    object Allocate(Format16 f, long length) => f == Format16.Half ? Acc.Allocate<Half>(length) : Acc.Allocate<BFloat16>(length);
+
+    static ushort[] Bits(object buffer) => buffer switch
+    {
+        DeviceBuffer<Half> h => h.ToArray().Select(BitConverter.HalfToUInt16Bits).ToArray(),
+        DeviceBuffer<BFloat16> b => b.ToArray().Select(v => v.Bits).ToArray(),
+        _ => throw new ArgumentException("not a 16-bit buffer", nameof(buffer)),
+    };
+
+    static ushort[] RoundAll(Format16 f, float[] values) => values.Select(v => f.Round(v)).ToArray();
+
+    static void AssertWithinOneUlp(Format16 f, float[] inputs, ushort[] actual, Func<int, double> expected, string what)
+    {
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double e = expected(i);
+            double d = f.Ulps(actual[i], e);
+            if (!(d <= 1))
+                Assert.Fail($"{what} ({f}): input {inputs[Math.Min(i, inputs.Length - 1)]:R} gives {f.ToFloat(actual[i]):R}, expected {e:R} ({d} ulp of {f})");
+        }
+    }
+
+    [TestCaseSource(nameof(ActivationsByFormat))]
+    public void EveryBitPatternWithinOneUlp(Format16 f, ActivationCase c)
+    {
+        ushort[] bits = Enumerable.Range(0, 65536).Select(b => (ushort)b).ToArray();
+        float[] x = f.AllValues();
+        var xb = Allocate(f, bits);
+        var yb = Allocate(f, bits.Length);
+        try
+        {
+            if (xb is DeviceBuffer<Half> hx) Acc.Apply(c.Activation, hx, (DeviceBuffer<Half>)yb);
+            else Acc.Apply(c.Activation, (DeviceBuffer<BFloat16>)xb, (DeviceBuffer<BFloat16>)yb);
+            AssertWithinOneUlp(f, x, Bits(yb), i => c.Expected(x[i]), c.ToString());
+        }
+        finally { ((IDisposable)xb).Dispose(); ((IDisposable)yb).Dispose(); }
+    }
+
+    [TestCaseSource(nameof(ActivationsByFormat))]
+    public void InPlaceOnViewsMatchesOutOfPlace(Format16 f, ActivationCase c)
+    {
+        ushort[] bits = RoundAll(f, TestData.Values(1037, 5));
+        float[] x = bits.Select(f.ToFloat).ToArray();
+        var buffer = Allocate(f, bits);
+        try
+        {
+            if (buffer is DeviceBuffer<Half> h) Acc.Apply(c.Activation, h.Slice(3, 1001), h.Slice(3, 1001));
+            else { var b = (DeviceBuffer<BFloat16>)buffer; Acc.Apply(c.Activation, b.Slice(3, 1001), b.Slice(3, 1001)); }
+            ushort[] result = Bits(buffer);
+            Assert.That(result[..3], Is.EqualTo(bits[..3]), "before the view");
+            Assert.That(result[1004..], Is.EqualTo(bits[1004..]), "after the view");
+            AssertWithinOneUlp(f, x[3..1004], result[3..1004], i => c.Expected(x[3 + i]), c + " in place");
+        }
+        finally { ((IDisposable)buffer).Dispose(); }
+    }
+
+    [TestCaseSource(typeof(Format16), nameof(Format16.All))]
+    public void PReluWithinOneUlp(Format16 f)
+    {
+        const int channels = 7;
+        ushort[] bits = RoundAll(f, TestData.Values(channels * 151, 9));
+        float[] x = bits.Select(f.ToFloat).ToArray();
+        float[] alpha = [0.25f, -0.5f, 0.75f, 1.5f, 0.01f, 2f, -3f];
+        var expected = new float[x.Length];
+        ScalarReference.PRelu(x, alpha, expected);
+        var xb = Allocate(f, bits);
+        var yb = Allocate(f, bits.Length);
+        using var ab = Acc.Allocate<float>(alpha);
+        try
+        {
+            if (xb is DeviceBuffer<Half> hx) Acc.PRelu(hx, ab, (DeviceBuffer<Half>)yb);
+            else Acc.PRelu((DeviceBuffer<BFloat16>)xb, ab, (DeviceBuffer<BFloat16>)yb);
+            AssertWithinOneUlp(f, x, Bits(yb), i => expected[i], "prelu");
+        }
+        finally { ((IDisposable)xb).Dispose(); ((IDisposable)yb).Dispose(); }
+    }
+
+    [TestCaseSource(nameof(UnitsByFormat))]
+    public void GatedUnitsWithinOneUlp(Format16 f, GatedUnit unit, GluId reference)
+    {
+        const int rows = 5, d = 203;
+        // The gate takes every kind of value; up stays finite in both formats (the check is the rounding, not inf * an underflowed gate).
+        ushort[] gateBits = RoundAll(f, TestData.Values(rows * d, 11)), upBits = RoundAll(f, TestData.Logits(rows * d, 12, 300f));
+        float[] gate = gateBits.Select(f.ToFloat).ToArray(), up = upBits.Select(f.ToFloat).ToArray();
+        var expected = new float[gate.Length];
+        ScalarReference.Glu(reference, gate, up, expected);
+        // Packed: each row's gate half, then its up half.
+        var packedBits = new ushort[2 * rows * d];
+        var packedExpected = new float[rows * d];
+        for (int r = 0; r < rows; r++)
+        {
+            Array.Copy(gateBits, r * d, packedBits, 2 * r * d, d);
+            Array.Copy(upBits, r * d, packedBits, 2 * r * d + d, d);
+        }
+        ScalarReference.GluPacked(reference, packedBits.Select(f.ToFloat).ToArray(), packedExpected, rows, d);
+        var (gb, ub, yb, pb, pyb) = (Allocate(f, gateBits), Allocate(f, upBits), Allocate(f, gate.Length), Allocate(f, packedBits), Allocate(f, rows * d));
+        try
+        {
+            if (gb is DeviceBuffer<Half> hg)
+            {
+                Acc.Glu(unit, hg, (DeviceBuffer<Half>)ub, (DeviceBuffer<Half>)yb);
+                Acc.GluPacked(unit, (DeviceBuffer<Half>)pb, (DeviceBuffer<Half>)pyb, rows, d);
+            }
+            else
+            {
+                Acc.Glu(unit, (DeviceBuffer<BFloat16>)gb, (DeviceBuffer<BFloat16>)ub, (DeviceBuffer<BFloat16>)yb);
+                Acc.GluPacked(unit, (DeviceBuffer<BFloat16>)pb, (DeviceBuffer<BFloat16>)pyb, rows, d);
+            }
+            AssertWithinOneUlp(f, gate, Bits(yb), i => expected[i], $"{unit} separate");
+            AssertWithinOneUlp(f, gate, Bits(pyb), i => packedExpected[i], $"{unit} packed");
+        }
+        finally { foreach (var b in new[] { gb, ub, yb, pb, pyb }) ((IDisposable)b).Dispose(); }
+    }
+
+    static IEnumerable<TestCaseData> SoftmaxCases =>
+        from f in Format16.All
+        from shape in new (int Rows, int Cols)[] { (3, 1), (7, 33), (4, 1000), (2, 5000), (1, 1 << 17) }
+        from log in new[] { false, true }
+        select new TestCaseData(f, shape.Rows, shape.Cols, log).SetArgDisplayNames(f.Name, $"{shape.Rows}x{shape.Cols}", log ? "log" : "softmax");
+
+    [TestCaseSource(nameof(SoftmaxCases))]
+    public void SoftmaxStoredAndMixed(Format16 f, int rows, int cols, bool log)
+    {
+        ushort[] bits = RoundAll(f, TestData.Logits((long)rows * cols, 21, 8f));
+        bits[0] = f.Round(float.NegativeInfinity);
+        float[] x = bits.Select(f.ToFloat).ToArray();
+        var expected = new float[x.Length];
+        if (log) ScalarReference.LogSoftmax(x, expected, rows, cols); else ScalarReference.Softmax(x, expected, rows, cols);
+        var xb = Allocate(f, bits);
+        var yb = Allocate(f, bits.Length);
+        using var mixed = Acc.Allocate<float>(bits.Length);
+        try
+        {
+            switch (xb)
+            {
+                case DeviceBuffer<Half> h when log: Acc.LogSoftmax(h, (DeviceBuffer<Half>)yb, rows, cols); Acc.LogSoftmax(h, mixed, rows, cols); break;
+                case DeviceBuffer<Half> h: Acc.Softmax(h, (DeviceBuffer<Half>)yb, rows, cols); Acc.Softmax(h, mixed, rows, cols); break;
+                case DeviceBuffer<BFloat16> b when log: Acc.LogSoftmax(b, (DeviceBuffer<BFloat16>)yb, rows, cols); Acc.LogSoftmax(b, mixed, rows, cols); break;
+                case DeviceBuffer<BFloat16> b: Acc.Softmax(b, (DeviceBuffer<BFloat16>)yb, rows, cols); Acc.Softmax(b, mixed, rows, cols); break;
+            }
+            AssertWithinOneUlp(f, x, Bits(yb), i => expected[i], log ? "log-softmax" : "softmax");
+            // Mixed: float32 out of the same float32 computation, so the float32 tolerances apply.
+            float[] m = mixed.ToArray();
+            if (!log) SoftmaxTests.AssertSoftmax(x, m, rows, cols, $"{f} logits, float32 probabilities");
+            else
+                for (int i = 0; i < m.Length; i++)
+                    if (!(Math.Abs(m[i] - expected[i]) <= 1e-5 * Math.Max(1, Math.Abs(expected[i])) || m[i].Equals(expected[i])))
+                        Assert.Fail($"log-softmax of {f} logits: element {i} is {m[i]:R}, expected {expected[i]:R}");
+        }
+        finally { ((IDisposable)xb).Dispose(); ((IDisposable)yb).Dispose(); }
+    }
+
+    [Test]
+    public void OtherElementTypesAreRejectedWithTheSupportedList()
+    {
+        using var x = Acc.Allocate<double>(4);
+        var e = Assert.Throws<NotSupportedException>(() => CallWithDouble(x));
+        Assert.That(e!.Message, Does.Contain("float, Half or BFloat16"));
+    }
+
+    void CallWithDouble(DeviceBuffer<double> x)
+    {
+        var method = typeof(Accelerator).GetMethod("ApplyCore", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!
+            .MakeGenericMethod(typeof(double));
+        try { method.Invoke(Acc, [Activation.Relu, x.View, x.View]); }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null) { throw e.InnerException; }
+    }
+}
+
+/// <summary>The conversions themselves: bf16 rounding against an independent definition, and the vector paths against the scalar ones.</summary>
+public sealed unsafe class ConversionTests
+{
+    static float[] Floats()
+    {
+        var random = new Random(3);
+        var values = new List<float>(TestData.Special) { 1.00390625f, 1.01171875f, 3.3895314e38f, 3.4e38f, -3.3961776e38f, 9.2e-41f };
+        for (int i = 0; i < 200_000; i++) values.Add(BitConverter.Int32BitsToSingle(random.Next() | (random.Next(2) << 31)));
+        for (uint b = 0x3F800000; b < 0x3F810000; b++) values.Add(BitConverter.UInt32BitsToSingle(b)); // every tie and near-tie above 1
+        return [.. values];
+    }
+
+    [Test]
+    public void BFloat16RoundsToNearestEven()
+    {
+        foreach (float v in Floats())
+        {
+            ushort expected = Format16.BFloat16.Round(v);
+            ushort actual = ((BFloat16)v).Bits;
+            if (float.IsNaN(v)) Assert.That(((BFloat16)v).IsNaN, Is.True, $"{v}");
+            else if (actual != expected) Assert.Fail($"bf16({v:R}) = 0x{actual:X4}, expected 0x{expected:X4}");
+        }
+        Assert.That((float)(BFloat16)1.00390625f, Is.EqualTo(1f), "a tie rounds to the even neighbour");
+        Assert.That((float)(BFloat16)1.01171875f, Is.EqualTo(1.015625f), "a tie rounds to the even neighbour");
+        Assert.That(float.IsPositiveInfinity((float)(BFloat16)3.4e38f), Is.True, "beyond the largest bf16 rounds to infinity");
+        Assert.That(((BFloat16)BitConverter.UInt32BitsToSingle(0x7F800001)).IsNaN, Is.True, "a NaN with a low payload stays NaN");
+    }
+
+    [TestCase(1, TestName = "VectorConversionsMatchScalar(fp16)")]
+    [TestCase(2, TestName = "VectorConversionsMatchScalar(bf16)")]
+    public void VectorConversionsMatchScalar(int storage)
+    {
+        var type = (StorageType)storage;
+        float[] values = Floats();
+        var stored = new ushort[values.Length];
+        var back = new float[values.Length];
+        fixed (float* v = values) fixed (ushort* s = stored) fixed (float* b = back)
+        {
+            Conversions.FromSingle(type, v, (nint)s, values.Length);
+            Conversions.ToSingle(type, (nint)s, b, values.Length);
+        }
+        for (int i = 0; i < values.Length; i++)
+        {
+            ushort expected = type == StorageType.Float16 ? BitConverter.HalfToUInt16Bits((Half)values[i]) : ((BFloat16)values[i]).Bits;
+            float expectedBack = type == StorageType.Float16 ? (float)BitConverter.UInt16BitsToHalf(expected) : (float)BFloat16.FromBits(expected);
+            bool nan = float.IsNaN(values[i]);
+            if (nan ? !float.IsNaN(back[i]) : stored[i] != expected || BitConverter.SingleToInt32Bits(back[i]) != BitConverter.SingleToInt32Bits(expectedBack))
+                Assert.Fail($"{type} of {values[i]:R}: stored 0x{stored[i]:X4} (expected 0x{expected:X4}), read back {back[i]:R}");
+        }
+    }
+}
