@@ -30,13 +30,29 @@ public class NvrtcTests
         Activation.All.Concat(Enum.GetValues<GatedUnit>().Select(GatedUnits.GateActivation))
             .Select(DeviceAccelerator.DeviceForm).DistinctBy(a => a.Name);
 
-    /// <summary>Every (family, activation) program the CUDA backend can build, for every architecture.</summary>
+    /// <summary>The fp16/bf16 storage variants (float32 is every program's default): same type in and out, and 16-bit in, float32 out.</summary>
+    static readonly ProgramStorage[] StorageVariants =
+    [
+        new(StorageType.Float16, StorageType.Float16), new(StorageType.BFloat16, StorageType.BFloat16),
+        new(StorageType.Float16, StorageType.Float32), new(StorageType.BFloat16, StorageType.Float32),
+    ];
+
+    /// <summary>
+    /// Every (family, activation) program the CUDA backend can build, for every architecture, in float32; and every family in
+    /// each fp16/bf16 storage variant (with SiLU where it takes an activation: storage changes only loads and stores).
+    /// </summary>
     public static IEnumerable<TestCaseData> SharedPrograms()
     {
         foreach (int arch in Architectures)
             foreach (KernelFamily family in KernelFamily.All)
+            {
                 foreach (DeviceActivation? activation in family.TakesActivation ? DeviceActivations().Cast<DeviceActivation?>() : new DeviceActivation?[] { null })
-                    yield return new TestCaseData(family.Name, activation?.Name, arch).SetArgDisplayNames(family.Label(activation), $"sm_{arch}");
+                    yield return new TestCaseData(family.Name, activation?.Name, arch, 0, 0).SetArgDisplayNames(family.Label(activation), $"sm_{arch}");
+                DeviceActivation? silu = family.TakesActivation ? DeviceAccelerator.DeviceForm(Activation.Silu) : null;
+                foreach (ProgramStorage storage in StorageVariants)
+                    yield return new TestCaseData(family.Name, silu?.Name, arch, (int)storage.In, (int)storage.Out)
+                        .SetArgDisplayNames(family.Label(silu, storage), $"sm_{arch}");
+            }
     }
 
     [Test]
@@ -44,7 +60,8 @@ public class NvrtcTests
     {
         int activations = DeviceActivations().Count();
         Assert.That(activations, Is.EqualTo(Activation.All.Count));
-        Assert.That(SharedPrograms().Count(), Is.EqualTo(Architectures.Length * (2 * activations + 2)));
+        int families = KernelFamily.All.Count, withActivation = KernelFamily.All.Count(f => f.TakesActivation);
+        Assert.That(SharedPrograms().Count(), Is.EqualTo(Architectures.Length * (withActivation * activations + (families - withActivation) + families * StorageVariants.Length)));
     }
 
     /// <summary>
@@ -54,14 +71,16 @@ public class NvrtcTests
     /// registers within the 64 registers <c>__launch_bounds__(1024)</c> allows).
     /// </summary>
     [TestCaseSource(nameof(SharedPrograms))]
-    public void SharedProgram_CompilesToCubin(string familyName, string? activationName, int arch)
+    public void SharedProgram_CompilesToCubin(string familyName, string? activationName, int arch, int storageIn, int storageOut)
     {
+        var storage = new ProgramStorage((StorageType)storageIn, (StorageType)storageOut);
         NvrtcCompiler compiler = CudaTestEnvironment.RequireNvrtc();
         KernelFamily family = KernelFamily.All.Single(f => f.Name == familyName);
         DeviceActivation? activation = activationName is null ? null : DeviceActivations().Single(a => a.Name == activationName);
-        string source = family.Compose(CudaDevice.GroupSize, activation);
+        string source = family.Compose(CudaDevice.GroupSize, activation, storage: storage);
 
-        CudaImage image = compiler.Compile(source, family.Label(activation).Replace('/', '_') + ".cu", arch / 10, arch % 10, ["--ptxas-options=-v"]);
+        CudaImage image = compiler.Compile(source, family.Label(activation, storage).Replace('/', '_').Replace('@', '_').Replace('>', '_') + ".cu",
+            arch / 10, arch % 10, ["--ptxas-options=-v"]);
 
         Assert.That(image.Kind, Is.EqualTo(CudaImageKind.Cubin));
         Assert.That(image.Architecture, Is.EqualTo($"sm_{arch}"));
