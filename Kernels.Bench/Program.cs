@@ -14,6 +14,12 @@ if (args.Length > 0 && args[0] == "accuracy")
     Console.WriteLine("| op | max ulp | at x |");
     Console.WriteLine("|---|---:|---:|");
     foreach (var row in Accuracy.Run(acc, x)) Console.WriteLine($"| {row.Op} | {row.MaxUlp} | {row.WorstInput:R} |");
+    Console.WriteLine();
+    Console.WriteLine($"fp16/bf16 storage on {acc.Info}: all 65536 bit patterns per op, against the reference rounded once to the format");
+    Console.WriteLine("| op | format | max ulp (of the format) | at x | correctly rounded |");
+    Console.WriteLine("|---|---|---:|---:|---:|");
+    foreach (var row in StorageAccuracy.Run(acc))
+        Console.WriteLine($"| {row.Op} | {row.Format} | {row.MaxUlp} | {row.WorstInput:R} | {row.CorrectlyRounded:P3} |");
     return 0;
 }
 

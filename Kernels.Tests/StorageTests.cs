@@ -15,10 +15,10 @@ public sealed class Format16
     }
 
     /// <summary>fp16: .NET's own conversions (IEEE round to nearest even from double).</summary>
-    public static Format16 Half { get; } = new("fp16", b => (float)BitConverter.UInt16BitsToHalf(b), v => BitConverter.HalfToUInt16Bits((Half)v));
+    public static Format16 Half { get; } = new("fp16", StorageReference.HalfToSingle, StorageReference.RoundHalf);
 
-    /// <summary>bf16: rounded here from the double directly (not through float), nearest with ties to even, written independently of the library.</summary>
-    public static Format16 BFloat16 { get; } = new("bf16", b => BitConverter.UInt32BitsToSingle((uint)b << 16), RoundBFloat16);
+    /// <summary>bf16: rounded from the double directly (not through float), nearest with ties to even, by the reference.</summary>
+    public static Format16 BFloat16 { get; } = new("bf16", StorageReference.BFloat16ToSingle, StorageReference.RoundBFloat16);
 
     /// <summary>Both formats, for test sources.</summary>
     public static IEnumerable<Format16> All => [Half, BFloat16];
@@ -40,27 +40,7 @@ public sealed class Format16
         float a = ToFloat(actual);
         if (double.IsNaN(expected) || float.IsNaN(a)) return double.IsNaN(expected) && float.IsNaN(a) ? 0 : double.PositiveInfinity;
         if (Math.Abs(expected) < 1.17549435e-38 && Math.Abs(a) <= 1.17549435e-38) return 0;
-        return Math.Abs(Ordinal(actual) - Ordinal(Round(expected)));
-    }
-
-    static int Ordinal(ushort bits) => (bits & 0x8000) != 0 ? -(bits & 0x7FFF) : bits;
-
-    static ushort RoundBFloat16(double v)
-    {
-        if (double.IsNaN(v)) return 0x7FC0;
-        float truncated = BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits((float)v) & 0xFFFF0000);
-        // The two bf16 neighbours of v: truncation of (float)v toward zero, and the next one away from zero.
-        uint low = BitConverter.SingleToUInt32Bits(truncated) >> 16;
-        if (Math.Abs(v) > Math.Abs((double)truncated) || (float)v != truncated)
-        {
-            // Decide between low and low + 1 (away from zero) by the exact double distance.
-            double a = BitConverter.UInt32BitsToSingle(low << 16), b = BitConverter.UInt32BitsToSingle((low + 1) << 16);
-            // IEEE overflow: past the largest finite value the next step is 2^128 (the result is then infinity).
-            if (double.IsInfinity(b)) b = Math.ScaleB(1.0, 128) * Math.Sign(v);
-            double da = Math.Abs(v - a), db = Math.Abs(b - v);
-            if (db < da || (db == da && (low & 1) == 1)) low++;
-        }
-        return (ushort)low;
+        return Math.Abs(StorageReference.Ordinal(actual) - StorageReference.Ordinal(Round(expected)));
     }
 
     /// <inheritdoc/>
