@@ -24,7 +24,7 @@ public static class StorageReference
     {
         if (double.IsNaN(value)) return 0x7FC0;
         if (double.IsInfinity(value)) return value > 0 ? (ushort)0x7F80 : (ushort)0xFF80;
-        ushort sign = value < 0 ? (ushort)0x8000 : (ushort)0;
+        ushort sign = double.IsNegative(value) ? (ushort)0x8000 : (ushort)0;
         double a = Math.Abs(value);
         // The bf16 magnitudes are the float32 magnitudes with 16 low bits clear: bisect over the 15-bit magnitude codes.
         int low = 0, high = 0x7F80; // 0x7F80 stands for 2^128, the IEEE overflow point's upper neighbour

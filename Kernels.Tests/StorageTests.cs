@@ -288,3 +288,50 @@ public sealed unsafe class ConversionTests
         }
     }
 }
+
+/// <summary>The span API's fp16/bf16 overloads give exactly the CPU accelerator's results (same staging, same kernels).</summary>
+public sealed class CpuSpanStorageTests
+{
+    [Test]
+    public void SpanOverloadsMatchTheCpuAccelerator()
+    {
+        using var acc = Accelerator.Create(AcceleratorKind.Cpu);
+        float[] values = TestData.Values(4099, 31);
+        BFloat16[] x = values.Select(v => (BFloat16)v).ToArray();
+        Half[] h = values.Select(v => (Half)v).ToArray();
+        Half[] up = TestData.Logits(values.Length, 32, 50f).Select(v => (Half)v).ToArray();
+
+        var spanY = new BFloat16[x.Length];
+        CpuKernels.Apply(Activation.Gelu, x, spanY);
+        using var xb = acc.Allocate<BFloat16>(x);
+        using var yb = acc.Allocate<BFloat16>(x.Length);
+        acc.Apply(Activation.Gelu, xb, yb);
+        Assert.That(spanY, Is.EqualTo(yb.ToArray()), "Apply bf16");
+
+        var spanGlu = new Half[h.Length];
+        CpuKernels.Glu(GatedUnit.SwiGlu, h, up, spanGlu);
+        using var hb = acc.Allocate<Half>(h);
+        using var ub = acc.Allocate<Half>(up);
+        using var gb = acc.Allocate<Half>(h.Length);
+        acc.Glu(GatedUnit.SwiGlu, hb, ub, gb);
+        Assert.That(spanGlu.Select(BitConverter.HalfToUInt16Bits), Is.EqualTo(gb.ToArray().Select(BitConverter.HalfToUInt16Bits)), "Glu fp16");
+
+        const int rows = 3, cols = 1000;
+        var spanP = new float[rows * cols];
+        CpuKernels.Softmax(x.AsSpan(0, rows * cols), spanP, rows, cols);
+        using var sx = acc.Allocate<BFloat16>(x.AsSpan(0, rows * cols));
+        using var sp = acc.Allocate<float>(rows * cols);
+        acc.Softmax(sx, sp, rows, cols);
+        Assert.That(spanP, Is.EqualTo(sp.ToArray()), "Softmax bf16 -> float32");
+
+        CpuKernels.Apply(Activation.Silu, x, x);
+        Assert.That(x, Is.EqualTo(values.Select(v => (BFloat16)v).ToArray().Select(v => v).ToArray()).Using<BFloat16>((a, b) => a.Equals(CpuSilu(b))), "in place");
+    }
+
+    static BFloat16 CpuSilu(BFloat16 v)
+    {
+        var y = new BFloat16[1];
+        CpuKernels.Apply(Activation.Silu, [v], y);
+        return y[0];
+    }
+}

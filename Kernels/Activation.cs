@@ -41,7 +41,7 @@ public enum ActivationKind
 
 /// <summary>
 /// An elementwise activation and its parameters, passed to <see cref="Accelerator.Apply(Activation, BufferView{float}, BufferView{float})"/> or
-/// <see cref="CpuKernels.Apply"/>. Parameterless ones are static properties (<see cref="Gelu"/>), the others
+/// <see cref="CpuKernels.Apply(Activation, ReadOnlySpan{float}, Span{float})"/>. Parameterless ones are static properties (<see cref="Gelu"/>), the others
 /// factory methods with PyTorch's defaults (<see cref="LeakyRelu"/>). Instances are immutable.
 /// </summary>
 public sealed class Activation : IEquatable<Activation>

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using GpuActivations.Cpu;
 
 namespace GpuActivations;
@@ -57,6 +58,65 @@ public static unsafe class CpuKernels
         long total = Guard.Shape(rows, cols);
         Guard.Length(x.Length, total, nameof(x), $"rows * cols = {rows} * {cols}");
         fixed (float* px = x, py = y) if (total > 0) SoftmaxCpu.Run(px, py, rows, cols, log);
+    }
+
+    /// <summary>y = activation(x) on fp16 storage: computed in float32, each result rounded once to fp16.</summary>
+    public static void Apply(Activation activation, ReadOnlySpan<Half> x, Span<Half> y) => ApplyStaged(activation, x, y);
+
+    /// <summary>y = activation(x) on bf16 storage: computed in float32, each result rounded once to bf16.</summary>
+    public static void Apply(Activation activation, ReadOnlySpan<BFloat16> x, Span<BFloat16> y) => ApplyStaged(activation, x, y);
+
+    /// <summary>A gated unit on fp16 storage: y = act(gate) * up in float32, rounded once to fp16.</summary>
+    public static void Glu(GatedUnit unit, ReadOnlySpan<Half> gate, ReadOnlySpan<Half> up, Span<Half> y) => GluStaged(unit, gate, up, y);
+
+    /// <summary>A gated unit on bf16 storage: y = act(gate) * up in float32, rounded once to bf16.</summary>
+    public static void Glu(GatedUnit unit, ReadOnlySpan<BFloat16> gate, ReadOnlySpan<BFloat16> up, Span<BFloat16> y) => GluStaged(unit, gate, up, y);
+
+    /// <summary>Row-wise softmax of fp16 logits into float32 probabilities (mixed precision).</summary>
+    public static void Softmax(ReadOnlySpan<Half> x, Span<float> y, int rows, int cols) => SoftmaxStaged(x, y, rows, cols, log: false);
+
+    /// <summary>Row-wise softmax of bf16 logits into float32 probabilities (mixed precision).</summary>
+    public static void Softmax(ReadOnlySpan<BFloat16> x, Span<float> y, int rows, int cols) => SoftmaxStaged(x, y, rows, cols, log: false);
+
+    /// <summary>Row-wise softmax on bf16 storage, rounded once to bf16.</summary>
+    public static void Softmax(ReadOnlySpan<BFloat16> x, Span<BFloat16> y, int rows, int cols) => SoftmaxStaged(x, y, rows, cols, log: false);
+
+    /// <summary>Row-wise softmax on fp16 storage, rounded once to fp16.</summary>
+    public static void Softmax(ReadOnlySpan<Half> x, Span<Half> y, int rows, int cols) => SoftmaxStaged(x, y, rows, cols, log: false);
+
+    static void ApplyStaged<T>(Activation activation, ReadOnlySpan<T> x, Span<T> y) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        Guard.SameLength(x.Length, y.Length, nameof(x), nameof(y));
+        Guard.NoPartialOverlap(MemoryMarshal.AsBytes(x), MemoryMarshal.AsBytes(y), nameof(x), nameof(y));
+        var type = StorageTypes.Of<T>(nameof(x));
+        fixed (T* px = x, py = y)
+            Staging.Run(x.Length, [new((nint)px, type, 1, true, false), new((nint)py, type, 1, false, true)],
+                (p, n) => CpuOps.Activation(activation, (float*)p[0], (float*)p[1], n));
+    }
+
+    static void GluStaged<T>(GatedUnit unit, ReadOnlySpan<T> gate, ReadOnlySpan<T> up, Span<T> y) where T : unmanaged
+    {
+        Guard.SameLength(gate.Length, up.Length, nameof(gate), nameof(up));
+        Guard.SameLength(gate.Length, y.Length, nameof(gate), nameof(y));
+        Guard.NoPartialOverlap(MemoryMarshal.AsBytes(gate), MemoryMarshal.AsBytes(y), nameof(gate), nameof(y));
+        Guard.NoPartialOverlap(MemoryMarshal.AsBytes(up), MemoryMarshal.AsBytes(y), nameof(up), nameof(y));
+        var type = StorageTypes.Of<T>(nameof(gate));
+        fixed (T* pg = gate, pu = up, py = y)
+            Staging.Run(y.Length, [new((nint)pg, type, 1, true, false), new((nint)pu, type, 1, true, false), new((nint)py, type, 1, false, true)],
+                (p, n) => CpuOps.Glu(unit, false, (float*)p[0], (float*)p[1], (float*)p[2], 1, n));
+    }
+
+    static void SoftmaxStaged<TIn, TOut>(ReadOnlySpan<TIn> x, Span<TOut> y, int rows, int cols, bool log) where TIn : unmanaged where TOut : unmanaged
+    {
+        long total = Guard.Shape(rows, cols);
+        Guard.Length(x.Length, total, nameof(x), $"rows * cols = {rows} * {cols}");
+        Guard.Length(y.Length, total, nameof(y), $"rows * cols = {rows} * {cols}");
+        Guard.NoPartialOverlap(MemoryMarshal.AsBytes(x), MemoryMarshal.AsBytes(y), nameof(x), nameof(y));
+        var (tin, tout) = (StorageTypes.Of<TIn>(nameof(x)), StorageTypes.Of<TOut>(nameof(y)));
+        fixed (TIn* px = x) fixed (TOut* py = y)
+            Staging.Run(rows, [new((nint)px, tin, cols, true, false), new((nint)py, tout, cols, false, true)],
+                (p, n) => SoftmaxCpu.Run((float*)p[0], (float*)p[1], n, cols, log));
     }
 
     static void InOut(ReadOnlySpan<float> x, Span<float> y, string xName, string yName)

@@ -70,13 +70,17 @@ internal static class Guard
         Overlap(input.Offset, input.Length, output.Offset, output.Length, inputName, outputName);
     }
 
-    /// <summary>Spans are either the same memory (in place) or disjoint.</summary>
-    public static void NoPartialOverlap(ReadOnlySpan<float> input, ReadOnlySpan<float> output, string inputName, string outputName)
+    /// <summary>Spans are either the same memory (in place) or disjoint (any element type, as bytes).</summary>
+    public static void NoPartialOverlap(ReadOnlySpan<byte> input, ReadOnlySpan<byte> output, string inputName, string outputName)
     {
         if (input.IsEmpty || output.IsEmpty || !input.Overlaps(output, out int offset)) return;
         if (offset == 0 && input.Length == output.Length) return;
         throw PartialOverlap(inputName, outputName);
     }
+
+    /// <summary>Spans are either the same memory (in place) or disjoint.</summary>
+    public static void NoPartialOverlap(ReadOnlySpan<float> input, ReadOnlySpan<float> output, string inputName, string outputName)
+        => NoPartialOverlap(System.Runtime.InteropServices.MemoryMarshal.AsBytes(input), System.Runtime.InteropServices.MemoryMarshal.AsBytes(output), inputName, outputName);
 
     static void Overlap(long aStart, long aLength, long bStart, long bLength, string inputName, string outputName)
     {
