@@ -140,6 +140,68 @@ public abstract class Accelerator : IDisposable
         KeepAlive(x, alpha, y);
     }
 
+    /// <summary>
+    /// The backward pass of an activation: dx = dy * f'(x) elementwise, with PyTorch's derivatives (ReLU'(0) = 0,
+    /// Leaky ReLU'(0) = alpha, ...); NaN in x or dy gives NaN. <paramref name="dx"/> may be <paramref name="x"/> or
+    /// <paramref name="dy"/> (in place).
+    /// </summary>
+    /// <param name="activation">The activation the forward pass applied (with the same parameters).</param>
+    /// <param name="x">The forward pass's input.</param>
+    /// <param name="dy">The gradient of the loss with respect to the output, as long as <paramref name="x"/>.</param>
+    /// <param name="dx">The gradient with respect to the input, as long as <paramref name="x"/>.</param>
+    public void ActivationBackward(Activation activation, BufferView<float> x, BufferView<float> dy, BufferView<float> dx)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        CheckBackward(x, dy, dx, nameof(x));
+        if (x.Length > 0) RunActivationBackward(activation, false, x, dy, dx);
+        KeepAlive(x, dy, dx);
+    }
+
+    /// <summary>
+    /// The backward pass from the forward pass's output y = f(x), where that is exact and cheaper
+    /// (<see cref="Activation.HasOutputDerivative"/>): dx = dy * f'(x), e.g. dy y (1 - y) for sigmoid. Lets the
+    /// forward pass overwrite its input. <paramref name="dx"/> may be <paramref name="y"/> or <paramref name="dy"/>.
+    /// </summary>
+    /// <param name="activation">The activation; <see cref="Activation.HasOutputDerivative"/> must hold.</param>
+    /// <param name="y">The forward pass's output.</param>
+    /// <param name="dy">The gradient with respect to the output, as long as <paramref name="y"/>.</param>
+    /// <param name="dx">The gradient with respect to the input, as long as <paramref name="y"/>.</param>
+    /// <exception cref="ArgumentException">The activation has no derivative in terms of its output.</exception>
+    public void ActivationBackwardFromOutput(Activation activation, BufferView<float> y, BufferView<float> dy, BufferView<float> dx)
+    {
+        CheckOutputDerivative(activation);
+        CheckBackward(y, dy, dx, nameof(y));
+        if (y.Length > 0) RunActivationBackward(activation, true, y, dy, dx);
+        KeepAlive(y, dy, dx);
+    }
+
+    /// <summary>
+    /// PReLU's backward pass: dx = x &lt; 0 ? alpha[c] dy : dy (NaN x gives NaN), and the slopes' gradient
+    /// dAlpha[c] = the sum over rows of (x &lt; 0 ? x dy : 0), overwriting <paramref name="dAlpha"/>; c = i % alpha.Length.
+    /// The sums are deterministic (the same inputs give the same bits on a device; on the CPU they are accumulated in
+    /// double). <paramref name="dx"/> may be <paramref name="x"/> or <paramref name="dy"/>.
+    /// </summary>
+    /// <param name="x">The forward pass's input, a whole number of rows of alpha.Length channels.</param>
+    /// <param name="alpha">The per-channel slopes (at least one).</param>
+    /// <param name="dy">The gradient with respect to the output, as long as <paramref name="x"/>.</param>
+    /// <param name="dx">The gradient with respect to the input, as long as <paramref name="x"/>.</param>
+    /// <param name="dAlpha">The gradient with respect to the slopes, as long as <paramref name="alpha"/>; disjoint from every other argument.</param>
+    public void PReluBackward(BufferView<float> x, BufferView<float> alpha, BufferView<float> dy, BufferView<float> dx, BufferView<float> dAlpha)
+    {
+        CheckBackward(x, dy, dx, nameof(x));
+        Guard.On(this, alpha, nameof(alpha));
+        Guard.On(this, dAlpha, nameof(dAlpha));
+        CheckPReluShape(x.Length, alpha.Length);
+        Guard.Length(dAlpha.Length, alpha.Length, nameof(dAlpha), "alpha.Length");
+        Guard.NoPartialOverlap(alpha, dx, nameof(alpha), nameof(dx));
+        Guard.Disjoint(x, dAlpha, nameof(x), nameof(dAlpha));
+        Guard.Disjoint(alpha, dAlpha, nameof(alpha), nameof(dAlpha));
+        Guard.Disjoint(dy, dAlpha, nameof(dy), nameof(dAlpha));
+        Guard.Disjoint(dx, dAlpha, nameof(dx), nameof(dAlpha));
+        RunPReluBackward(x, alpha, dy, dx, dAlpha); // also with no rows: dAlpha is then zeros
+        KeepAlive(x, alpha, dy, dx, dAlpha);
+    }
+
     /// <summary>A gated unit in one pass: y = act(gate) * up, with gate, up and y of equal length.</summary>
     public void Glu(GatedUnit unit, BufferView<float> gate, BufferView<float> up, BufferView<float> y)
     {
@@ -204,6 +266,25 @@ public abstract class Accelerator : IDisposable
         SynchronizeCore();
     }
 
+    /// <summary>Throws, naming <c>activation</c>, unless it is non-null and has a derivative in terms of its output.</summary>
+    internal static void CheckOutputDerivative(Activation activation)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        if (!activation.HasOutputDerivative)
+            throw new ArgumentException(
+                $"{activation} has no derivative in terms of its output; call ActivationBackward with the input x instead. "
+                + "HasOutputDerivative holds for Sigmoid, Tanh, Relu, Relu6, Selu, and LeakyRelu and Elu with alpha > 0.", nameof(activation));
+    }
+
+    /// <summary>The checks of a backward op: input, dy and dx on this accelerator, of one length, dx in place or disjoint.</summary>
+    void CheckBackward(BufferView<float> input, BufferView<float> dy, BufferView<float> dx, string inputName)
+    {
+        CheckInOut(input, dx, inputName, nameof(dx));
+        CheckInOut(dy, dx, nameof(dy), nameof(dx));
+        Guard.SameLength(input.Length, dy.Length, inputName, nameof(dy));
+        Guard.SameLength(input.Length, dx.Length, inputName, nameof(dx));
+    }
+
     internal static void CheckPReluShape(long length, long channels)
     {
         if (channels < 1) throw new ArgumentException("alpha is empty; PReLU needs one slope per channel (at least one).", "alpha");
@@ -230,11 +311,9 @@ public abstract class Accelerator : IDisposable
     /// handles (a host pointer, a cl_mem); without this, a buffer referenced only by a view argument could be
     /// finalized, and its memory freed, while the kernel still reads it.
     /// </summary>
-    static void KeepAlive(BufferView<float> a, BufferView<float> b, BufferView<float> c = default)
+    static void KeepAlive(params ReadOnlySpan<BufferView<float>> views)
     {
-        GC.KeepAlive(a.Buffer);
-        GC.KeepAlive(b.Buffer);
-        GC.KeepAlive(c.Buffer);
+        foreach (BufferView<float> view in views) GC.KeepAlive(view.Buffer);
     }
 
     private protected void ThrowIfDisposed()
@@ -247,6 +326,9 @@ public abstract class Accelerator : IDisposable
     private protected abstract BufferStorage WrapStorage(nint nativeHandle, long bytes);
     private protected abstract void RunActivation(Activation activation, BufferView<float> x, BufferView<float> y);
     private protected abstract void RunPRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y);
+    /// <summary>dx = dy * f'(x), from x or (<paramref name="fromOutput"/>) from y = f(x) passed as <paramref name="input"/>.</summary>
+    private protected abstract void RunActivationBackward(Activation activation, bool fromOutput, BufferView<float> input, BufferView<float> dy, BufferView<float> dx);
+    private protected abstract void RunPReluBackward(BufferView<float> x, BufferView<float> alpha, BufferView<float> dy, BufferView<float> dx, BufferView<float> dAlpha);
     private protected abstract void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d);
     private protected abstract void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log);
     private protected abstract void SynchronizeCore();

@@ -71,6 +71,26 @@ internal static class Guard
         throw PartialOverlap(inputName, outputName);
     }
 
+    /// <summary>Two views share no element (an output that is written after, or while, the other is read).</summary>
+    public static void Disjoint<T>(BufferView<T> a, BufferView<T> b, string aName, string bName) where T : unmanaged
+    {
+        if (ReferenceEquals(a.Buffer.Storage, b.Buffer.Storage)) Disjoint(a.Offset, a.Length, b.Offset, b.Length, aName, bName);
+    }
+
+    /// <summary>Two spans share no element.</summary>
+    public static void Disjoint(ReadOnlySpan<float> a, ReadOnlySpan<float> b, string aName, string bName)
+    {
+        if (a.Overlaps(b)) throw Overlapping(aName, bName);
+    }
+
+    static void Disjoint(long aStart, long aLength, long bStart, long bLength, string aName, string bName)
+    {
+        if (aLength > 0 && bLength > 0 && aStart < bStart + bLength && bStart < aStart + aLength) throw Overlapping(aName, bName);
+    }
+
+    static ArgumentException Overlapping(string aName, string bName) => new(
+        $"{bName} overlaps {aName}; {bName} must be disjoint from it (not even in place). Use a separate buffer.", bName);
+
     static void Overlap(long aStart, long aLength, long bStart, long bLength, string inputName, string outputName)
     {
         if (aLength == 0 || bLength == 0) return;

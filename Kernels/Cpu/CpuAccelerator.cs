@@ -54,6 +54,12 @@ internal sealed unsafe class CpuAccelerator : Accelerator
     private protected override void RunPRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y)
         => CpuOps.PRelu(Pointer(x), Pointer(alpha), alpha.Length, Pointer(y), x.Length);
 
+    private protected override void RunActivationBackward(Activation activation, bool fromOutput, BufferView<float> input, BufferView<float> dy, BufferView<float> dx)
+        => CpuOps.ActivationBackward(activation, fromOutput, Pointer(input), Pointer(dy), Pointer(dx), input.Length);
+
+    private protected override void RunPReluBackward(BufferView<float> x, BufferView<float> alpha, BufferView<float> dy, BufferView<float> dx, BufferView<float> dAlpha)
+        => CpuOps.PReluBackward(Pointer(x), Pointer(alpha), Pointer(dy), Pointer(dx), Pointer(dAlpha), alpha.Length, x.Length);
+
     private protected override void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d)
         => CpuOps.Glu(unit, layout == GluLayout.Packed, Pointer(gate), Pointer(up), Pointer(y), rows, d);
 
