@@ -14,6 +14,11 @@ if (args.Length > 0 && args[0] == "accuracy")
     Console.WriteLine("| op | max ulp | at x |");
     Console.WriteLine("|---|---:|---:|");
     foreach (var row in Accuracy.Run(acc, x)) Console.WriteLine($"| {row.Op} | {row.MaxUlp} | {row.WorstInput:R} |");
+    Console.WriteLine();
+    Console.WriteLine("Backward, f'(x) (dy = 1), in ulps of the summed terms' magnitude (ScalarReference.DerivativeScale):");
+    Console.WriteLine("| op | max ulp | at x |");
+    Console.WriteLine("|---|---:|---:|");
+    foreach (var row in Accuracy.RunBackward(acc, x)) Console.WriteLine($"| {row.Op} | {row.MaxUlp:0.##} | {row.WorstInput:R} |");
     return 0;
 }
 

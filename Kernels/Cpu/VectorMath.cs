@@ -209,7 +209,9 @@ internal static class VectorMath
 
     /// <summary>
     /// d/dx [x sigmoid(s)] where s = hi + lo and ds/dx = <paramref name="slope"/>: sigmoid(s) + x slope sigmoid'(s),
-    /// both from one e = e^-|s|. Where sigmoid'(s) is 0 (infinite x) the product is 0, not inf * 0.
+    /// both from one e = e^-|s|. Where sigmoid'(s) is 0 (infinite x) the product is 0, not inf * 0. Below s = -80 both
+    /// terms are e^s to float precision and e^s heads into subnormals while the sum can still be normal, so there it
+    /// is e^s (1 + x slope) rounded once (<see cref="ScaledExp{TV}"/>), as in <see cref="TimesSigmoid{TV}(TV, TV, TV)"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV TimesSigmoidDerivative<TV>(TV x, TV hi, TV lo, TV slope) where TV : unmanaged, ISimd<TV>
@@ -219,7 +221,9 @@ internal static class VectorMath
         TV r = TV.Create(1f) / (TV.Create(1f) + e);
         TV d = e * r * r;
         TV s = TV.Select(negative, e * r, r);
-        return TV.Select(TV.Equal(d, TV.Create(0f)), s, TV.Fma(x * slope, d, s));
+        TV result = TV.Select(TV.Equal(d, TV.Create(0f)), s, TV.Fma(x * slope, d, s));
+        TV farLeft = TV.LessThan(hi, TV.Create(-80f)) & TV.GreaterThan(hi, TV.Create(float.NegativeInfinity));
+        return TV.Any(farLeft) ? TV.Select(farLeft, ScaledExp(hi, lo, TV.Fma(x, slope, TV.Create(1f))), result) : result;
     }
 
     /// <summary>NaN lanes of <paramref name="x"/> pass through; the others take <paramref name="value"/> (derivatives of piecewise ops).</summary>

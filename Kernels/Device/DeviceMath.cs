@@ -68,9 +68,11 @@ internal static class DeviceMath
             return e * r * r;
         }
         /* d/dx [x sigmoid(s)], s = hi + lo, ds/dx = slope: sigmoid(s) + x slope sigmoid'(s) from one exponential;
-           the product is 0 where sigmoid'(s) is (infinite x), not inf * 0 (VectorMath.TimesSigmoidDerivative). */
+           the product is 0 where sigmoid'(s) is (infinite x), not inf * 0; below s = -80, e^s (1 + x slope) rounded
+           once (VectorMath.TimesSigmoidDerivative). */
         GA_DEVICE_FN float ga_times_sigmoid_grad(float x, float hi, float lo, float slope)
         {
+            if (hi < -80.0f && isfinite(hi)) return ga_scaled_exp(fma(x, slope, 1.0f), hi, lo);
             float e = ga_exp_hilo(-fabs(hi), hi < 0.0f ? lo : -lo);
             float r = 1.0f / (1.0f + e);
             float d = e * r * r;
