@@ -60,7 +60,7 @@ public static class Accuracy
             var (worst, worstX) = Worst(x, i =>
             {
                 double a = activation.Alpha, b = activation.Beta, t = activation.Threshold;
-                return ScaledUlpDistance(dx[i], ScalarReference.Derivative(id, x[i], a, b, t), ScalarReference.DerivativeScale(id, x[i], a, b, t));
+                return ErrorMetrics.ScaledUlpDistance(dx[i], ScalarReference.Derivative(id, x[i], a, b, t), ScalarReference.DerivativeScale(id, x[i], a, b, t));
             });
             rows.Add(new Row(activation.ToString(), worst, worstX, x.Length));
         }
@@ -85,19 +85,6 @@ public static class Accuracy
             lock (lockObj) if (localWorst > worst) { worst = localWorst; worstX = localX; }
         });
         return (worst, worstX);
-    }
-
-    /// <summary>
-    /// |actual - expected| in ulps of the float <paramref name="scale"/> (NaN matches NaN; both below the smallest
-    /// normal float counts as flushed).
-    /// </summary>
-    public static double ScaledUlpDistance(float actual, double expected, double scale)
-    {
-        if (double.IsNaN(expected) || float.IsNaN(actual)) return double.IsNaN(expected) && float.IsNaN(actual) ? 0 : double.PositiveInfinity;
-        if (double.IsInfinity(expected) || float.IsInfinity(actual)) return expected == actual ? 0 : double.PositiveInfinity;
-        if (Math.Abs(scale) < SmallestNormal && MathF.Abs(actual) <= SmallestNormal) return 0;
-        float s = MathF.Max(MathF.Abs((float)scale), SmallestNormal);
-        return Math.Abs(actual - expected) / (MathF.BitIncrement(s) - s);
     }
 
     /// <summary>Ulp distance with NaN matching NaN and results below the smallest normal float accepted as flushed.</summary>
