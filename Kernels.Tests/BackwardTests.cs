@@ -11,11 +11,11 @@ public sealed class BackwardTests(AcceleratorKind kind) : AcceleratorTest(kind)
 {
     /// <summary>
     /// The bound on dx, in ulps of |dy| * <see cref="ScalarReference.DerivativeScale"/> (the magnitude of the terms f'
-    /// adds, so plain ulps except near f''s zero, where the terms cancel). The CPU's f' is within 4.5 of them over
-    /// 500,000 inputs (docs/numerics.md, Backward); the product with dy adds half an ulp, and one more covers the
-    /// devices' own divisions.
+    /// adds, so plain ulps except near f''s zero, where the terms cancel). The CPU's f' is within 5.3 of them over
+    /// 12.5 million inputs (docs/numerics.md, Backward); the product with dy adds half an ulp, and the rest is margin
+    /// for the devices' own divisions and exponentials.
     /// </summary>
-    const double GradientUlp = 6;
+    const double GradientUlp = 8;
 
     static IEnumerable<ActivationCase> Cases => OpTable.Activations;
 

@@ -194,10 +194,8 @@ public abstract class Accelerator : IDisposable
         CheckPReluShape(x.Length, alpha.Length);
         Guard.Length(dAlpha.Length, alpha.Length, nameof(dAlpha), "alpha.Length");
         Guard.NoPartialOverlap(alpha, dx, nameof(alpha), nameof(dx));
-        Guard.Disjoint(x, dAlpha, nameof(x), nameof(dAlpha));
-        Guard.Disjoint(alpha, dAlpha, nameof(alpha), nameof(dAlpha));
-        Guard.Disjoint(dy, dAlpha, nameof(dy), nameof(dAlpha));
-        Guard.Disjoint(dx, dAlpha, nameof(dx), nameof(dAlpha));
+        foreach (var (view, name) in new[] { (x, nameof(x)), (alpha, nameof(alpha)), (dy, nameof(dy)), (dx, nameof(dx)) })
+            Guard.Disjoint(view, dAlpha, name, nameof(dAlpha));
         RunPReluBackward(x, alpha, dy, dx, dAlpha); // also with no rows: dAlpha is then zeros
         KeepAlive(x, alpha, dy, dx, dAlpha);
     }

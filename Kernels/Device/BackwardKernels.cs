@@ -55,7 +55,7 @@ internal static class BackwardKernels
     /// <c>ga_prelu_backward(x, xOffset, alpha, alphaOffset, channels, dy, dyOffset, dx, dxOffset, n)</c>:
     /// dx = x &lt; 0 ? alpha[c] dy : dy (NaN x gives NaN), grid-stride with the channel stepped as in <c>ga_prelu</c>.
     /// </summary>
-    public const string PReluSource = """
+    public static string PReluSource { get; } = $$"""
         KERNEL void ga_prelu_backward_alpha(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL const ga_in_t* dy, ga_index dyOffset,
                                             ga_index rows, int channels, GLOBAL float* dAlpha, ga_index dAlphaOffset)
         {
@@ -79,19 +79,11 @@ internal static class BackwardKernels
                                       int channels, GLOBAL const ga_in_t* dy, ga_index dyOffset, GLOBAL ga_out_t* dx, ga_index dxOffset,
                                       ga_index n)
         {
-            const ga_index stride = GA_GLOBAL_SIZE(0);
-            ga_index i = GA_GLOBAL_ID(0);
-            const ga_index c = channels;
-            const ga_index step = stride % c;
-            ga_index channel = i % c;
-            for (; i < n; i += stride)
-            {
+        {{ElementwiseKernels.ChannelLoop("""
                 const float v = GA_LOAD_IN(x, xOffset + i);
                 const float g = GA_LOAD_IN(dy, dyOffset + i);
                 GA_STORE_OUT(dx, dxOffset + i, v < 0.0f ? alpha[alphaOffset + channel] * g : (v != v ? v : g));
-                channel += step;
-                if (channel >= c) channel -= c;
-            }
+        """)}}
         }
 
         """;
