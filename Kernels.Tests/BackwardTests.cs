@@ -289,3 +289,47 @@ public sealed class BackwardTests(AcceleratorKind kind) : AcceleratorTest(kind)
         Assert.Throws<ArgumentException>(() => Acc.PReluBackward(b.Slice(0, 12), alpha, b.Slice(0, 12), b.Slice(0, 12), alpha));
     }
 }
+
+/// <summary>The span API's backward ops give the CPU accelerator's results bit for bit and check their arguments the same way.</summary>
+public class CpuSpanBackwardTests
+{
+    [Test]
+    public void SpanBackwardMatchesTheCpuAccelerator()
+    {
+        using var acc = Accelerator.Create(AcceleratorKind.Cpu);
+        float[] x = TestData.Values(1001, seed: 21);
+        float[] dy = TestData.Values(1001, seed: 22);
+        foreach (var activation in Activation.All)
+        {
+            using var xb = acc.Allocate<float>(x);
+            using var dyb = acc.Allocate<float>(dy);
+            acc.ActivationBackward(activation, xb, dyb, dyb);
+            float[] dx = (float[])dy.Clone();
+            CpuKernels.ActivationBackward(activation, x, dx, dx); // in place into dy
+            Assert.That(dx, Is.EqualTo(dyb.ToArray()), activation.ToString());
+            if (!activation.HasOutputDerivative) continue;
+            dyb.CopyFrom(dy);
+            acc.ActivationBackwardFromOutput(activation, xb, dyb, dyb);
+            CpuKernels.ActivationBackwardFromOutput(activation, x, dy, dx);
+            Assert.That(dx, Is.EqualTo(dyb.ToArray()), $"{activation} from y");
+        }
+        Assert.Throws<ArgumentException>(() => CpuKernels.ActivationBackwardFromOutput(Activation.Gelu, x, dy, new float[x.Length]));
+        Assert.Throws<ArgumentException>(() => CpuKernels.ActivationBackward(Activation.Gelu, x, dy, new float[3]));
+    }
+
+    [Test]
+    public void SpanPReluBackwardMatchesTheReference()
+    {
+        var random = new Random(5);
+        float[] x = [.. Enumerable.Range(0, 60).Select(_ => (float)(random.NextDouble() * 8 - 4))];
+        float[] dy = [.. Enumerable.Range(0, 60).Select(_ => (float)(random.NextDouble() * 2 - 1))];
+        float[] alpha = [0.1f, 0.2f, 0.3f, 0.4f, 0.5f];
+        float[] dx = new float[60], dAlpha = new float[5], expectedDx = new float[60], expectedDAlpha = new float[5];
+        CpuKernels.PReluBackward(x, alpha, dy, dx, dAlpha);
+        ScalarReference.PReluBackward(x, alpha, dy, expectedDx, expectedDAlpha);
+        Assert.That(dx, Is.EqualTo(expectedDx));
+        Assert.That(dAlpha, Is.EqualTo(expectedDAlpha), "both sum in double, in row order");
+        var e = Assert.Throws<ArgumentException>(() => CpuKernels.PReluBackward(x, alpha, dy, dx, dx.AsSpan(0, 5)))!;
+        Assert.That(e.ParamName, Is.EqualTo("dAlpha"));
+    }
+}
