@@ -34,24 +34,57 @@ public static class Accuracy
             progress?.Invoke(activation.ToString());
             accelerator.Apply(activation, xb, yb);
             yb.CopyTo(y);
-            double worst = 0;
-            float worstX = 0;
-            var lockObj = new object();
-            Parallel.For(0, Environment.ProcessorCount, p =>
+            var (worst, worstX) = Worst(x, i => UlpDistance(y[i], ScalarReference.Evaluate(id, x[i], activation.Alpha, activation.Beta, activation.Threshold)));
+            rows.Add(new Row(activation.ToString(), worst, worstX, x.Length));
+        }
+        return rows;
+    }
+
+    /// <summary>
+    /// The backward sweep: f'(x) from <see cref="Accelerator.ActivationBackward"/> with dy = 1 (so dx is f'(x) itself)
+    /// against <see cref="ScalarReference.Derivative"/>, in ulps of <see cref="ScalarReference.DerivativeScale"/> (the
+    /// magnitude of the terms summed: plain ulps of f' except near its zero, where the terms cancel).
+    /// </summary>
+    public static List<Row> RunBackward(Accelerator accelerator, float[] x, Action<string>? progress = null)
+    {
+        var rows = new List<Row>();
+        using var xb = accelerator.Allocate<float>(x);
+        using var dyb = accelerator.Allocate<float>(Enumerable.Repeat(1f, x.Length).ToArray());
+        using var dxb = accelerator.Allocate<float>(x.Length);
+        var dx = new float[x.Length];
+        foreach (var (activation, id) in Catalog.Activations)
+        {
+            progress?.Invoke(activation.ToString());
+            accelerator.ActivationBackward(activation, xb, dyb, dxb);
+            dxb.CopyTo(dx);
+            var (worst, worstX) = Worst(x, i =>
             {
-                double localWorst = 0;
-                float localX = 0;
-                for (int i = p; i < x.Length; i += Environment.ProcessorCount)
-                {
-                    double expected = ScalarReference.Evaluate(id, x[i], activation.Alpha, activation.Beta, activation.Threshold);
-                    double d = UlpDistance(y[i], expected);
-                    if (d > localWorst) { localWorst = d; localX = x[i]; }
-                }
-                lock (lockObj) if (localWorst > worst) { worst = localWorst; worstX = localX; }
+                double a = activation.Alpha, b = activation.Beta, t = activation.Threshold;
+                return ErrorMetrics.ScaledUlpDistance(dx[i], ScalarReference.Derivative(id, x[i], a, b, t), ScalarReference.DerivativeScale(id, x[i], a, b, t));
             });
             rows.Add(new Row(activation.ToString(), worst, worstX, x.Length));
         }
         return rows;
+    }
+
+    /// <summary>The largest <paramref name="distance"/>(i) over the inputs, and its input, computed on every core.</summary>
+    static (double Worst, float At) Worst(float[] x, Func<int, double> distance)
+    {
+        double worst = 0;
+        float worstX = 0;
+        var lockObj = new object();
+        Parallel.For(0, Environment.ProcessorCount, p =>
+        {
+            double localWorst = 0;
+            float localX = 0;
+            for (int i = p; i < x.Length; i += Environment.ProcessorCount)
+            {
+                double d = distance(i);
+                if (d > localWorst) { localWorst = d; localX = x[i]; }
+            }
+            lock (lockObj) if (localWorst > worst) { worst = localWorst; worstX = localX; }
+        });
+        return (worst, worstX);
     }
 
     /// <summary>Ulp distance with NaN matching NaN and results below the smallest normal float accepted as flushed.</summary>

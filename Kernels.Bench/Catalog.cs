@@ -18,6 +18,8 @@ public enum OpFamily
     Softmax,
     /// <summary>Row-wise log-softmax: reads n, writes n.</summary>
     LogSoftmax,
+    /// <summary>An activation's backward pass dx = dy * f'(x): reads x and dy, writes dx (3 arrays).</summary>
+    Backward,
 }
 
 /// <summary>A problem size: rows x cols (elementwise ops have one row; packed GLU's cols is d, the output width).</summary>
@@ -44,7 +46,7 @@ public sealed record BenchOp(string Name, OpFamily Family, Activation? Activatio
     /// <summary>Bytes read plus written for <paramref name="shape"/> (the op's contract, not a kernel's passes).</summary>
     public long BytesMoved(Shape shape) => Family switch
     {
-        OpFamily.Glu or OpFamily.GluPacked => 12 * shape.Elements,
+        OpFamily.Glu or OpFamily.GluPacked or OpFamily.Backward => 12 * shape.Elements,
         OpFamily.PRelu => 8 * shape.Elements + 4 * PReluChannels(shape.Elements),
         _ => 8 * shape.Elements,
     };
@@ -95,6 +97,7 @@ public static class Catalog
         new("SwiGluPacked", OpFamily.GluPacked, Activation.Silu, GatedUnit.SwiGlu, default),
         new("Softmax", OpFamily.Softmax, null, default, default),
         new("LogSoftmax", OpFamily.LogSoftmax, null, default, default),
+        .. Activations.Select(a => new BenchOp(a.Activation.Kind + "Backward", OpFamily.Backward, a.Activation, default, a.Reference)),
     ];
 
     /// <summary>Piecewise-linear ops, held to the ReLU figure (>= 90% of copy bandwidth).</summary>
@@ -119,6 +122,7 @@ public static class Catalog
             {
                 "all" => Ops,
                 "elementwise" or "activations" => Ops.Where(o => o.Family == OpFamily.Elementwise),
+                "backward" => Ops.Where(o => o.Family == OpFamily.Backward),
                 "glu" => Ops.Where(o => o.IsGlu),
                 "softmax-family" or "rowwise" => Ops.Where(o => o.IsRowwise),
                 "relu-like" => Ops.Where(o => ReluLike.Contains(o.Name)),

@@ -48,6 +48,15 @@ public static class Peers
                     for (int i = 0; i < x.Length; i++) y[i] = x[i] > 0f ? x[i] : alpha[i % alpha.Length] * x[i];
                 });
             }
+            case OpFamily.Backward:
+            {
+                float[] x = Array(n, random, 8f), dy = Array(n, random, 2f);
+                var a = op.Activation!;
+                return new("naive loop", () =>
+                {
+                    for (int i = 0; i < n; i++) y[i] = dy[i] * (float)ScalarReference.Derivative(op.Reference, x[i], a.Alpha, a.Beta, a.Threshold);
+                });
+            }
             case OpFamily.Glu:
             {
                 float[] g = Array(n, random, 8f), u = Array(n, random, 8f);

@@ -20,6 +20,10 @@ if (args.Length > 0 && args[0] == "accuracy")
     Console.WriteLine("|---|---|---:|---:|---:|");
     foreach (var row in StorageAccuracy.Run(acc))
         Console.WriteLine($"| {row.Op} | {row.Format} | {row.MaxUlp} | {row.WorstInput:R} | {row.CorrectlyRounded:P3} |");
+    Console.WriteLine("Backward, f'(x) (dy = 1), in ulps of the summed terms' magnitude (ScalarReference.DerivativeScale):");
+    Console.WriteLine("| op | max ulp | at x |");
+    Console.WriteLine("|---|---:|---:|");
+    foreach (var row in Accuracy.RunBackward(acc, x)) Console.WriteLine($"| {row.Op} | {row.MaxUlp:0.##} | {row.WorstInput:R} |");
     return 0;
 }
 

@@ -62,6 +62,7 @@ public static class Verification
                 OpFamily.PRelu => PRelu(accelerator, label, op, x),
                 OpFamily.Glu => Glu(accelerator, label, op, x),
                 OpFamily.GluPacked => GluPacked(accelerator, label, op, x),
+                OpFamily.Backward => Backward(accelerator, label, op, x),
                 _ => Rowwise(accelerator, label, op, smoke),
             });
         }
@@ -76,6 +77,28 @@ public static class Verification
         for (int i = 0; i < x.Length; i++)
             stats.AddUlp(y[i], ScalarReference.Evaluate(op.Reference, x[i], a.Alpha, a.Beta, a.Threshold), x[i].ToString("R"));
         return stats.Row(op.Name, label, ElementwiseUlp, $"<= {ElementwiseUlp} ulp");
+    }
+
+    /// <summary>The backward bound (docs/numerics.md, Backward): ulps of |dy| times the derivative's term scale.</summary>
+    const double BackwardUlp = 8;
+
+    static VerifyRow Backward(Accelerator accelerator, string label, BenchOp op, float[] x)
+    {
+        var a = op.Activation!;
+        float[] dy = UpValues(x.Length);
+        using var dyb = accelerator.Allocate<float>(dy);
+        float[] dx = Compute(accelerator, x, (acc, xb, dxb) => acc.ActivationBackward(a, xb, dyb, dxb));
+        var stats = new ErrorStats();
+        for (int i = 0; i < x.Length; i++)
+        {
+            double derivative = ScalarReference.Derivative(op.Reference, x[i], a.Alpha, a.Beta, a.Threshold);
+            // A derivative below the smallest normal float may flush to 0 (DESIGN.md), and a large dy would magnify
+            // that flush into a normal dx: those inputs are counted, not measured.
+            if (Math.Abs(derivative) < SmallestNormal) { stats.Exempt(); continue; }
+            double scale = Math.Abs(dy[i]) * ScalarReference.DerivativeScale(op.Reference, x[i], a.Alpha, a.Beta, a.Threshold);
+            stats.AddScaled(dx[i], dy[i] * derivative, scale, x[i].ToString("R"));
+        }
+        return stats.Row(op.Name, label, BackwardUlp, $"<= {BackwardUlp} ulp of |dy| f' terms");
     }
 
     static VerifyRow PRelu(Accelerator accelerator, string label, BenchOp op, float[] x)
@@ -221,10 +244,15 @@ public static class Verification
         /// <summary>Counts an output checked under a documented exception rather than the ulp bound.</summary>
         public void Exempt() => count++;
 
-        public void AddUlp(float actual, double expected, string where)
+        public void AddUlp(float actual, double expected, string where) => Add(Accuracy.UlpDistance(actual, expected), actual, expected, where);
+
+        /// <summary>An error in ulps of <paramref name="scale"/> (<see cref="ErrorMetrics.ScaledUlpDistance"/>).</summary>
+        public void AddScaled(float actual, double expected, double scale, string where)
+            => Add(ErrorMetrics.ScaledUlpDistance(actual, expected, scale), actual, expected, where);
+
+        void Add(double ulp, float actual, double expected, string where)
         {
             count++;
-            double ulp = Accuracy.UlpDistance(actual, expected);
             if (double.IsPositiveInfinity(ulp))
             {
                 if (!mismatch) mismatchAt = $"{where}: got {actual:R}, expected {(float)expected:R}";

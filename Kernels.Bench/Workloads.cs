@@ -51,6 +51,12 @@ public sealed class Workload : IDisposable
                 y = accelerator.Allocate<float>(n);
                 run = () => accelerator.GluPacked(op.Unit, a, y, shape.Rows, shape.Cols);
                 break;
+            case OpFamily.Backward:
+                a = Filled(accelerator, n, random, 8f);
+                b = Filled(accelerator, n, random, 2f);
+                y = accelerator.Allocate<float>(n);
+                run = () => accelerator.ActivationBackward(op.Activation!, a, b, y);
+                break;
             case OpFamily.Softmax:
                 a = Filled(accelerator, n, random, 10f);
                 y = accelerator.Allocate<float>(n);

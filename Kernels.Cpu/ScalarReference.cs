@@ -21,7 +21,7 @@ namespace GpuActivations.Reference;
 /// <see cref="DefaultSoftplusBeta"/>, <see cref="DefaultSoftplusThreshold"/>) for callers to pass explicitly.
 /// </para>
 /// </remarks>
-public static class ScalarReference
+public static partial class ScalarReference
 {
     /// <summary>SELU α from Klambauer et al., "Self-Normalizing Neural Networks" (2017), as used by PyTorch (1.6732632423543772848170429916717).</summary>
     public const double SeluAlpha = 1.6732632423543772848170429916717;

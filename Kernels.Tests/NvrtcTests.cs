@@ -23,7 +23,7 @@ public class NvrtcTests
         && BinaryPrimitives.ReadUInt16LittleEndian(image.AsSpan(18)) == 190; // e_machine EM_CUDA
 
     /// <summary>
-    /// Every activation the library compiles into the unary and GLU families: <see cref="Activation.All"/> and the
+    /// Every activation the library compiles into the unary, GLU and backward families: <see cref="Activation.All"/> and the
     /// gated units' gate activations (today a subset, listed anyway so that a new gate cannot be missed).
     /// </summary>
     static IEnumerable<DeviceActivation> DeviceActivations() =>

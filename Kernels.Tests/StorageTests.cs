@@ -335,3 +335,89 @@ public sealed class CpuSpanStorageTests
         return y[0];
     }
 }
+
+/// <summary>
+/// Storage for the backward ops: "load, compute in float32, round once" means the fp16/bf16 result is bit for bit the
+/// float32 op's result on the widened inputs, rounded to the format (NaN payloads aside). The float32 results are
+/// checked against the reference by BackwardTests; this checks the storage path adds exactly one rounding.
+/// </summary>
+public sealed class StorageBackwardTests(AcceleratorKind kind) : AcceleratorTest(kind)
+{
+    static IEnumerable<TestCaseData> ActivationsByFormat =>
+        from f in Format16.All from c in OpTable.Activations
+        select new TestCaseData(f, c).SetArgDisplayNames(f.Name, c.ToString());
+
+    static ushort[] RoundAll(Format16 f, float[] values) => values.Select(v => f.Round(v)).ToArray();
+
+    /// <summary>Runs <paramref name="op"/> on float32 copies and on 16-bit buffers; asserts the latter is the former rounded.</summary>
+    void AssertOneRounding(Format16 f, ushort[][] inputs, Action<BufferView<float>[]> floatOp, Action<object[]> storedOp, string what)
+    {
+        var floats = inputs.Select(b => Acc.Allocate<float>(b.Select(f.ToFloat).ToArray())).ToArray();
+        object[] stored = inputs.Select(b => f == Format16.Half
+            ? (object)Acc.Allocate<Half>(b.Select(BitConverter.UInt16BitsToHalf).ToArray())
+            : Acc.Allocate<BFloat16>(b.Select(BFloat16.FromBits).ToArray())).ToArray();
+        try
+        {
+            floatOp([.. floats.Select(b => b.View)]);
+            storedOp(stored);
+            float[] expected = floats[^1].ToArray();
+            ushort[] actual = stored[^1] switch
+            {
+                DeviceBuffer<Half> h => h.ToArray().Select(BitConverter.HalfToUInt16Bits).ToArray(),
+                DeviceBuffer<BFloat16> b => b.ToArray().Select(v => v.Bits).ToArray(),
+                _ => throw new InvalidOperationException(),
+            };
+            for (int i = 0; i < actual.Length; i++)
+            {
+                ushort e = f.Round(expected[i]);
+                bool same = float.IsNaN(expected[i]) ? float.IsNaN(f.ToFloat(actual[i])) : actual[i] == e;
+                if (!same) Assert.Fail($"{what} ({f}) element {i}: stored {f.ToFloat(actual[i]):R}, float32 result {expected[i]:R} rounds to {f.ToFloat(e):R}");
+            }
+        }
+        finally
+        {
+            foreach (var b in floats) b.Dispose();
+            foreach (var b in stored) ((IDisposable)b).Dispose();
+        }
+    }
+
+    [TestCaseSource(nameof(ActivationsByFormat))]
+    public void BackwardIsTheFloatResultRoundedOnce(Format16 f, ActivationCase c)
+    {
+        ushort[] x = RoundAll(f, TestData.Values(1031, 41)), dy = RoundAll(f, TestData.Logits(1031, 42, 4f));
+        AssertOneRounding(f, [x, dy, new ushort[x.Length]],
+            v => Acc.ActivationBackward(c.Activation, v[0], v[1], v[2]),
+            s =>
+            {
+                if (s[0] is DeviceBuffer<Half> h) Acc.ActivationBackward(c.Activation, h, (DeviceBuffer<Half>)s[1], (DeviceBuffer<Half>)s[2]);
+                else Acc.ActivationBackward(c.Activation, (DeviceBuffer<BFloat16>)s[0], (DeviceBuffer<BFloat16>)s[1], (DeviceBuffer<BFloat16>)s[2]);
+            }, c + " backward");
+        if (!c.Activation.HasOutputDerivative) return;
+        AssertOneRounding(f, [x, dy, new ushort[x.Length]],
+            v => Acc.ActivationBackwardFromOutput(c.Activation, v[0], v[1], v[2]),
+            s =>
+            {
+                if (s[0] is DeviceBuffer<Half> h) Acc.ActivationBackwardFromOutput(c.Activation, h, (DeviceBuffer<Half>)s[1], (DeviceBuffer<Half>)s[2]);
+                else Acc.ActivationBackwardFromOutput(c.Activation, (DeviceBuffer<BFloat16>)s[0], (DeviceBuffer<BFloat16>)s[1], (DeviceBuffer<BFloat16>)s[2]);
+            }, c + " backward from output");
+    }
+
+    [TestCaseSource(typeof(Format16), nameof(Format16.All))]
+    public void PReluBackwardIsTheFloatResultRoundedOnce(Format16 f)
+    {
+        const int channels = 5;
+        ushort[] x = RoundAll(f, TestData.Values(channels * 97, 43)), dy = RoundAll(f, TestData.Logits(channels * 97, 44, 4f));
+        float[] alpha = [0.25f, -0.5f, 0.75f, 1.5f, 0.01f];
+        using var a = Acc.Allocate<float>(alpha);
+        using var floatDAlpha = Acc.Allocate<float>(channels);
+        using var storedDAlpha = Acc.Allocate<float>(channels);
+        AssertOneRounding(f, [x, dy, new ushort[x.Length]],
+            v => Acc.PReluBackward(v[0], a, v[1], v[2], floatDAlpha),
+            s =>
+            {
+                if (s[0] is DeviceBuffer<Half> h) Acc.PReluBackward(h, a, (DeviceBuffer<Half>)s[1], (DeviceBuffer<Half>)s[2], storedDAlpha);
+                else Acc.PReluBackward((DeviceBuffer<BFloat16>)s[0], a, (DeviceBuffer<BFloat16>)s[1], (DeviceBuffer<BFloat16>)s[2], storedDAlpha);
+            }, "prelu backward");
+        Assert.That(storedDAlpha.ToArray(), Is.EqualTo(floatDAlpha.ToArray()), "dAlpha (float32) is the same sum of the same widened values");
+    }
+}

@@ -167,6 +167,99 @@ public abstract class Accelerator : IDisposable
         KeepAlive(tx, ta, ty);
     }
 
+    /// <summary>
+    /// The backward pass of an activation: dx = dy * f'(x) elementwise, with PyTorch's derivatives (ReLU'(0) = 0,
+    /// Leaky ReLU'(0) = alpha, ...); NaN in x or dy gives NaN. <paramref name="dx"/> may be <paramref name="x"/> or
+    /// <paramref name="dy"/> (in place).
+    /// </summary>
+    /// <param name="activation">The activation the forward pass applied (with the same parameters).</param>
+    /// <param name="x">The forward pass's input.</param>
+    /// <param name="dy">The gradient of the loss with respect to the output, as long as <paramref name="x"/>.</param>
+    /// <param name="dx">The gradient with respect to the input, as long as <paramref name="x"/>.</param>
+    public void ActivationBackward(Activation activation, BufferView<float> x, BufferView<float> dy, BufferView<float> dx)
+        => BackwardCore(activation, false, x, dy, dx, nameof(x));
+
+    /// <summary>The activation's backward pass on fp16 storage: computed in float32, dx rounded once to fp16.</summary>
+    /// <inheritdoc cref="ActivationBackward(Activation, BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void ActivationBackward(Activation activation, BufferView<Half> x, BufferView<Half> dy, BufferView<Half> dx)
+        => BackwardCore(activation, false, x, dy, dx, nameof(x));
+
+    /// <summary>The activation's backward pass on bf16 storage: computed in float32, dx rounded once to bf16.</summary>
+    /// <inheritdoc cref="ActivationBackward(Activation, BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void ActivationBackward(Activation activation, BufferView<BFloat16> x, BufferView<BFloat16> dy, BufferView<BFloat16> dx)
+        => BackwardCore(activation, false, x, dy, dx, nameof(x));
+
+    void BackwardCore<T>(Activation activation, bool fromOutput, BufferView<T> input, BufferView<T> dy, BufferView<T> dx, string inputName) where T : unmanaged
+    {
+        if (fromOutput) CheckOutputDerivative(activation); else ArgumentNullException.ThrowIfNull(activation);
+        CheckBackward(input, dy, dx, inputName);
+        var (ti, tdy, tdx) = (TensorArg.Of(input, inputName), TensorArg.Of(dy), TensorArg.Of(dx));
+        if (input.Length > 0) RunActivationBackward(activation, fromOutput, ti, tdy, tdx);
+        KeepAlive(ti, tdy, tdx);
+    }
+
+    /// <summary>
+    /// The backward pass from the forward pass's output y = f(x), where that is exact and cheaper
+    /// (<see cref="Activation.HasOutputDerivative"/>): dx = dy * f'(x), e.g. dy y (1 - y) for sigmoid. Lets the
+    /// forward pass overwrite its input. <paramref name="dx"/> may be <paramref name="y"/> or <paramref name="dy"/>.
+    /// </summary>
+    /// <param name="activation">The activation; <see cref="Activation.HasOutputDerivative"/> must hold.</param>
+    /// <param name="y">The forward pass's output.</param>
+    /// <param name="dy">The gradient with respect to the output, as long as <paramref name="y"/>.</param>
+    /// <param name="dx">The gradient with respect to the input, as long as <paramref name="y"/>.</param>
+    /// <exception cref="ArgumentException">The activation has no derivative in terms of its output.</exception>
+    public void ActivationBackwardFromOutput(Activation activation, BufferView<float> y, BufferView<float> dy, BufferView<float> dx)
+        => BackwardCore(activation, true, y, dy, dx, nameof(y));
+
+    /// <summary>The backward pass from the output on fp16 storage: computed in float32, dx rounded once to fp16.</summary>
+    /// <inheritdoc cref="ActivationBackwardFromOutput(Activation, BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void ActivationBackwardFromOutput(Activation activation, BufferView<Half> y, BufferView<Half> dy, BufferView<Half> dx)
+        => BackwardCore(activation, true, y, dy, dx, nameof(y));
+
+    /// <summary>The backward pass from the output on bf16 storage: computed in float32, dx rounded once to bf16.</summary>
+    /// <inheritdoc cref="ActivationBackwardFromOutput(Activation, BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void ActivationBackwardFromOutput(Activation activation, BufferView<BFloat16> y, BufferView<BFloat16> dy, BufferView<BFloat16> dx)
+        => BackwardCore(activation, true, y, dy, dx, nameof(y));
+
+    /// <summary>
+    /// PReLU's backward pass: dx = x &lt; 0 ? alpha[c] dy : dy (NaN x gives NaN), and the slopes' gradient
+    /// dAlpha[c] = the sum over rows of (x &lt; 0 ? x dy : 0), overwriting <paramref name="dAlpha"/>; c = i % alpha.Length.
+    /// The sums are deterministic (the same inputs give the same bits on a device; on the CPU they are accumulated in
+    /// double). <paramref name="dx"/> may be <paramref name="x"/> or <paramref name="dy"/>.
+    /// </summary>
+    /// <param name="x">The forward pass's input, a whole number of rows of alpha.Length channels.</param>
+    /// <param name="alpha">The per-channel slopes (at least one).</param>
+    /// <param name="dy">The gradient with respect to the output, as long as <paramref name="x"/>.</param>
+    /// <param name="dx">The gradient with respect to the input, as long as <paramref name="x"/>.</param>
+    /// <param name="dAlpha">The gradient with respect to the slopes, as long as <paramref name="alpha"/>; disjoint from every other argument.</param>
+    public void PReluBackward(BufferView<float> x, BufferView<float> alpha, BufferView<float> dy, BufferView<float> dx, BufferView<float> dAlpha)
+        => PReluBackwardCore(x, alpha, dy, dx, dAlpha);
+
+    /// <summary>PReLU's backward pass on fp16 storage (float32 slopes and dAlpha); dx rounded once to fp16.</summary>
+    /// <inheritdoc cref="PReluBackward(BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void PReluBackward(BufferView<Half> x, BufferView<float> alpha, BufferView<Half> dy, BufferView<Half> dx, BufferView<float> dAlpha)
+        => PReluBackwardCore(x, alpha, dy, dx, dAlpha);
+
+    /// <summary>PReLU's backward pass on bf16 storage (float32 slopes and dAlpha); dx rounded once to bf16.</summary>
+    /// <inheritdoc cref="PReluBackward(BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void PReluBackward(BufferView<BFloat16> x, BufferView<float> alpha, BufferView<BFloat16> dy, BufferView<BFloat16> dx, BufferView<float> dAlpha)
+        => PReluBackwardCore(x, alpha, dy, dx, dAlpha);
+
+    void PReluBackwardCore<T>(BufferView<T> x, BufferView<float> alpha, BufferView<T> dy, BufferView<T> dx, BufferView<float> dAlpha) where T : unmanaged
+    {
+        CheckBackward(x, dy, dx, nameof(x));
+        Guard.On(this, alpha, nameof(alpha));
+        Guard.On(this, dAlpha, nameof(dAlpha));
+        CheckPReluShape(x.Length, alpha.Length);
+        Guard.Length(dAlpha.Length, alpha.Length, nameof(dAlpha), "alpha.Length");
+        var (tx, ta, tdy, tdx, tda) = (TensorArg.Of(x), TensorArg.Of(alpha), TensorArg.Of(dy), TensorArg.Of(dx), TensorArg.Of(dAlpha));
+        Guard.NoPartialOverlap(ta, tdx, nameof(alpha), nameof(dx));
+        foreach (var (t, name) in new[] { (tx, nameof(x)), (ta, nameof(alpha)), (tdy, nameof(dy)), (tdx, nameof(dx)) })
+            Guard.Disjoint(t, tda, name, nameof(dAlpha));
+        RunPReluBackward(tx, ta, tdy, tdx, tda); // also with no rows: dAlpha is then zeros
+        KeepAlive(tx, ta, tdy, tdx, tda);
+    }
+
     /// <summary>A gated unit in one pass: y = act(gate) * up, with gate, up and y of equal length.</summary>
     public void Glu(GatedUnit unit, BufferView<float> gate, BufferView<float> up, BufferView<float> y) => GluCore(unit, gate, up, y);
 
@@ -287,6 +380,25 @@ public abstract class Accelerator : IDisposable
         SynchronizeCore();
     }
 
+    /// <summary>Throws, naming <c>activation</c>, unless it is non-null and has a derivative in terms of its output.</summary>
+    internal static void CheckOutputDerivative(Activation activation)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        if (!activation.HasOutputDerivative)
+            throw new ArgumentException(
+                $"{activation} has no derivative in terms of its output; call ActivationBackward with the input x instead. "
+                + "HasOutputDerivative holds for Sigmoid, Tanh, Relu, Relu6, Selu, and LeakyRelu and Elu with alpha > 0.", nameof(activation));
+    }
+
+    /// <summary>The checks of a backward op: input, dy and dx on this accelerator, of one length, dx in place or disjoint.</summary>
+    void CheckBackward<T>(BufferView<T> input, BufferView<T> dy, BufferView<T> dx, string inputName) where T : unmanaged
+    {
+        CheckInOut(input, dx, inputName, nameof(dx));
+        CheckInOut(dy, dx, nameof(dy), nameof(dx));
+        Guard.SameLength(input.Length, dy.Length, inputName, nameof(dy));
+        Guard.SameLength(input.Length, dx.Length, inputName, nameof(dx));
+    }
+
     internal static void CheckPReluShape(long length, long channels)
     {
         if (channels < 1) throw new ArgumentException("alpha is empty; PReLU needs one slope per channel (at least one).", "alpha");
@@ -313,11 +425,9 @@ public abstract class Accelerator : IDisposable
     /// handles (a host pointer, a cl_mem); without this, a buffer referenced only by a view argument could be
     /// finalized, and its memory freed, while the kernel still reads it.
     /// </summary>
-    private protected static void KeepAlive(TensorArg a, TensorArg b, TensorArg c = default)
+    private protected static void KeepAlive(params ReadOnlySpan<TensorArg> tensors)
     {
-        GC.KeepAlive(a.Storage);
-        GC.KeepAlive(b.Storage);
-        GC.KeepAlive(c.Storage);
+        foreach (TensorArg t in tensors) GC.KeepAlive(t.Storage);
     }
 
     private protected void ThrowIfDisposed()
@@ -330,6 +440,9 @@ public abstract class Accelerator : IDisposable
     private protected abstract BufferStorage WrapStorage(nint nativeHandle, long bytes);
     private protected abstract void RunActivation(Activation activation, TensorArg x, TensorArg y);
     private protected abstract void RunPRelu(TensorArg x, TensorArg alpha, TensorArg y);
+    /// <summary>dx = dy * f'(x), from x or (<paramref name="fromOutput"/>) from y = f(x) passed as <paramref name="input"/>.</summary>
+    private protected abstract void RunActivationBackward(Activation activation, bool fromOutput, TensorArg input, TensorArg dy, TensorArg dx);
+    private protected abstract void RunPReluBackward(TensorArg x, TensorArg alpha, TensorArg dy, TensorArg dx, TensorArg dAlpha);
     private protected abstract void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d);
     private protected abstract void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log);
     private protected abstract void SynchronizeCore();

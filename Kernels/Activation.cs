@@ -110,6 +110,18 @@ public sealed class Activation : IEquatable<Activation>
         return new(ActivationKind.Softplus, beta: beta, threshold: threshold);
     }
 
+    /// <summary>
+    /// Whether the derivative can be computed from the output y = f(x) alone, exactly and more cheaply than from x
+    /// (<see cref="Accelerator.ActivationBackwardFromOutput(Activation, BufferView{float}, BufferView{float}, BufferView{float})"/>): sigmoid (y (1 - y)), tanh (1 - y^2), ReLU, ReLU6, SELU,
+    /// and Leaky ReLU and ELU with alpha &gt; 0 (the output then has the input's sign).
+    /// </summary>
+    public bool HasOutputDerivative => Kind switch
+    {
+        ActivationKind.Sigmoid or ActivationKind.Tanh or ActivationKind.Relu or ActivationKind.Relu6 or ActivationKind.Selu => true,
+        ActivationKind.LeakyRelu or ActivationKind.Elu => Alpha > 0f,
+        _ => false,
+    };
+
     /// <summary>Every activation with its default parameters, in <see cref="ActivationKind"/> order.</summary>
     public static IReadOnlyList<Activation> All { get; } =
     [

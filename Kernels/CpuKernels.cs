@@ -27,6 +27,48 @@ public static unsafe class CpuKernels
         fixed (float* px = x, pa = alpha, py = y) if (x.Length > 0) CpuOps.PRelu(px, pa, alpha.Length, py, x.Length);
     }
 
+    /// <summary>dx = dy * f'(x) elementwise (<see cref="Accelerator.ActivationBackward(Activation, BufferView{float}, BufferView{float}, BufferView{float})"/>); dx may be x or dy.</summary>
+    public static void ActivationBackward(Activation activation, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        Backward(activation, false, x, dy, dx, nameof(x));
+    }
+
+    /// <summary>dx = dy * f'(x) from the output y = f(x) (<see cref="Accelerator.ActivationBackwardFromOutput(Activation, BufferView{float}, BufferView{float}, BufferView{float})"/>); dx may be y or dy.</summary>
+    /// <exception cref="ArgumentException">The activation has no derivative in terms of its output (<see cref="Activation.HasOutputDerivative"/>).</exception>
+    public static void ActivationBackwardFromOutput(Activation activation, ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        Accelerator.CheckOutputDerivative(activation);
+        Backward(activation, true, y, dy, dx, nameof(y));
+    }
+
+    static void Backward(Activation activation, bool fromOutput, ReadOnlySpan<float> input, ReadOnlySpan<float> dy, Span<float> dx, string inputName)
+    {
+        InOut(input, dx, inputName, nameof(dx));
+        InOut(dy, dx, nameof(dy), nameof(dx));
+        Guard.SameLength(input.Length, dy.Length, inputName, nameof(dy));
+        fixed (float* pa = input, pg = dy, pd = dx) if (dx.Length > 0) CpuOps.ActivationBackward(activation, fromOutput, pa, pg, pd, dx.Length);
+    }
+
+    /// <summary>
+    /// PReLU's backward pass (<see cref="Accelerator.PReluBackward(BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float})"/>): dx = x &lt; 0 ? alpha[c] dy : dy and
+    /// dAlpha[c] = the sum over rows of (x &lt; 0 ? x dy : 0), accumulated in double; dx may be x or dy.
+    /// </summary>
+    public static void PReluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> alpha, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dAlpha)
+    {
+        InOut(x, dx, nameof(x), nameof(dx));
+        InOut(dy, dx, nameof(dy), nameof(dx));
+        Guard.SameLength(x.Length, dy.Length, nameof(x), nameof(dy));
+        Accelerator.CheckPReluShape(x.Length, alpha.Length);
+        Guard.Length(dAlpha.Length, alpha.Length, nameof(dAlpha), "alpha.Length");
+        Guard.NoPartialOverlap(alpha, dx, nameof(alpha), nameof(dx));
+        Guard.Disjoint(x, dAlpha, nameof(x), nameof(dAlpha));
+        Guard.Disjoint(alpha, dAlpha, nameof(alpha), nameof(dAlpha));
+        Guard.Disjoint(dy, dAlpha, nameof(dy), nameof(dAlpha));
+        Guard.Disjoint(dx, dAlpha, nameof(dx), nameof(dAlpha));
+        fixed (float* px = x, pa = alpha, pg = dy, pd = dx, pda = dAlpha) CpuOps.PReluBackward(px, pa, pg, pd, pda, alpha.Length, x.Length);
+    }
+
     /// <summary>A gated unit in one pass: y = act(gate) * up.</summary>
     public static void Glu(GatedUnit unit, ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y)
     {

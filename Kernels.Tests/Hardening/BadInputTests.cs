@@ -105,6 +105,14 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
         ],
         ["Softmax"] = [("x", 13, "x", ["x has 13", "rows * cols = 3 * 4 = 12"]), ("y", 11, "y", ["y has 11", "= 12"])],
         ["LogSoftmax"] = [("x", 13, "x", ["x has 13", "rows * cols = 3 * 4 = 12"]), ("y", 11, "y", ["y has 11", "= 12"])],
+        ["ActivationBackward"] = [("x", 13, "dy", ["dy has 12", "x has 13"]), ("dy", 11, "dy", ["dy has 11", "x has 12"]), ("dx", 13, "dx", ["dx has 13", "x has 12"])],
+        ["ActivationBackwardFromOutput"] = [("y", 13, "dy", ["dy has 12", "y has 13"]), ("dy", 11, "dy", ["dy has 11", "y has 12"]), ("dx", 13, "dx", ["dx has 13", "y has 12"])],
+        ["PReluBackward"] =
+        [
+            ("x", 13, "dy", ["dy has 12", "x has 13"]), ("dx", 11, "dx", ["dx has 11", "x has 12"]),
+            ("alpha", 5, "x", ["12", "alpha's 5 channels"]), ("alpha", 0, "alpha", ["alpha is empty"]),
+            ("dAlpha", 4, "dAlpha", ["dAlpha has 4", "alpha.Length = 3"]),
+        ],
     };
 
     /// <summary>Shapes every shaped op must reject (the views keep their valid lengths, 3 x 4).</summary>
@@ -144,7 +152,7 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
                 yield return new(op, Fault.Length, view, typeof(ArgumentException), named, says, NewLength: length);
             foreach (var input in op.Inputs)
             {
-                string[] says = op.Name == "GluPacked" ? ["y overlaps packed", "separate output"] : [$"y partially overlaps {input.Name}", "exactly its input"];
+                string[] says = op.Name == "GluPacked" ? ["y overlaps packed", "separate output"] : [$"{op.Output} partially overlaps {input.Name}", "exactly its input"];
                 yield return new(op, Fault.OverlapOutputInside, input.Name, typeof(ArgumentException), op.Output, says);
                 yield return new(op, Fault.OverlapInputInside, input.Name, typeof(ArgumentException), op.Output, says);
             }
@@ -155,7 +163,7 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
             }
             if (op.HasUnit)
                 yield return new(op, Fault.UnknownUnit, "unit", typeof(ArgumentOutOfRangeException), "unit", ["unit must be one of", "SwiGlu"]);
-            if (op.Name == "Apply")
+            if (op.HasActivation)
                 yield return new(op, Fault.NullActivation, "activation", typeof(ArgumentNullException), "activation", ["activation"]);
         }
     }
@@ -214,7 +222,7 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
             case Fault.OverlapInputInside:
             {
                 // Input and output in one buffer, overlapping by half of the first one.
-                long inLength = op.Views.Single(v => v.Name == call.Target).Length, outLength = op.Views.Single(v => v.IsOutput).Length;
+                long inLength = op.Views.Single(v => v.Name == call.Target).Length, outLength = op.Views.First(v => v.IsOutput).Length;
                 var shared = Add(built, Acc, Contents(inLength + outLength + 2 * Guard, output: true, seed));
                 (long inAt, long outAt) = call.Fault == Fault.OverlapOutputInside ? (Guard, Guard + inLength / 2) : (Guard + outLength / 2, Guard);
                 built.Args.Views[call.Target] = shared.Slice(inAt, inLength);
@@ -273,7 +281,7 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
     [TestCaseSource(nameof(InPlaceOps))]
     public void ExactInPlaceIsAcceptedAndMatchesOutOfPlace(OpCall op)
     {
-        foreach (var input in op.Inputs.Where(i => i.Length == op.Views.Single(v => v.IsOutput).Length))
+        foreach (var input in op.Inputs.Where(i => i.Length == op.Views.First(v => v.IsOutput).Length))
         {
             using var built = Build(new BadCall(op, Fault.None, "", typeof(Exception), "", []));
             op.Invoke(Acc, built.Args);

@@ -29,7 +29,10 @@ public sealed record OpCall(string Name, ViewSpec[] Views, long Rows, long Cols,
 {
     public bool IsShaped => RowsName is not null;
     public bool HasUnit => Name.StartsWith("Glu", StringComparison.Ordinal);
-    public string Output => Views.Single(v => v.IsOutput).Name;
+    /// <summary>The output the overlap and in-place cases pair the inputs with (PReluBackward's dx; its dAlpha is a second output).</summary>
+    public string Output => Views.First(v => v.IsOutput).Name;
+    /// <summary>Whether the op takes an <see cref="Activation"/> (and must reject null).</summary>
+    public bool HasActivation => Name is "Apply" or "ActivationBackward" or "ActivationBackwardFromOutput";
     public IEnumerable<ViewSpec> Inputs => Views.Where(v => !v.IsOutput);
     public override string ToString() => Name;
 }
@@ -40,7 +43,7 @@ public static class OpCalls
     static ViewSpec In(string name, long length) => new(name, length, false);
     static ViewSpec Out(string name, long length) => new(name, length, true);
 
-    /// <summary>Apply, PRelu, Glu, SwiGlu, GluPacked, Softmax, LogSoftmax.</summary>
+    /// <summary>Apply, PRelu, Glu, SwiGlu, GluPacked, Softmax, LogSoftmax and the backward ops.</summary>
     public static IReadOnlyList<OpCall> All { get; } =
     [
         new("Apply", [In("x", 12), Out("y", 12)], 0, 0, null, null, (a, v) => a.Apply(v.Activation, v["x"], v["y"])),
@@ -50,6 +53,13 @@ public static class OpCalls
         new("GluPacked", [In("packed", 24), Out("y", 12)], 3, 4, "rows", "d", (a, v) => a.GluPacked(v.Unit, v["packed"], v["y"], v.Rows, v.Cols)),
         new("Softmax", [In("x", 12), Out("y", 12)], 3, 4, "rows", "cols", (a, v) => a.Softmax(v["x"], v["y"], v.Rows, v.Cols)),
         new("LogSoftmax", [In("x", 12), Out("y", 12)], 3, 4, "rows", "cols", (a, v) => a.LogSoftmax(v["x"], v["y"], v.Rows, v.Cols)),
+        new("ActivationBackward", [In("x", 12), In("dy", 12), Out("dx", 12)], 0, 0, null, null,
+            (a, v) => a.ActivationBackward(v.Activation, v["x"], v["dy"], v["dx"])),
+        // The output form takes sigmoid (the default GELU has none); a null activation stays null for that fault.
+        new("ActivationBackwardFromOutput", [In("y", 12), In("dy", 12), Out("dx", 12)], 0, 0, null, null,
+            (a, v) => a.ActivationBackwardFromOutput(v.Activation is null ? null! : Activation.Sigmoid, v["y"], v["dy"], v["dx"])),
+        new("PReluBackward", [In("x", 12), In("alpha", 3), In("dy", 12), Out("dx", 12), Out("dAlpha", 3)], 0, 0, null, null,
+            (a, v) => a.PReluBackward(v["x"], v["alpha"], v["dy"], v["dx"], v["dAlpha"])),
     ];
 
     /// <summary>The op named <paramref name="name"/>.</summary>

@@ -30,14 +30,30 @@ internal readonly struct GeluOp : IActivationOp
         3.16991E-06f, 4.0180373E-07f, -2.6305082E-07f, 3.168302E-08f,
     ];
 
+    /// <summary>1 / sqrt(2 pi), the standard normal density at 0.</summary>
+    const float InvSqrt2Pi = 0.398942280401432678f;
+
+    /// <summary>G(a) = erfc(a/sqrt2) e^(a^2/2) for a &gt;= 0 (0 at a = +inf).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    static TV Tail<TV>(TV a) where TV : unmanaged, ISimd<TV>
     {
-        TV a = Simd.Abs(x);
         TV near = VectorMath.Polynomial(TV.Fma(a, TV.Create(0.8f), TV.Create(-1f)), NearTail);
         TV u = TV.Create(1f) / (TV.Create(1f) + a);
         TV far = u * VectorMath.Polynomial(TV.Fma(u, TV.Create(9.041667f), TV.Create(-1.5833334f)), FarTail);
-        TV g = TV.Select(TV.LessThan(a, TV.Create(2.5f)), near, far);
+        return TV.Select(TV.LessThan(a, TV.Create(2.5f)), near, far);
+    }
+
+    /// <summary>G(a) as device code: declares and sets <c>float g</c> from <c>float a</c>.</summary>
+    static string DeviceTail { get; } = $$"""
+        float g;
+        if (a < 2.5f) { float v = fma(a, 0.8f, -1.0f); g = {{DeviceMath.Horner("v", NearTail)}}; }
+        else { float u = 1.0f / (1.0f + a); float v = fma(u, 9.041667f, -1.5833334f); g = u * {{DeviceMath.Horner("v", FarTail)}}; }
+        """;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV g = Tail(Simd.Abs(x));
 
         // -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 or x there).
         TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-20f));
@@ -53,19 +69,47 @@ internal readonly struct GeluOp : IActivationOp
         return TV.Select(Simd.IsNaN(x), x, result);
     }
 
+    /// <summary>
+    /// GELU'(x) = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi). With t = e^(-x^2/2) (exact argument, as above)
+    /// and Phi(-a) = G(a) t / 2: below zero t (x / sqrt(2 pi) + G/2), above 1 + t (x / sqrt(2 pi) - G/2) (no 1 - Phi
+    /// cancellation). The only cancellation left is at the derivative's zero near x = -0.7518, inherent to the value.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        // Beyond |x| = 20, t = 0: the derivative is 0 or 1 (the infinities included).
+        TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-20f));
+        TV halfG = Tail(Simd.Abs(xc)) * TV.Create(0.5f);
+        TV negative = TV.LessThan(x, TV.Create(0f));
+        TV c = TV.Fma(xc, TV.Create(InvSqrt2Pi), TV.Select(negative, halfG, -halfG));
+        TV sqHi = VectorMath.TwoProduct(xc * TV.Create(0.5f), xc, out TV sqLo);
+        TV t = VectorMath.ScaledExp(-sqHi, -sqLo, c);
+        return VectorMath.KeepNaN(x, TV.Select(negative, t, t + TV.Create(1f)));
+    }
+
     public static string Name => "gelu";
 
     public static string DeviceBody { get; } = $$"""
         if (x != x || x == GA_INFINITY) return x;
         if (x < -20.0f) return -0.0f;
         float a = fabs(x);
-        float g;
-        if (a < 2.5f) { float v = fma(a, 0.8f, -1.0f); g = {{DeviceMath.Horner("v", NearTail)}}; }
-        else { float u = 1.0f / (1.0f + a); float v = fma(u, 9.041667f, -1.5833334f); g = u * {{DeviceMath.Horner("v", FarTail)}}; }
+        {{DeviceTail}}
         float xc = fmin(x, 20.0f);
         float sqLo;
         float sqHi = ga_two_product(0.5f * xc, xc, &sqLo);
         if (x < 0.0f) return ga_scaled_exp(0.5f * x * g, -sqHi, -sqLo);
         return fma(-x, ga_scaled_exp(0.5f * g, -sqHi, -sqLo), x);
+        """;
+
+    public static string DeviceDerivativeBody { get; } = $$"""
+        if (x != x) return x;
+        float xc = fmax(fmin(x, 20.0f), -20.0f);
+        float a = fabs(xc);
+        {{DeviceTail}}
+        float c = fma(xc, 0.398942280401432678f, x < 0.0f ? 0.5f * g : -0.5f * g);
+        float sqLo;
+        float sqHi = ga_two_product(0.5f * xc, xc, &sqLo);
+        float t = ga_scaled_exp(c, -sqHi, -sqLo);
+        return x < 0.0f ? t : 1.0f + t;
         """;
 }

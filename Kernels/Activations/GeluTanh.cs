@@ -16,8 +16,9 @@ internal readonly struct GeluTanhOp : IActivationOp
     const float K1Hi = 0.07135481387376785f;
     const float K1Lo = 2.3988324659995897e-09f;
 
+    /// <summary>2u = K0 x + K1 x^3 as hi (returned) + <paramref name="lo"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    static TV TwoU<TV>(TV x, out TV lo) where TV : unmanaged, ISimd<TV>
     {
         TV sq = VectorMath.TwoProduct(x, x, out TV sqLo);
         TV cube = VectorMath.TwoProduct(x, sq, out TV cubeLo);
@@ -30,12 +31,28 @@ internal readonly struct GeluTanhOp : IActivationOp
         TV s = a + b;
         TV bb = s - a;
         TV e = (a - (s - bb)) + (b - bb);
-        TV lo = e + aLo + bLo;
+        lo = e + aLo + bLo;
         lo &= TV.LessThan(Simd.Abs(s), TV.Create(float.PositiveInfinity));
+        return s;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV s = TwoU(x, out TV lo);
         return VectorMath.TimesSigmoid(x, s, lo);
     }
+
+    /// <summary>d/dx [x sigmoid(2u)] = sigmoid(2u) + x sigmoid'(2u) (K0 + 3 K1 x^2).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV s = TwoU(x, out TV lo);
+        return VectorMath.TimesSigmoidDerivative(x, s, lo, TV.Fma(TV.Create(3f * K1Hi) * x, x, TV.Create(K0Hi)));
+    }
     public static string Name => "gelu_tanh";
-    public static string DeviceBody => """
+    /// <summary>2u as device code: declares <c>float s</c> and <c>float lo</c> from <c>float x</c>.</summary>
+    const string DeviceTwoU = """
         float sqLo, cubeLo, aLo, bLo;
         float sq = ga_two_product(x, x, &sqLo);
         float cube = ga_two_product(x, sq, &cubeLo);
@@ -47,6 +64,9 @@ internal readonly struct GeluTanhOp : IActivationOp
         float s = a + b;
         float bb = s - a;
         float lo = ((a - (s - bb)) + (b - bb)) + aLo + bLo;
-        return ga_times_sigmoid(x, s, isfinite(s) ? lo : 0.0f);
+        lo = isfinite(s) ? lo : 0.0f;
         """;
+    public static string DeviceBody => DeviceTwoU + "\nreturn ga_times_sigmoid(x, s, lo);";
+    public static string DeviceDerivativeBody =>
+        DeviceTwoU + "\nreturn ga_times_sigmoid_grad(x, s, lo, fma(0.21406444162130356f * x, x, 1.5957691669464111328125f));";
 }

@@ -3,7 +3,8 @@ using GpuActivations.Cpu;
 
 namespace GpuActivations.Activations;
 
-/// <summary>hard_swish(x) = x relu6(x + 3) / 6 (Howard et al., MobileNetV3; PyTorch's hardswish).</summary>
+/// <summary>hard_swish(x) = x relu6(x + 3) / 6 (Howard et al., MobileNetV3; PyTorch's hardswish).
+/// Its derivative, as PyTorch's: 0 below -3, 1 above 3, (2x + 3) / 6 on [-3, 3] (-1/2 and 3/2 at the ends).</summary>
 internal readonly struct HardSwishOp : IActivationOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -12,6 +13,14 @@ internal readonly struct HardSwishOp : IActivationOp
         TV mid = x * (x + TV.Create(3f)) / TV.Create(6f);
         return TV.Select(TV.LessThanOrEqual(x, TV.Create(-3f)), TV.Create(0f), TV.Select(TV.GreaterThanOrEqual(x, TV.Create(3f)), x, mid));
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        // (2x + 3) / 6: 2x + 3 is exact for x in [-3, -0.75] (Sterbenz), where the derivative crosses 0.
+        TV mid = (x + x + TV.Create(3f)) / TV.Create(6f);
+        return TV.Select(TV.LessThan(x, TV.Create(-3f)), TV.Create(0f), TV.Select(TV.GreaterThan(x, TV.Create(3f)), TV.Create(1f), mid));
+    }
     public static string Name => "hard_swish";
     public static string DeviceBody => "return x <= -3.0f ? 0.0f : (x >= 3.0f ? x : x * (x + 3.0f) / 6.0f);";
+    public static string DeviceDerivativeBody => "return x < -3.0f ? 0.0f : (x > 3.0f ? 1.0f : (x + x + 3.0f) / 6.0f);";
 }

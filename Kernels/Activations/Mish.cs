@@ -26,9 +26,32 @@ internal readonly struct MishOp : IActivationOp
         }
         return result;
     }
+    /// <summary>
+    /// mish'(x) = tanh(sp) + x sech^2(sp) sigmoid(x), sp = softplus(x). With e = e^x and n = e (e + 2):
+    /// tanh(sp) = n / (n + 2) and sech^2(sp) sigmoid(x) = 4 e (1 + e) / (n + 2)^2 (as 1 + n = (1 + e)^2).
+    /// Above 20 it is 1 in float; below -80 it is e^x (1 + x) rounded once; x is clamped at -100 so that -inf gives 0, not -inf * 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-100f));
+        TV e = VectorMath.Exp(xc);
+        TV n = e * (e + TV.Create(2f));
+        TV q = TV.Create(1f) / (n + TV.Create(2f));
+        TV result = TV.Fma(TV.Create(4f) * xc * e * (e + TV.Create(1f)), q * q, n / (n + TV.Create(2f)));
+        // Far left both terms are e^x to float precision: e^x (1 + x) rounded once, normal where e^x is not.
+        TV farLeft = TV.LessThan(x, TV.Create(-80f));
+        if (TV.Any(farLeft)) result = TV.Select(farLeft, VectorMath.ScaledExp(xc, TV.Create(0f), xc + TV.Create(1f)), result);
+        return VectorMath.KeepNaN(x, TV.Select(TV.GreaterThan(x, TV.Create(20f)), TV.Create(1f), result));
+    }
     public static string Name => "mish";
     public static string DeviceBody =>
         "if (x > 20.0f) return x;" +
         " if (x < -80.0f) return ga_scaled_exp(x, x, 0.0f);" +
         " float e = exp(x); float n = e * (e + 2.0f); return x * (n / (n + 2.0f));";
+    public static string DeviceDerivativeBody =>
+        "if (x != x) return x; if (x > 20.0f) return 1.0f; float xc = fmax(x, -100.0f);" +
+        " if (xc < -80.0f) return ga_scaled_exp(xc + 1.0f, xc, 0.0f);" +
+        " float e = ga_exp_hilo(xc, 0.0f); float n = e * (e + 2.0f); float q = 1.0f / (n + 2.0f);" +
+        " return fma(4.0f * xc * e * (e + 1.0f), q * q, n / (n + 2.0f));";
 }

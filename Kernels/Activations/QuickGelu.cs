@@ -6,6 +6,7 @@ namespace GpuActivations.Activations;
 /// <summary>
 /// quick_gelu(x) = x sigmoid(1.702 x) (the CLIP approximation). 1.702 is not a float: it is split
 /// hi + lo and the product carried exactly, as for <see cref="SwishOp"/>.
+/// Its derivative is sigmoid(1.702 x) + 1.702 x sigmoid'(1.702 x) (the slope's rounding moves the second term by 1.3e-8 relative).
 /// </summary>
 internal readonly struct QuickGeluOp : IActivationOp
 {
@@ -18,8 +19,17 @@ internal readonly struct QuickGeluOp : IActivationOp
         TV hi = VectorMath.TwoProduct(TV.Create(CoefficientHi), x, out TV lo);
         return VectorMath.TimesSigmoid(x, hi, TV.Fma(TV.Create(CoefficientLo), x, lo));
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV hi = VectorMath.TwoProduct(TV.Create(CoefficientHi), x, out TV lo);
+        return VectorMath.TimesSigmoidDerivative(x, hi, TV.Fma(TV.Create(CoefficientLo), x, lo), TV.Create(CoefficientHi));
+    }
     public static string Name => "quick_gelu";
     public static string DeviceBody =>
         "float lo; float hi = ga_two_product(1.70200002193450927734375f, x, &lo);" +
         " return ga_times_sigmoid(x, hi, fma(-2.1934509319976314e-08f, x, lo));";
+    public static string DeviceDerivativeBody =>
+        "float lo; float hi = ga_two_product(1.70200002193450927734375f, x, &lo);" +
+        " return ga_times_sigmoid_grad(x, hi, fma(-2.1934509319976314e-08f, x, lo), 1.70200002193450927734375f);";
 }

@@ -3,11 +3,19 @@ using GpuActivations.Cpu;
 
 namespace GpuActivations.Activations;
 
-/// <summary>sigmoid(x) = 1 / (1 + e^-x). e^-x is exact in its argument, so the result is within ~2 ulp.</summary>
+/// <summary>sigmoid(x) = 1 / (1 + e^-x). e^-x is exact in its argument, so the result is within ~2 ulp.
+/// sigmoid'(x) = e^-|x| / (1 + e^-|x|)^2, which keeps its relative accuracy for large |x| where s (1 - s) cannot.</summary>
 internal readonly struct SigmoidOp : IActivationOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.Sigmoid(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.SigmoidSlope(x, TV.Create(0f));
+    /// <summary>y (1 - y): 1 - y is exact for y &gt;= 1/2, so this is the exact derivative at the stored y to ~1 ulp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV> => y * (TV.Create(1f) - y);
     public static string Name => "sigmoid";
     public static string DeviceBody => "return 1.0f / (1.0f + exp(-x));";
+    public static string DeviceDerivativeBody => "return ga_sigmoid_slope(x, 0.0f);";
+    public static string DeviceOutputDerivativeBody => "return y * (1.0f - y);";
 }

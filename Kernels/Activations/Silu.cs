@@ -3,11 +3,14 @@ using GpuActivations.Cpu;
 
 namespace GpuActivations.Activations;
 
-/// <summary>silu(x) = x sigmoid(x); silu(-inf) = -0, the limit.</summary>
+/// <summary>silu(x) = x sigmoid(x); silu(-inf) = -0, the limit. silu'(x) = sigmoid(x) + x sigmoid'(x).</summary>
 internal readonly struct SiluOp : IActivationOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.TimesSigmoid(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.TimesSigmoidDerivative(x, x, TV.Create(0f), TV.Create(1f));
     public static string Name => "silu";
     public static string DeviceBody => "return ga_times_sigmoid(x, x, 0.0f);";
+    public static string DeviceDerivativeBody => "return ga_times_sigmoid_grad(x, x, 0.0f, 1.0f);";
 }

@@ -7,6 +7,7 @@ namespace GpuActivations.Activations;
 /// softplus(x) = ln(1 + e^(beta x)) / beta, and x where beta x &gt; threshold (PyTorch's definition and defaults
 /// beta = 1, threshold = 20), as max(z, 0) + ln(1 + e^-|z|) with z = beta x so no threshold can make it overflow.
 /// beta x is carried exactly (hi + lo) into the exponential.
+/// softplus'(x) = sigmoid(beta x) below the threshold, 1 above (PyTorch).
 /// </summary>
 internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
 {
@@ -20,10 +21,19 @@ internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
         TV soft = TV.Select(negative, log1p, hi + (lo + log1p)) / TV.Create(beta);
         return TV.Select(TV.GreaterThan(hi, TV.Create(threshold)), x, soft);
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
+        return TV.Select(TV.GreaterThan(hi, TV.Create(threshold)), TV.Create(1f), VectorMath.Sigmoid(hi, lo));
+    }
     public static string Name => "softplus";
     public static string DeviceBody =>
         "float lo; float hi = ga_two_product(beta, x, &lo);" +
         " if (hi > threshold) return x;" +
         " float l = log1p(ga_exp_hilo(-fabs(hi), hi < 0.0f ? lo : -lo));" +
         " return (hi < 0.0f ? l : hi + (lo + l)) / beta;";
+    public static string DeviceDerivativeBody =>
+        "float lo; float hi = ga_two_product(beta, x, &lo);" +
+        " return hi > threshold ? 1.0f : 1.0f / (1.0f + ga_exp_hilo(-hi, -lo));";
 }

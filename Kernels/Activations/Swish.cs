@@ -6,6 +6,7 @@ namespace GpuActivations.Activations;
 /// <summary>
 /// swish(x) = x sigmoid(beta x). beta x is carried exactly (hi + lo): its rounding would otherwise be
 /// multiplied by |beta x| in e^(-beta x), hundreds of ulp for large negative x.
+/// swish'(x) = sigmoid(beta x) + x beta sigmoid'(beta x).
 /// </summary>
 internal readonly struct SwishOp(float beta) : IActivationOp
 {
@@ -17,6 +18,15 @@ internal readonly struct SwishOp(float beta) : IActivationOp
         TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
         return VectorMath.TimesSigmoid(x, hi, lo);
     }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        if (beta == 0f) return VectorMath.KeepNaN(x, TV.Create(0.5f));
+        TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
+        return VectorMath.TimesSigmoidDerivative(x, hi, lo, TV.Create(beta));
+    }
     public static string Name => "swish";
     public static string DeviceBody => "if (beta == 0.0f) return 0.5f * x; float lo; float hi = ga_two_product(beta, x, &lo); return ga_times_sigmoid(x, hi, lo);";
+    public static string DeviceDerivativeBody =>
+        "if (beta == 0.0f) return x != x ? x : 0.5f; float lo; float hi = ga_two_product(beta, x, &lo); return ga_times_sigmoid_grad(x, hi, lo, beta);";
 }

@@ -3,11 +3,19 @@ using GpuActivations.Cpu;
 
 namespace GpuActivations.Activations;
 
-/// <summary>tanh(x); see <see cref="VectorMath.Tanh{TV}"/> for the two regimes.</summary>
+/// <summary>tanh(x); see <see cref="VectorMath.Tanh{TV}"/> for the two regimes.
+/// tanh'(x) = 4 e^-2|x| / (1 + e^-2|x|)^2 = 4 sigmoid'(2x): 1 - tanh^2 would lose every digit for large |x|.</summary>
 internal readonly struct TanhOp : IActivationOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.Tanh(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV> => TV.Create(4f) * VectorMath.SigmoidSlope(x + x, TV.Create(0f));
+    /// <summary>1 - y^2 with one rounding (FMA).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV> => TV.Fma(-y, y, TV.Create(1f));
     public static string Name => "tanh";
     public static string DeviceBody => "return tanh(x);";
+    public static string DeviceDerivativeBody => "return 4.0f * ga_sigmoid_slope(2.0f * x, 0.0f);";
+    public static string DeviceOutputDerivativeBody => "return fma(-y, y, 1.0f);";
 }

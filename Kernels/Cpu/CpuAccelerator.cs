@@ -68,6 +68,19 @@ internal sealed unsafe class CpuAccelerator : Accelerator
                 (p, n) => CpuOps.Glu(unit, false, (float*)p[0], (float*)p[1], (float*)p[2], 1, n));
     }
 
+    private protected override void RunActivationBackward(Activation activation, bool fromOutput, TensorArg input, TensorArg dy, TensorArg dx)
+        => Staging.Run(input.Length, [StagedTensor.In(input, 1), StagedTensor.In(dy, 1), StagedTensor.Out(dx, 1)],
+            (p, n) => CpuOps.ActivationBackward(activation, fromOutput, (float*)p[0], (float*)p[1], (float*)p[2], n));
+
+    // dAlpha sums over every row, so the 16-bit case is staged as one tile (float32 copies of x, dy and dx) rather than per tile.
+    private protected override void RunPReluBackward(TensorArg x, TensorArg alpha, TensorArg dy, TensorArg dx, TensorArg dAlpha)
+    {
+        long channels = alpha.Length, rows = x.Length / channels;
+        Staging.Run(rows, [StagedTensor.In(x, channels), StagedTensor.In(alpha, 0), StagedTensor.In(dy, channels), StagedTensor.Out(dx, channels), StagedTensor.Out(dAlpha, 0)],
+            (p, n) => CpuOps.PReluBackward((float*)p[0], (float*)p[1], (float*)p[2], (float*)p[3], (float*)p[4], channels, n * channels),
+            singleTile: true);
+    }
+
     private protected override void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log)
         => Staging.Run(rows, [StagedTensor.In(x, cols), StagedTensor.Out(y, cols)],
             (p, n) => SoftmaxCpu.Run((float*)p[0], (float*)p[1], n, cols, log));

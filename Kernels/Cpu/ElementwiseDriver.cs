@@ -17,6 +17,20 @@ internal readonly struct GatedOp<TAct>(TAct activation) : IBinaryOp where TAct :
     public TV Invoke<TV>(TV gate, TV up) where TV : unmanaged, ISimd<TV> => activation.Invoke(gate) * up;
 }
 
+/// <summary>The backward pass of an activation from its input: dx = dy * f'(x) (a = x, b = dy).</summary>
+internal readonly struct BackwardOp<TAct>(TAct activation) : IBinaryOp where TAct : struct, IActivationOp
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV x, TV dy) where TV : unmanaged, ISimd<TV> => dy * activation.Derivative(x);
+}
+
+/// <summary>The backward pass from the output: dx = dy * f'(x) computed from y = f(x) (a = y, b = dy).</summary>
+internal readonly struct OutputBackwardOp<TAct>(float alpha) : IBinaryOp where TAct : struct, IActivationOp
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV y, TV dy) where TV : unmanaged, ISimd<TV> => dy * TAct.OutputDerivative(y, alpha);
+}
+
 /// <summary>PReLU: x &lt; 0 ? alpha x : x, NaN propagating.</summary>
 internal readonly struct PReluOp : IBinaryOp
 {
@@ -29,8 +43,12 @@ internal readonly struct PReluOneSlopeOp(float slope) : IActivationOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => new PReluOp().Invoke(x, TV.Create(slope));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
+        => VectorMath.KeepNaN(x, TV.Select(TV.LessThan(x, TV.Create(0f)), TV.Create(slope), TV.Create(1f)));
     public static string Name => "prelu_one_slope";
     public static string DeviceBody => "return x < 0.0f ? alpha * x : x;";
+    public static string DeviceDerivativeBody => "return x != x ? x : (x < 0.0f ? alpha : 1.0f);";
 }
 
 /// <summary>x * factor (softmax's final normalisation).</summary>
@@ -38,8 +56,11 @@ internal readonly struct ScaleOp(float factor) : IActivationOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => x * TV.Create(factor);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.KeepNaN(x, TV.Create(factor));
     public static string Name => "scale";
     public static string DeviceBody => "return x * alpha;";
+    public static string DeviceDerivativeBody => "return x != x ? x : alpha;";
 }
 
 /// <summary>(x - max) - ln(sum), log-softmax's final pass; x - max first, so large logits lose nothing.</summary>
@@ -47,8 +68,12 @@ internal readonly struct LogSoftmaxOp(float max, float logSum) : IActivationOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => (x - TV.Create(max)) - TV.Create(logSum);
+    /// <summary>1: the pass is a shift by constants (the row's max and log-sum are held fixed).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.KeepNaN(x, TV.Create(1f));
     public static string Name => "log_softmax_finish";
     public static string DeviceBody => "return (x - alpha) - beta;";
+    public static string DeviceDerivativeBody => "return x != x ? x : 1.0f;";
 }
 
 /// <summary>

@@ -29,13 +29,16 @@ internal static unsafe class Staging
     /// <summary>Elements per tensor a tile aims for: 16 KiB of floats, so a few tensors' tiles sit in L1/L2.</summary>
     const long TileElements = 4096;
 
-    /// <summary>Runs <paramref name="kernel"/> over <paramref name="rows"/> rows in float32 tiles, split across cores when large.</summary>
-    public static void Run(long rows, StagedTensor[] tensors, TileKernel kernel)
+    /// <summary>
+    /// Runs <paramref name="kernel"/> over <paramref name="rows"/> rows in float32 tiles, split across cores when large; with
+    /// <paramref name="singleTile"/>, as one tile of every row (for kernels that reduce over rows, like PReLU's dAlpha).
+    /// </summary>
+    public static void Run(long rows, StagedTensor[] tensors, TileKernel kernel, bool singleTile = false)
     {
-        if (rows == 0) return;
-        if (Array.TrueForAll(tensors, t => t.Type == StorageType.Float32))
+        if (rows == 0 || Array.TrueForAll(tensors, t => t.Type == StorageType.Float32))
         {
-            // Nothing to convert: the float32 kernel takes the whole op and splits it across cores itself.
+            // Nothing to convert: the float32 kernel takes the whole op and splits it across cores itself (with no rows it
+            // reads no tensor data, but may still write per-op results such as PReLU's zero dAlpha).
             Span<nint> direct = stackalloc nint[tensors.Length];
             for (int i = 0; i < tensors.Length; i++) direct[i] = tensors[i].Pointer;
             kernel(direct, rows);
@@ -43,8 +46,8 @@ internal static unsafe class Staging
         }
         long widest = 1;
         foreach (var t in tensors) widest = Math.Max(widest, t.RowLength);
-        long tileRows = Math.Max(1, TileElements / widest);
-        int parts = (int)Math.Min(CpuParallel.Parts(rows * widest), rows);
+        long tileRows = singleTile ? rows : Math.Max(1, TileElements / widest);
+        int parts = singleTile ? 1 : (int)Math.Min(CpuParallel.Parts(rows * widest), rows);
         CpuParallel.For(rows, parts, (start, count) => Part(tensors, kernel, start, count, tileRows), alignment: 1);
     }
 

@@ -195,6 +195,41 @@ internal static class VectorMath
         return result;
     }
 
+    /// <summary>
+    /// sigmoid'(s) = sigmoid(s) sigmoid(-s) for s = hi + lo, as e / (1 + e)^2 with e = e^-|s|: no cancellation at
+    /// either end (s (1 - s) loses 1 - s for large s), 0 at the infinities, NaN for NaN.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV SigmoidSlope<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        TV e = Exp(-Simd.Abs(hi), TV.Select(TV.LessThan(hi, TV.Create(0f)), lo, -lo));
+        TV r = TV.Create(1f) / (TV.Create(1f) + e);
+        return e * r * r;
+    }
+
+    /// <summary>
+    /// d/dx [x sigmoid(s)] where s = hi + lo and ds/dx = <paramref name="slope"/>: sigmoid(s) + x slope sigmoid'(s),
+    /// both from one e = e^-|s|. Where sigmoid'(s) is 0 (infinite x) the product is 0, not inf * 0. Below s = -80 both
+    /// terms are e^s to float precision and e^s heads into subnormals while the sum can still be normal, so there it
+    /// is e^s (1 + x slope) rounded once (<see cref="ScaledExp{TV}"/>), as in <see cref="TimesSigmoid{TV}(TV, TV, TV)"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV TimesSigmoidDerivative<TV>(TV x, TV hi, TV lo, TV slope) where TV : unmanaged, ISimd<TV>
+    {
+        TV negative = TV.LessThan(hi, TV.Create(0f));
+        TV e = Exp(-Simd.Abs(hi), TV.Select(negative, lo, -lo));
+        TV r = TV.Create(1f) / (TV.Create(1f) + e);
+        TV d = e * r * r;
+        TV s = TV.Select(negative, e * r, r);
+        TV result = TV.Select(TV.Equal(d, TV.Create(0f)), s, TV.Fma(x * slope, d, s));
+        TV farLeft = TV.LessThan(hi, TV.Create(-80f)) & TV.GreaterThan(hi, TV.Create(float.NegativeInfinity));
+        return TV.Any(farLeft) ? TV.Select(farLeft, ScaledExp(hi, lo, TV.Fma(x, slope, TV.Create(1f))), result) : result;
+    }
+
+    /// <summary>NaN lanes of <paramref name="x"/> pass through; the others take <paramref name="value"/> (derivatives of piecewise ops).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV KeepNaN<TV>(TV x, TV value) where TV : unmanaged, ISimd<TV> => TV.Select(Simd.IsNaN(x), x, value);
+
     /// <summary>The exact product a*b as hi + lo (FMA two-product).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV TwoProduct<TV>(TV a, TV b, out TV lo) where TV : unmanaged, ISimd<TV>

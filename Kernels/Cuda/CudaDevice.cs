@@ -560,6 +560,45 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
     }
 
     /// <inheritdoc />
+    /// <remarks>Grid-stride (<c>ga_unary_backward</c> or <c>ga_unary_backward_out</c>).</remarks>
+    public void UnaryBackward(DeviceActivation activation, bool fromOutput, DeviceRegion input, DeviceRegion dy, DeviceRegion dx, long n,
+        ActivationParameters parameters)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        if (n <= 0)
+            return;
+        CudaModule module = FamilyModule(KernelFamily.UnaryBackward, activation, ProgramStorage.Of(input, dx));
+        Launch(module.Function(fromOutput ? BackwardKernels.UnaryFromOutput : BackwardKernels.Unary), GridStride(n),
+            KernelArgument.Pointer(input.Handle), KernelArgument.Int64(input.ElementOffset),
+            KernelArgument.Pointer(dy.Handle), KernelArgument.Int64(dy.ElementOffset),
+            KernelArgument.Pointer(dx.Handle), KernelArgument.Int64(dx.ElementOffset),
+            KernelArgument.Int64(n),
+            KernelArgument.Float32(parameters.Alpha), KernelArgument.Float32(parameters.Beta), KernelArgument.Float32(parameters.Threshold));
+    }
+
+    /// <inheritdoc />
+    /// <remarks>dAlpha first (one thread per channel, all channels covered), then dx grid-stride; the stream keeps the order.</remarks>
+    public void PReluBackward(DeviceRegion x, DeviceRegion alpha, DeviceRegion dy, DeviceRegion dx, DeviceRegion dAlpha, int channels, long n)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
+        CudaModule module = FamilyModule(KernelFamily.PReluBackward, null, ProgramStorage.Of(x, dx));
+        Launch(module.Function(BackwardKernels.PReluAlpha), new LaunchShape(Blocks(channels, GroupSize, uint.MaxValue / 2), GroupSize),
+            KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
+            KernelArgument.Pointer(dy.Handle), KernelArgument.Int64(dy.ElementOffset),
+            KernelArgument.Int64(n / channels), KernelArgument.Int32(channels),
+            KernelArgument.Pointer(dAlpha.Handle), KernelArgument.Int64(dAlpha.ElementOffset));
+        if (n <= 0)
+            return;
+        Launch(module.Function(BackwardKernels.PRelu), GridStride(n),
+            KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
+            KernelArgument.Pointer(alpha.Handle), KernelArgument.Int64(alpha.ElementOffset),
+            KernelArgument.Int32(channels),
+            KernelArgument.Pointer(dy.Handle), KernelArgument.Int64(dy.ElementOffset),
+            KernelArgument.Pointer(dx.Handle), KernelArgument.Int64(dx.ElementOffset),
+            KernelArgument.Int64(n));
+    }
+
+    /// <inheritdoc />
     /// <remarks>
     /// Separate buffers are one row of rows * d; packed [rows, 2d] passes the buffer twice (up at column d), both with
     /// row stride 2d. <c>ga_glu_vec4</c> when every row of gate, up and y starts on 16 bytes, else <c>ga_glu</c>.

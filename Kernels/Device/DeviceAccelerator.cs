@@ -20,7 +20,7 @@ internal abstract class DeviceAccelerator(AcceleratorInfo info, IDeviceKernels k
 
     readonly struct FormVisitor : IActivationVisitor<DeviceActivation>
     {
-        public DeviceActivation Visit<TOp>(TOp op) where TOp : struct, IActivationOp => new(TOp.Name, TOp.DeviceBody);
+        public DeviceActivation Visit<TOp>(TOp op) where TOp : struct, IActivationOp => new(TOp.Name, TOp.DeviceBody, TOp.DeviceDerivativeBody, TOp.DeviceOutputDerivativeBody);
     }
 
     static DeviceRegion Region(TensorArg t) => new(t.Storage.Handle, t.Offset, t.Type);
@@ -29,12 +29,18 @@ internal abstract class DeviceAccelerator(AcceleratorInfo info, IDeviceKernels k
         => kernels.Unary(DeviceForm(activation), Region(x), Region(y), x.Length,
             new ActivationParameters(activation.Alpha, activation.Beta, activation.Threshold));
 
+    private protected override void RunActivationBackward(Activation activation, bool fromOutput, TensorArg input, TensorArg dy, TensorArg dx)
+        => kernels.UnaryBackward(DeviceForm(activation), fromOutput, Region(input), Region(dy), Region(dx), input.Length,
+            new ActivationParameters(activation.Alpha, activation.Beta, activation.Threshold));
+
+    private protected override void RunPReluBackward(TensorArg x, TensorArg alpha, TensorArg dy, TensorArg dx, TensorArg dAlpha)
+        => kernels.PReluBackward(Region(x), Region(alpha), Region(dy), Region(dx), Region(dAlpha), Channels(alpha), x.Length);
+
+    static int Channels(TensorArg alpha) => alpha.Length <= int.MaxValue ? (int)alpha.Length
+        : throw new ArgumentException($"alpha has {alpha.Length} channels; device PReLU supports at most {int.MaxValue}.", nameof(alpha));
+
     private protected override void RunPRelu(TensorArg x, TensorArg alpha, TensorArg y)
-    {
-        if (alpha.Length > int.MaxValue)
-            throw new ArgumentException($"alpha has {alpha.Length} channels; device PReLU supports at most {int.MaxValue}.", nameof(alpha));
-        kernels.PRelu(Region(x), Region(alpha), (int)alpha.Length, Region(y), x.Length);
-    }
+        => kernels.PRelu(Region(x), Region(alpha), Channels(alpha), Region(y), x.Length);
 
     private protected override void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d)
         => FloatOnly(gate, y).Glu(DeviceForm(GatedUnits.GateActivation(unit)), layout, Region(gate), Region(up), Region(y), rows, d);

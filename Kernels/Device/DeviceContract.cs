@@ -43,9 +43,12 @@ internal readonly record struct ActivationParameters(float Alpha, float Beta, fl
 /// The device form of one activation: <see cref="Name"/> keys the program cache (with the device), and
 /// <see cref="Body"/> is the body of
 /// <c>static inline float ga_activation(float x, float alpha, float beta, float threshold)</c>,
-/// written in the common OpenCL C 1.2 / CUDA C++ dialect of <c>DevicePrelude</c>.
+/// written in the common OpenCL C 1.2 / CUDA C++ dialect of <c>DevicePrelude</c>. <see cref="DerivativeBody"/> is the
+/// body of <c>ga_activation_grad(x, ...)</c> (f'(x)) and <see cref="OutputDerivativeBody"/> that of
+/// <c>ga_activation_grad_out(y, ...)</c> (f'(x) from y = f(x)), null where the activation has none; only the backward
+/// family uses them.
 /// </summary>
-internal sealed record DeviceActivation(string Name, string Body);
+internal sealed record DeviceActivation(string Name, string Body, string? DerivativeBody = null, string? OutputDerivativeBody = null);
 
 /// <summary>The gated-unit layouts: two separate buffers, or one packed [rows, 2*d] buffer (gate half, then up half).</summary>
 internal enum GluLayout { Separate, Packed }
@@ -61,6 +64,18 @@ internal interface IDeviceKernels
 
     /// <summary>y[i] = x[i] &gt;= 0 (or NaN) ? x[i] : alpha[i % channels] * x[i].</summary>
     void PRelu(DeviceRegion x, DeviceRegion alpha, int channels, DeviceRegion y, long n);
+
+    /// <summary>
+    /// dx[i] = dy[i] * f'(input[i]); with <paramref name="fromOutput"/> the input is y = f(x) and the derivative
+    /// <c>ga_activation_grad_out</c>. dx may be the input or dy.
+    /// </summary>
+    void UnaryBackward(DeviceActivation activation, bool fromOutput, DeviceRegion input, DeviceRegion dy, DeviceRegion dx, long n, ActivationParameters parameters);
+
+    /// <summary>
+    /// PReLU's backward over n elements of <paramref name="channels"/> channels: first dAlpha[c] (one work-item per
+    /// channel summing its rows in order: deterministic), then dx (so dx may be x or dy).
+    /// </summary>
+    void PReluBackward(DeviceRegion x, DeviceRegion alpha, DeviceRegion dy, DeviceRegion dx, DeviceRegion dAlpha, int channels, long n);
 
     /// <summary>y[r, j] = act(gate[r, j]) * up[r, j]: separate (gate, up: [rows*d]) or packed (gate is [rows, 2d], up ignored).</summary>
     void Glu(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion y, long rows, long d);

@@ -60,5 +60,24 @@ internal static class DeviceMath
             if (hi < -80.0f) return ga_scaled_exp(x, hi, lo);
             return x / (1.0f + ga_exp_hilo(-hi, -lo));
         }
+        /* sigmoid'(hi + lo) = e / (1 + e)^2 with e = e^-|s| (VectorMath.SigmoidSlope): no cancellation at either end. */
+        GA_DEVICE_FN float ga_sigmoid_slope(float hi, float lo)
+        {
+            float e = ga_exp_hilo(-fabs(hi), hi < 0.0f ? lo : -lo);
+            float r = 1.0f / (1.0f + e);
+            return e * r * r;
+        }
+        /* d/dx [x sigmoid(s)], s = hi + lo, ds/dx = slope: sigmoid(s) + x slope sigmoid'(s) from one exponential;
+           the product is 0 where sigmoid'(s) is (infinite x), not inf * 0; below s = -80, e^s (1 + x slope) rounded
+           once (VectorMath.TimesSigmoidDerivative). */
+        GA_DEVICE_FN float ga_times_sigmoid_grad(float x, float hi, float lo, float slope)
+        {
+            if (hi < -80.0f && isfinite(hi)) return ga_scaled_exp(fma(x, slope, 1.0f), hi, lo);
+            float e = ga_exp_hilo(-fabs(hi), hi < 0.0f ? lo : -lo);
+            float r = 1.0f / (1.0f + e);
+            float d = e * r * r;
+            float s = hi < 0.0f ? e * r : r;
+            return d == 0.0f ? s : fma(x * slope, d, s);
+        }
         """;
 }

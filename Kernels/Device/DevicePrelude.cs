@@ -152,12 +152,31 @@ internal static class DevicePrelude
         """;
 
     /// <summary>
-    /// A whole program: <c>GA_GROUP_SIZE</c>, <c>GA_CPU_DEVICE</c> for CPU devices (kernels may shape loops for
-    /// implementations that vectorise across work-items, like PoCL), the prelude, the activation function (when the kernels use one)
-    /// and the kernels.
+    /// The backward pass's device functions for an activation: <c>float ga_activation_grad(float x, float alpha, float
+    /// beta, float threshold)</c>, f'(x), and <c>ga_activation_grad_out(float y, ...)</c>, f'(x) from y = f(x) (NaN for
+    /// the activations without one; the host never launches it for them).
     /// </summary>
-    public static string Compose(int groupSize, DeviceActivation? activation, string kernels, bool cpuDevice = false, ProgramStorage storage = default) =>
+    public static string DerivativeFunctions(DeviceActivation activation) =>
+        $$"""
+        GA_DEVICE_FN float ga_activation_grad(float x, float alpha, float beta, float threshold)
+        {
+        {{activation.DerivativeBody ?? throw new ArgumentException($"{activation.Name} has no device derivative", nameof(activation))}}
+        }
+        GA_DEVICE_FN float ga_activation_grad_out(float y, float alpha, float beta, float threshold)
+        {
+        {{activation.OutputDerivativeBody ?? "return GA_NAN;"}}
+        }
+
+        """;
+
+    /// <summary>
+    /// A whole program: <c>GA_GROUP_SIZE</c>, <c>GA_CPU_DEVICE</c> for CPU devices (kernels may shape loops for
+    /// implementations that vectorise across work-items, like PoCL), the prelude, the activation's functions (when the
+    /// kernels use one: <paramref name="functions"/>, e.g. <see cref="ActivationFunction"/>, after <c>DeviceMath</c>'s
+    /// helpers) and the kernels.
+    /// </summary>
+    public static string Compose(int groupSize, string? functions, string kernels, bool cpuDevice = false, ProgramStorage storage = default) =>
         $"#define GA_GROUP_SIZE {groupSize}\n" + (cpuDevice ? "#define GA_CPU_DEVICE 1\n" : "") + storage.Defines + Source
-        + (activation is null ? "" : DeviceMath.Source + ActivationFunction(activation))
+        + (functions is null ? "" : DeviceMath.Source + functions)
         + kernels;
 }

@@ -82,10 +82,24 @@ internal static class ElementwiseKernels
     /// y[i] = x[i] &lt; 0 ? alpha[i % channels] * x[i] : x[i] (NaN is not &lt; 0, so it passes through).
     /// The channel is computed with one division per work-item and then stepped along with the loop.
     /// </summary>
-    public const string PReluSource = """
+    public static string PReluSource { get; } = $$"""
         KERNEL void ga_prelu(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL const float* alpha, ga_index alphaOffset,
                              int channels, GLOBAL ga_out_t* y, ga_index yOffset, ga_index n)
         {
+        {{ChannelLoop("""
+                const float v = GA_LOAD_IN(x, xOffset + i);
+                const float a = alpha[alphaOffset + channel];
+                GA_STORE_OUT(y, yOffset + i, v < 0.0f ? a * v : v);
+        """)}}
+        }
+
+        """;
+
+    /// <summary>
+    /// A grid-stride loop over elements i of n (with <c>int channels</c>) that steps each one's channel along: one
+    /// division per work-item, not one per element. <paramref name="body"/> uses <c>i</c> and <c>channel</c>.
+    /// </summary>
+    public static string ChannelLoop(string body) => $$"""
             const ga_index stride = GA_GLOBAL_SIZE(0);
             ga_index i = GA_GLOBAL_ID(0);
             const ga_index c = channels;
@@ -93,13 +107,9 @@ internal static class ElementwiseKernels
             ga_index channel = i % c;
             for (; i < n; i += stride)
             {
-                const float v = GA_LOAD_IN(x, xOffset + i);
-                const float a = alpha[alphaOffset + channel];
-                GA_STORE_OUT(y, yOffset + i, v < 0.0f ? a * v : v);
+        {{body}}
                 channel += step;
                 if (channel >= c) channel -= c;
             }
-        }
-
         """;
 }

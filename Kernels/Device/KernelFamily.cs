@@ -7,8 +7,12 @@ namespace GpuActivations.Device;
 /// </summary>
 internal sealed class KernelFamily
 {
-    KernelFamily(int index, string name, string source, bool takesActivation, IReadOnlyList<string> kernels)
+    readonly Func<DeviceActivation, string> functions;
+
+    KernelFamily(int index, string name, string source, bool takesActivation, IReadOnlyList<string> kernels,
+        Func<DeviceActivation, string>? functions = null)
     {
+        this.functions = functions ?? DevicePrelude.ActivationFunction;
         Index = index;
         Name = name;
         Source = source;
@@ -28,13 +32,20 @@ internal sealed class KernelFamily
     /// <summary>Row-wise softmax and log-softmax: <see cref="SoftmaxKernels.Source"/>.</summary>
     public static KernelFamily Softmax { get; } = new(3, "softmax", SoftmaxKernels.Source, false, SoftmaxKernels.Kernels);
 
+    /// <summary>dx = dy * f'(x), from x or from y = f(x): <see cref="BackwardKernels.UnarySource"/> with the activation's derivatives.</summary>
+    public static KernelFamily UnaryBackward { get; } = new(4, "unary_backward", BackwardKernels.UnarySource, true, BackwardKernels.UnaryKernels,
+        DevicePrelude.DerivativeFunctions);
+
+    /// <summary>PReLU's backward (dx and dAlpha): <see cref="BackwardKernels.PReluSource"/>.</summary>
+    public static KernelFamily PReluBackward { get; } = new(5, "prelu_backward", BackwardKernels.PReluSource, false, BackwardKernels.PReluKernels);
+
     /// <summary>Every family, in <see cref="Index"/> order.</summary>
-    public static IReadOnlyList<KernelFamily> All { get; } = [Unary, PRelu, Glu, Softmax];
+    public static IReadOnlyList<KernelFamily> All { get; } = [Unary, PRelu, Glu, Softmax, UnaryBackward, PReluBackward];
 
     /// <summary>The family's position in <see cref="All"/> (for per-family caches).</summary>
     public int Index { get; }
 
-    /// <summary>The family's name: "unary", "prelu", "glu", "softmax".</summary>
+    /// <summary>The family's name: "unary", "prelu", "glu", "softmax", "unary_backward", "prelu_backward".</summary>
     public string Name { get; }
 
     /// <summary>The kernels' source, without the prelude.</summary>
@@ -48,14 +59,14 @@ internal sealed class KernelFamily
 
     /// <summary>
     /// The whole program for a device whose work-groups have <paramref name="groupSize"/> work-items:
-    /// <see cref="DevicePrelude.Compose"/> of this family's source with <paramref name="activation"/>, which must be
-    /// given exactly when <see cref="TakesActivation"/>.
+    /// <see cref="DevicePrelude.Compose"/> of this family's source with <paramref name="activation"/>'s functions (the
+    /// activation, or its derivatives for the backward family), which must be given exactly when <see cref="TakesActivation"/>.
     /// </summary>
     public string Compose(int groupSize, DeviceActivation? activation, bool cpuDevice = false, ProgramStorage storage = default)
     {
         if (TakesActivation != activation is not null)
             throw new ArgumentException(TakesActivation ? $"the {Name} kernels need an activation" : $"the {Name} kernels take no activation", nameof(activation));
-        return DevicePrelude.Compose(groupSize, activation, Source, cpuDevice, storage);
+        return DevicePrelude.Compose(groupSize, activation is null ? null : functions(activation), Source, cpuDevice, storage);
     }
 
     /// <summary>A label for logs and program names: "unary/gelu", "softmax", "unary/gelu@bf16>bf16".</summary>

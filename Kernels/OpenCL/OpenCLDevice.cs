@@ -293,6 +293,53 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
     }
 
     /// <inheritdoc/>
+    public void UnaryBackward(DeviceActivation activation, bool fromOutput, DeviceRegion input, DeviceRegion dy, DeviceRegion dx, long n,
+        ActivationParameters parameters)
+    {
+        if (n <= 0) return;
+        CompiledProgram program = GetProgram(KernelFamily.UnaryBackward, activation, ProgramStorage.Of(input, dx));
+        string kernel = (fromOutput, FlatLaunches) switch
+        {
+            (false, false) => BackwardKernels.Unary,
+            (false, true) => BackwardKernels.UnaryFlat,
+            (true, false) => BackwardKernels.UnaryFromOutput,
+            (true, true) => BackwardKernels.UnaryFromOutputFlat,
+        };
+        long groups = CeilDiv(n, program.GroupSize);
+        if (!FlatLaunches) groups = Math.Min(groups, _maxGroups);
+        lock (_launchLock)
+        {
+            ThrowIfDisposed();
+            new Launch(this, program.Kernel(kernel))
+                .Arg(input.Handle).Arg(input.ElementOffset).Arg(dy.Handle).Arg(dy.ElementOffset).Arg(dx.Handle).Arg(dx.ElementOffset).Arg(n)
+                .Arg(parameters.Alpha).Arg(parameters.Beta).Arg(parameters.Threshold)
+                .Run1D(groups * program.GroupSize, program.GroupSize);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void PReluBackward(DeviceRegion x, DeviceRegion alpha, DeviceRegion dy, DeviceRegion dx, DeviceRegion dAlpha, int channels, long n)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
+        CompiledProgram program = GetProgram(KernelFamily.PReluBackward, null, ProgramStorage.Of(x, dx));
+        long groups = Math.Min(CeilDiv(Math.Max(n, 1), program.GroupSize), FlatLaunches ? long.MaxValue : _maxGroups);
+        lock (_launchLock)
+        {
+            ThrowIfDisposed();
+            // dAlpha first: it reads x and dy, which dx may overwrite (the queue is in order).
+            new Launch(this, program.Kernel(BackwardKernels.PReluAlpha))
+                .Arg(x.Handle).Arg(x.ElementOffset).Arg(dy.Handle).Arg(dy.ElementOffset).Arg(n / channels).Arg(channels)
+                .Arg(dAlpha.Handle).Arg(dAlpha.ElementOffset)
+                .Run1D(CeilDiv(channels, program.GroupSize) * program.GroupSize, program.GroupSize);
+            if (n > 0)
+                new Launch(this, program.Kernel(BackwardKernels.PRelu))
+                    .Arg(x.Handle).Arg(x.ElementOffset).Arg(alpha.Handle).Arg(alpha.ElementOffset).Arg(channels)
+                    .Arg(dy.Handle).Arg(dy.ElementOffset).Arg(dx.Handle).Arg(dx.ElementOffset).Arg(n)
+                    .Run1D(groups * program.GroupSize, program.GroupSize);
+        }
+    }
+
+    /// <inheritdoc/>
     public void Glu(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion y, long rows, long d)
         => Glu(gateActivation, layout, gate, up, y, rows, d, default);
 
