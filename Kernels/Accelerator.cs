@@ -179,22 +179,142 @@ public abstract class Accelerator : IDisposable
     public void SwiGlu(BufferView<float> gate, BufferView<float> up, BufferView<float> y) => Glu(GatedUnit.SwiGlu, gate, up, y);
 
     /// <summary>
-    /// Row-wise softmax of x [rows, cols], max-subtracted so large logits do not overflow. A row containing NaN
-    /// or +inf, or only -inf, comes out all NaN (as PyTorch); -inf entries of other rows give 0.
+    /// Row-wise softmax of x [rows, cols], max-subtracted so large logits do not overflow, over z = x * scale + mask when
+    /// <paramref name="options"/> give them. A row containing NaN or +inf, or only -inf, comes out all NaN (as PyTorch;
+    /// <see cref="SoftmaxOptions.Safe"/> makes an all -inf row zeros); -inf entries of other rows give 0.
     /// </summary>
-    public void Softmax(BufferView<float> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
+    /// <param name="x">The logits, rows * cols.</param>
+    /// <param name="y">The output, rows * cols; may be <paramref name="x"/> (in place).</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Columns per row (&gt;= 1).</param>
+    /// <param name="options">Scale, mask and safe rows; null: plain softmax.</param>
+    public void Softmax(BufferView<float> x, BufferView<float> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: false, options);
 
-    /// <summary>Row-wise log-softmax of x [rows, cols]: x - max - ln(sum e^(x - max)); special rows as <see cref="Softmax"/> (-inf entries give -inf).</summary>
-    public void LogSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
+    /// <summary>
+    /// Row-wise log-softmax of x [rows, cols]: z - max - ln(sum e^(z - max)) with z = x * scale + mask; special rows as
+    /// <see cref="Softmax"/> (-inf entries give -inf; a safe all -inf row gives -inf).
+    /// </summary>
+    /// <param name="x">The logits, rows * cols.</param>
+    /// <param name="y">The output, rows * cols; may be <paramref name="x"/> (in place).</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Columns per row (&gt;= 1).</param>
+    /// <param name="options">Scale, mask and safe rows; null: plain log-softmax.</param>
+    public void LogSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: true, options);
 
-    void SoftmaxCore(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log)
+    void SoftmaxCore(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log, SoftmaxOptions? options)
     {
         CheckInOut(x, y, nameof(x), nameof(y));
+        long total = CheckRows(rows, cols, (x, nameof(x)), (y, nameof(y)));
+        var input = SoftmaxInput.Plain;
+        if (options is not null)
+        {
+            if (!float.IsFinite(options.Scale) || options.Scale <= 0)
+                throw new ArgumentOutOfRangeException("Scale", options.Scale, "options.Scale must be finite and > 0 (1 for none).");
+            long maskStride = 0;
+            if (options.HasMask)
+            {
+                Guard.On(this, options.Mask, "Mask");
+                long length = options.Mask.Length;
+                if (length != cols && length != total)
+                    throw new ArgumentException(
+                        $"Mask has {length} elements; it must hold cols = {cols} (one row for all rows) or rows * cols = {total} (one per element).", "Mask");
+                maskStride = length == cols && rows != 1 ? 0 : cols;
+                Guard.NoPartialOverlap(options.Mask, y, "Mask", nameof(y));
+            }
+            input = new SoftmaxInput(options.Scale, options.Mask, maskStride, options.Safe);
+        }
+        if (total > 0) RunSoftmax(x, y, rows, cols, log, input);
+        KeepAlive(x, y, input.Mask);
+    }
+
+    /// <summary>
+    /// The gradient of <see cref="Softmax"/>: dx = y * (dy - sum_j dy_j y_j) per row, from the forward output y. If the
+    /// forward used <see cref="SoftmaxOptions.Scale"/>, multiply dx by it to get the gradient with respect to x (the mask
+    /// has gradient dx itself).
+    /// </summary>
+    /// <param name="y">The forward output, rows * cols.</param>
+    /// <param name="dy">The gradient of the loss with respect to y, rows * cols.</param>
+    /// <param name="dx">The gradient with respect to the softmax input, rows * cols; may be <paramref name="dy"/> or <paramref name="y"/> (in place).</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Columns per row (&gt;= 1).</param>
+    public void SoftmaxBackward(BufferView<float> y, BufferView<float> dy, BufferView<float> dx, long rows, long cols)
+        => BackwardCore(y, dy, dx, rows, cols, log: false);
+
+    /// <summary>
+    /// The gradient of <see cref="LogSoftmax"/>: dx = dy - exp(y) * sum_j dy_j per row, from the forward output y (scale:
+    /// as <see cref="SoftmaxBackward"/>).
+    /// </summary>
+    /// <param name="y">The forward output (log-probabilities), rows * cols.</param>
+    /// <param name="dy">The gradient of the loss with respect to y, rows * cols.</param>
+    /// <param name="dx">The gradient with respect to the log-softmax input, rows * cols; may be <paramref name="dy"/> or <paramref name="y"/>.</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Columns per row (&gt;= 1).</param>
+    public void LogSoftmaxBackward(BufferView<float> y, BufferView<float> dy, BufferView<float> dx, long rows, long cols)
+        => BackwardCore(y, dy, dx, rows, cols, log: true);
+
+    void BackwardCore(BufferView<float> y, BufferView<float> dy, BufferView<float> dx, long rows, long cols, bool log)
+    {
+        CheckInOut(dy, dx, nameof(dy), nameof(dx));
+        CheckInOut(y, dx, nameof(y), nameof(dx));
+        long total = CheckRows(rows, cols, (y, nameof(y)), (dy, nameof(dy)), (dx, nameof(dx)));
+        if (total > 0) RunSoftmaxBackward(y, dy, dx, rows, cols, log);
+        KeepAlive(y, dy, dx);
+    }
+
+    /// <summary>
+    /// Cross-entropy from logits, fused per row: the row's log-sum-exp (max-subtracted), its loss and, when
+    /// <paramref name="dLogits"/> is given, its gradient, in one kernel. With eps the label smoothing and C = cols:
+    /// loss_r = (1 - eps)(lse - z_t) + eps/C sum_j (lse - z_j); dLogits = GradientScale (softmax(z) - (1 - eps) onehot(t) - eps/C).
+    /// Rows whose target is <see cref="CrossEntropyOptions.IgnoreIndex"/> get loss 0 and gradient 0. A target outside
+    /// [0, cols) that is not the ignore index, or a row holding NaN or +inf or only -inf, gives a NaN loss and a NaN
+    /// gradient row (devices cannot throw mid-kernel; check <c>float.IsNaN</c> on the losses).
+    /// </summary>
+    /// <param name="logits">The logits z, rows * cols.</param>
+    /// <param name="targets">The class index of each row, rows (or the ignore index).</param>
+    /// <param name="losses">The loss of each row, rows (float; reduce it yourself); disjoint from the other views.</param>
+    /// <param name="dLogits">The gradient, rows * cols; a default view for none; may be <paramref name="logits"/> (the gradient overwrites them).</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Classes (&gt;= 1).</param>
+    /// <param name="options">Ignore index, label smoothing, gradient scale; null: the defaults.</param>
+    public void CrossEntropy(BufferView<float> logits, BufferView<int> targets, BufferView<float> losses, BufferView<float> dLogits,
+        long rows, long cols, CrossEntropyOptions? options = null)
+    {
+        ThrowIfDisposed();
+        options ??= DefaultCrossEntropy;
+        if (!(options.LabelSmoothing >= 0 && options.LabelSmoothing <= 1))
+            throw new ArgumentOutOfRangeException("LabelSmoothing", options.LabelSmoothing, "options.LabelSmoothing must be in [0, 1].");
+        if (!float.IsFinite(options.GradientScale))
+            throw new ArgumentOutOfRangeException("GradientScale", options.GradientScale, "options.GradientScale must be finite.");
+        Guard.On(this, logits, nameof(logits));
+        Guard.On(this, targets, nameof(targets));
+        Guard.On(this, losses, nameof(losses));
+        bool gradient = dLogits.Buffer is not null;
+        if (gradient)
+        {
+            Guard.On(this, dLogits, nameof(dLogits));
+            Guard.NoPartialOverlap(logits, dLogits, nameof(logits), nameof(dLogits));
+            Guard.Disjoint(dLogits, losses, nameof(dLogits), nameof(losses));
+        }
+        Guard.Disjoint(logits, losses, nameof(logits), nameof(losses));
+        long total = CheckRows(rows, cols, (logits, nameof(logits)));
+        if (gradient) Guard.Length(dLogits.Length, total, nameof(dLogits), $"rows * cols = {rows} * {cols}");
+        Guard.Length(targets.Length, rows, nameof(targets), "rows");
+        Guard.Length(losses.Length, rows, nameof(losses), "rows");
+        if (total > 0) RunCrossEntropy(logits, targets, losses, dLogits, rows, cols, options);
+        KeepAlive(logits, losses, dLogits);
+        GC.KeepAlive(targets.Buffer);
+    }
+
+    static readonly CrossEntropyOptions DefaultCrossEntropy = new();
+
+    /// <summary>Checks the shape and that every view holds rows * cols; returns rows * cols.</summary>
+    static long CheckRows(long rows, long cols, params ReadOnlySpan<(BufferView<float> View, string Name)> views)
+    {
         long total = Guard.Shape(rows, cols);
-        Guard.Length(x.Length, total, nameof(x), $"rows * cols = {rows} * {cols}");
-        Guard.Length(y.Length, total, nameof(y), $"rows * cols = {rows} * {cols}");
-        if (total > 0) RunSoftmax(x, y, rows, cols, log);
-        KeepAlive(x, y);
+        foreach (var (view, name) in views) Guard.Length(view.Length, total, name, $"rows * cols = {rows} * {cols}");
+        return total;
     }
 
     /// <summary>Waits until every queued op has finished.</summary>
@@ -248,7 +368,10 @@ public abstract class Accelerator : IDisposable
     private protected abstract void RunActivation(Activation activation, BufferView<float> x, BufferView<float> y);
     private protected abstract void RunPRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y);
     private protected abstract void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d);
-    private protected abstract void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log);
+    private protected abstract void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log, in SoftmaxInput input);
+    private protected abstract void RunSoftmaxBackward(BufferView<float> y, BufferView<float> dy, BufferView<float> dx, long rows, long cols, bool log);
+    private protected abstract void RunCrossEntropy(BufferView<float> logits, BufferView<int> targets, BufferView<float> losses, BufferView<float> dLogits,
+        long rows, long cols, CrossEntropyOptions options);
     private protected abstract void SynchronizeCore();
     /// <summary>Releases the device itself, after every buffer has been freed.</summary>
     private protected virtual void ReleaseDevice() { }

@@ -57,8 +57,16 @@ internal sealed unsafe class CpuAccelerator : Accelerator
     private protected override void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d)
         => CpuOps.Glu(unit, layout == GluLayout.Packed, Pointer(gate), Pointer(up), Pointer(y), rows, d);
 
-    private protected override void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log)
-        => SoftmaxCpu.Run(Pointer(x), Pointer(y), rows, cols, log);
+    private protected override void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log, in SoftmaxInput input)
+        => SoftmaxCpu.Run(Pointer(x), Pointer(y), rows, cols, log, input.Scale, input.HasMask ? Pointer(input.Mask) : null, input.MaskStride, input.Safe);
+
+    private protected override void RunSoftmaxBackward(BufferView<float> y, BufferView<float> dy, BufferView<float> dx, long rows, long cols, bool log)
+        => SoftmaxGradCpu.Backward(Pointer(y), Pointer(dy), Pointer(dx), rows, cols, log);
+
+    private protected override void RunCrossEntropy(BufferView<float> logits, BufferView<int> targets, BufferView<float> losses, BufferView<float> dLogits,
+        long rows, long cols, CrossEntropyOptions options)
+        => SoftmaxGradCpu.CrossEntropy(Pointer(logits), (int*)targets.Buffer.Storage.Handle + targets.Offset, Pointer(losses),
+            dLogits.Buffer is null ? null : Pointer(dLogits), rows, cols, options);
 
     private protected override void SynchronizeCore() { }
 

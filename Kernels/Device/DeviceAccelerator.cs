@@ -23,7 +23,7 @@ internal abstract class DeviceAccelerator(AcceleratorInfo info, IDeviceKernels k
         public DeviceActivation Visit<TOp>(TOp op) where TOp : struct, IActivationOp => new(TOp.Name, TOp.DeviceBody);
     }
 
-    static DeviceRegion Region(BufferView<float> view) => new(view.Buffer.Storage.Handle, view.Offset);
+    static DeviceRegion Region<T>(BufferView<T> view) where T : unmanaged => new(view.Buffer.Storage.Handle, view.Offset);
 
     private protected override void RunActivation(Activation activation, BufferView<float> x, BufferView<float> y)
         => kernels.Unary(DeviceForm(activation), Region(x), Region(y), x.Length,
@@ -39,8 +39,16 @@ internal abstract class DeviceAccelerator(AcceleratorInfo info, IDeviceKernels k
     private protected override void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d)
         => kernels.Glu(DeviceForm(GatedUnits.GateActivation(unit)), layout, Region(gate), Region(up), Region(y), rows, d);
 
-    private protected override void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log)
-        => kernels.Softmax(Region(x), Region(y), rows, cols, log);
+    private protected override void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log, in SoftmaxInput input)
+        => kernels.Softmax(Region(x), Region(y), rows, cols, log,
+            new DeviceSoftmaxInput(input.Scale, input.HasMask ? Region(input.Mask) : default, input.MaskStride, input.HasMask, input.Safe));
+
+    private protected override void RunSoftmaxBackward(BufferView<float> y, BufferView<float> dy, BufferView<float> dx, long rows, long cols, bool log)
+        => kernels.SoftmaxBackward(Region(y), Region(dy), Region(dx), rows, cols, log);
+
+    private protected override void RunCrossEntropy(BufferView<float> logits, BufferView<int> targets, BufferView<float> losses, BufferView<float> dLogits,
+        long rows, long cols, CrossEntropyOptions options)
+        => kernels.CrossEntropy(Region(logits), Region(targets), Region(losses), dLogits.Buffer is null ? null : Region(dLogits), rows, cols, options);
 
     private protected override void SynchronizeCore() => kernels.Synchronize();
 

@@ -28,13 +28,16 @@ internal sealed class KernelFamily
     /// <summary>Row-wise softmax and log-softmax: <see cref="SoftmaxKernels.Source"/>.</summary>
     public static KernelFamily Softmax { get; } = new(3, "softmax", SoftmaxKernels.Source, false, SoftmaxKernels.Kernels);
 
+    /// <summary>Softmax / log-softmax backward and cross-entropy from logits: <see cref="SoftmaxGradKernels.Source"/>.</summary>
+    public static KernelFamily SoftmaxGrad { get; } = new(4, "softmax_grad", SoftmaxGradKernels.Source, false, SoftmaxGradKernels.Kernels);
+
     /// <summary>Every family, in <see cref="Index"/> order.</summary>
-    public static IReadOnlyList<KernelFamily> All { get; } = [Unary, PRelu, Glu, Softmax];
+    public static IReadOnlyList<KernelFamily> All { get; } = [Unary, PRelu, Glu, Softmax, SoftmaxGrad];
 
     /// <summary>The family's position in <see cref="All"/> (for per-family caches).</summary>
     public int Index { get; }
 
-    /// <summary>The family's name: "unary", "prelu", "glu", "softmax".</summary>
+    /// <summary>The family's name: "unary", "prelu", "glu", "softmax", "softmax_grad".</summary>
     public string Name { get; }
 
     /// <summary>The kernels' source, without the prelude.</summary>
