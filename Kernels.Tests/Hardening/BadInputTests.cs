@@ -105,6 +105,8 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
         ],
         ["Softmax"] = [("x", 13, "x", ["x has 13", "rows * cols = 3 * 4 = 12"]), ("y", 11, "y", ["y has 11", "= 12"])],
         ["LogSoftmax"] = [("x", 13, "x", ["x has 13", "rows * cols = 3 * 4 = 12"]), ("y", 11, "y", ["y has 11", "= 12"])],
+        ["SoftmaxBackward"] = [("y", 13, "y", ["y has 13", "rows * cols = 3 * 4 = 12"]), ("dy", 11, "dy", ["dy has 11", "= 12"]), ("dx", 13, "dx", ["dx has 13", "= 12"])],
+        ["LogSoftmaxBackward"] = [("y", 11, "y", ["y has 11", "rows * cols = 3 * 4 = 12"]), ("dy", 13, "dy", ["dy has 13", "= 12"]), ("dx", 11, "dx", ["dx has 11", "= 12"])],
     };
 
     /// <summary>Shapes every shaped op must reject (the views keep their valid lengths, 3 x 4).</summary>
@@ -144,7 +146,7 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
                 yield return new(op, Fault.Length, view, typeof(ArgumentException), named, says, NewLength: length);
             foreach (var input in op.Inputs)
             {
-                string[] says = op.Name == "GluPacked" ? ["y overlaps packed", "separate output"] : [$"y partially overlaps {input.Name}", "exactly its input"];
+                string[] says = op.Name == "GluPacked" ? ["y overlaps packed", "separate output"] : [$"{op.Output} partially overlaps {input.Name}", "exactly its input"];
                 yield return new(op, Fault.OverlapOutputInside, input.Name, typeof(ArgumentException), op.Output, says);
                 yield return new(op, Fault.OverlapInputInside, input.Name, typeof(ArgumentException), op.Output, says);
             }

@@ -40,7 +40,7 @@ public static class OpCalls
     static ViewSpec In(string name, long length) => new(name, length, false);
     static ViewSpec Out(string name, long length) => new(name, length, true);
 
-    /// <summary>Apply, PRelu, Glu, SwiGlu, GluPacked, Softmax, LogSoftmax.</summary>
+    /// <summary>Apply, PRelu, Glu, SwiGlu, GluPacked, Softmax, LogSoftmax, SoftmaxBackward, LogSoftmaxBackward (CrossEntropy, with its int targets and two outputs, has its own cases in BadInputTests).</summary>
     public static IReadOnlyList<OpCall> All { get; } =
     [
         new("Apply", [In("x", 12), Out("y", 12)], 0, 0, null, null, (a, v) => a.Apply(v.Activation, v["x"], v["y"])),
@@ -50,6 +50,8 @@ public static class OpCalls
         new("GluPacked", [In("packed", 24), Out("y", 12)], 3, 4, "rows", "d", (a, v) => a.GluPacked(v.Unit, v["packed"], v["y"], v.Rows, v.Cols)),
         new("Softmax", [In("x", 12), Out("y", 12)], 3, 4, "rows", "cols", (a, v) => a.Softmax(v["x"], v["y"], v.Rows, v.Cols)),
         new("LogSoftmax", [In("x", 12), Out("y", 12)], 3, 4, "rows", "cols", (a, v) => a.LogSoftmax(v["x"], v["y"], v.Rows, v.Cols)),
+        new("SoftmaxBackward", [In("y", 12), In("dy", 12), Out("dx", 12)], 3, 4, "rows", "cols", (a, v) => a.SoftmaxBackward(v["y"], v["dy"], v["dx"], v.Rows, v.Cols)),
+        new("LogSoftmaxBackward", [In("y", 12), In("dy", 12), Out("dx", 12)], 3, 4, "rows", "cols", (a, v) => a.LogSoftmaxBackward(v["y"], v["dy"], v["dx"], v.Rows, v.Cols)),
     ];
 
     /// <summary>The op named <paramref name="name"/>.</summary>
