@@ -20,6 +20,10 @@ public enum OpFamily
     LogSoftmax,
     /// <summary>An activation's backward pass dx = dy * f'(x): reads x and dy, writes dx (3 arrays).</summary>
     Backward,
+    /// <summary>Softmax backward from y and dy: reads 2n, writes n.</summary>
+    SoftmaxBackward,
+    /// <summary>Fused cross-entropy from logits with the gradient: reads n (+ rows targets), writes n (+ rows losses).</summary>
+    CrossEntropy,
 }
 
 /// <summary>A problem size: rows x cols (elementwise ops have one row; packed GLU's cols is d, the output width).</summary>
@@ -46,7 +50,8 @@ public sealed record BenchOp(string Name, OpFamily Family, Activation? Activatio
     /// <summary>Bytes read plus written for <paramref name="shape"/> (the op's contract, not a kernel's passes).</summary>
     public long BytesMoved(Shape shape) => Family switch
     {
-        OpFamily.Glu or OpFamily.GluPacked or OpFamily.Backward => 12 * shape.Elements,
+        OpFamily.Glu or OpFamily.GluPacked or OpFamily.Backward or OpFamily.SoftmaxBackward => 12 * shape.Elements,
+        OpFamily.CrossEntropy => 8 * shape.Elements + 8 * shape.Rows,
         OpFamily.PRelu => 8 * shape.Elements + 4 * PReluChannels(shape.Elements),
         _ => 8 * shape.Elements,
     };
@@ -54,8 +59,8 @@ public sealed record BenchOp(string Name, OpFamily Family, Activation? Activatio
     /// <summary>Whether this op is a gated unit.</summary>
     public bool IsGlu => Family is OpFamily.Glu or OpFamily.GluPacked;
 
-    /// <summary>Whether this op is row-wise (softmax, log-softmax).</summary>
-    public bool IsRowwise => Family is OpFamily.Softmax or OpFamily.LogSoftmax;
+    /// <summary>Whether this op is row-wise (softmax, log-softmax, softmax backward, cross-entropy).</summary>
+    public bool IsRowwise => Family is OpFamily.Softmax or OpFamily.LogSoftmax or OpFamily.SoftmaxBackward or OpFamily.CrossEntropy;
 
     /// <summary>The PReLU channel count used for n elements: the largest power of two up to 4096 dividing n.</summary>
     public static long PReluChannels(long n)
@@ -98,6 +103,8 @@ public static class Catalog
         new("Softmax", OpFamily.Softmax, null, default, default),
         new("LogSoftmax", OpFamily.LogSoftmax, null, default, default),
         .. Activations.Select(a => new BenchOp(a.Activation.Kind + "Backward", OpFamily.Backward, a.Activation, default, a.Reference)),
+        new("SoftmaxBackward", OpFamily.SoftmaxBackward, null, default, default),
+        new("CrossEntropy", OpFamily.CrossEntropy, null, default, default),
     ];
 
     /// <summary>Piecewise-linear ops, held to the ReLU figure (>= 90% of copy bandwidth).</summary>

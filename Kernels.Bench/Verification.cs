@@ -63,6 +63,7 @@ public static class Verification
                 OpFamily.Glu => Glu(accelerator, label, op, x),
                 OpFamily.GluPacked => GluPacked(accelerator, label, op, x),
                 OpFamily.Backward => Backward(accelerator, label, op, x),
+                OpFamily.SoftmaxBackward or OpFamily.CrossEntropy => Gradient(accelerator, label, op, smoke),
                 _ => Rowwise(accelerator, label, op, smoke),
             });
         }
@@ -220,6 +221,97 @@ public static class Verification
         return log
             ? stats.Row(op.Name, label, double.NaN, $"<= {LogSoftmaxAbsolute:0e0} abs + 2 ulp", maxAbsolute: LogSoftmaxAbsolute, ulp: false)
             : stats.Row(op.Name, label, double.NaN, $"<= {SoftmaxRelative:0e0} relative", maxRelative: SoftmaxRelative, ulp: false);
+    }
+
+    /// <summary>
+    /// Softmax backward (both forms) and cross-entropy (label smoothing 0 and 0.1, gradient scale 1 and 1/rows) against the
+    /// reference. Each output's error is measured against its bound (docs/numerics.md): 1e-5 of the reduction's bound
+    /// (backward: y_j (|dy_j| + sum |dy y|), log form |dy_j| + e^y_j sum |dy|; CE gradient: |scale| p_j; CE loss: 1 + |loss|)
+    /// plus two ulps (2.4e-7) of the result, the one-hot term's and eps/C's; max relative is error / |expected| over
+    /// |expected| >= 1e-3, max absolute is over all.
+    /// </summary>
+    static VerifyRow Gradient(Accelerator accelerator, string label, BenchOp op, bool smoke)
+    {
+        (int Rows, int Cols)[] shapes = smoke ? [(9, 100), (1, 200_003), (40, 3)] : [(64, 1000), (1, 262_144), (3, 300_001), (257, 33), (8, 32_000)];
+        var random = new Random(9);
+        double maxRel = 0, maxAbs = 0, worstRatio = 0;
+        long count = 0;
+        string worst = "";
+        bool mismatch = false;
+        void Add(float actual, float expected, double bound, string where)
+        {
+            count++;
+            if (!float.IsFinite(expected) || !float.IsFinite(actual))
+            {
+                if (!(float.IsNaN(expected) ? float.IsNaN(actual) : actual == expected) && !mismatch) { mismatch = true; worst = $"special-value mismatch at {where}: got {actual:R}, expected {expected:R}"; }
+                return;
+            }
+            double error = Math.Abs((double)actual - expected);
+            maxAbs = Math.Max(maxAbs, error);
+            if (Math.Abs(expected) >= 1e-3) maxRel = Math.Max(maxRel, error / Math.Abs(expected));
+            double ratio = error / (1e-5 * bound + 2.4e-7 * Math.Abs(expected) + 1e-38);
+            if (ratio > worstRatio && !mismatch) { worstRatio = ratio; worst = $"{where} ({ratio:0.00} of the bound)"; }
+        }
+        foreach (var (rows, cols) in shapes)
+        {
+            float[] x = new float[rows * cols];
+            for (int i = 0; i < x.Length; i++) x[i] = (random.NextSingle() * 2f - 1f) * (i / cols % 3 == 0 ? 25f : 6f);
+            for (int i = 5; i < x.Length; i += 11) x[i] = float.NegativeInfinity;
+            for (int r = 0; r < rows; r++) x[r * cols] = 0f;
+            float[] dy = new float[x.Length];
+            for (int i = 0; i < dy.Length; i++) dy[i] = random.NextSingle() * 2f - 1f;
+            using var xb = accelerator.Allocate<float>(x);
+            using var db = accelerator.Allocate<float>(dy);
+            using var ob = accelerator.Allocate<float>(x.Length);
+            if (op.Family == OpFamily.SoftmaxBackward)
+            {
+                foreach (bool log in new[] { false, true })
+                {
+                    float[] y = new float[x.Length], expected = new float[x.Length];
+                    ScalarReference.Softmax(x, y, rows, cols, 1f, [], false, log);
+                    xb.CopyFrom(y);
+                    if (log) accelerator.LogSoftmaxBackward(xb, db, ob, rows, cols); else accelerator.SoftmaxBackward(xb, db, ob, rows, cols);
+                    float[] dx = ob.ToArray();
+                    ScalarReference.SoftmaxBackward(y, dy, expected, rows, cols, log);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        double absSum = 0;
+                        for (int j = 0; j < cols; j++) absSum += Math.Abs((double)dy[r * cols + j] * (log ? 1 : y[r * cols + j]));
+                        for (int j = 0; j < cols; j++)
+                        {
+                            int i = r * cols + j;
+                            Add(dx[i], expected[i], log ? Math.Abs(dy[i]) + Math.Exp(y[i]) * absSum : y[i] * (Math.Abs(dy[i]) + absSum),
+                                $"[{rows}x{cols}] {(log ? "log " : "")}row {r}, col {j}");
+                        }
+                    }
+                }
+            }
+            else
+            {
+                int[] targets = Enumerable.Range(0, rows).Select(r => r % 5 == 4 ? -100 : random.Next(cols)).ToArray();
+                using var tb = accelerator.Allocate<int>(targets);
+                using var lb = accelerator.Allocate<float>(rows);
+                float[] p = new float[x.Length];
+                ScalarReference.Softmax(x, p, rows, cols);
+                foreach (var (eps, scale) in new[] { (0f, 1f), (0.1f, 1f / rows) })
+                {
+                    accelerator.CrossEntropy(xb, tb, lb, ob, rows, cols, new CrossEntropyOptions { LabelSmoothing = eps, GradientScale = scale });
+                    float[] losses = lb.ToArray(), grad = ob.ToArray(), expectedLoss = new float[rows], expectedGrad = new float[x.Length];
+                    ScalarReference.CrossEntropy(x, targets, expectedLoss, expectedGrad, rows, cols, -100, eps, scale);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        Add(losses[r], expectedLoss[r], 1 + Math.Abs(expectedLoss[r]), $"[{rows}x{cols}] eps {eps} loss of row {r}");
+                        for (int j = 0; j < cols; j++)
+                        {
+                            int i = r * cols + j;
+                            Add(grad[i], expectedGrad[i], Math.Abs(scale) * p[i], $"[{rows}x{cols}] eps {eps} gradient row {r}, col {j}");
+                        }
+                    }
+                }
+            }
+        }
+        bool pass = !mismatch && worstRatio <= 1;
+        return new VerifyRow(op.Name, label, count, double.NaN, maxRel, maxAbs, "<= 1e-5 of bound + 2 ulp", pass, worst);
     }
 
     static float[] Compute(Accelerator accelerator, float[] x, Action<Accelerator, DeviceBuffer<float>, DeviceBuffer<float>> op)

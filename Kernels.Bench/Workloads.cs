@@ -13,6 +13,7 @@ public sealed class Workload : IDisposable
     readonly DeviceBuffer<float> a;
     readonly DeviceBuffer<float>? b;
     readonly DeviceBuffer<float> y;
+    readonly DeviceBuffer<int>? targets;
     readonly Action run;
 
     /// <summary>The op.</summary>
@@ -62,6 +63,21 @@ public sealed class Workload : IDisposable
                 y = accelerator.Allocate<float>(n);
                 run = () => accelerator.Softmax(a, y, shape.Rows, shape.Cols);
                 break;
+            case OpFamily.SoftmaxBackward:
+                // y: a softmax output; b: the incoming gradient.
+                a = Filled(accelerator, n, random, 10f);
+                accelerator.Softmax(a, a, shape.Rows, shape.Cols);
+                b = Filled(accelerator, n, random, 1f);
+                y = accelerator.Allocate<float>(n);
+                run = () => accelerator.SoftmaxBackward(a, b, y, shape.Rows, shape.Cols);
+                break;
+            case OpFamily.CrossEntropy:
+                a = Filled(accelerator, n, random, 10f);
+                targets = accelerator.Allocate<int>(Enumerable.Range(0, checked((int)shape.Rows)).Select(_ => random.Next(checked((int)shape.Cols))).ToArray());
+                b = accelerator.Allocate<float>(shape.Rows);
+                y = accelerator.Allocate<float>(n);
+                run = () => accelerator.CrossEntropy(a, targets, b, y, shape.Rows, shape.Cols);
+                break;
             default:
                 a = Filled(accelerator, n, random, 10f);
                 y = accelerator.Allocate<float>(n);
@@ -84,6 +100,7 @@ public sealed class Workload : IDisposable
     {
         a.Dispose();
         b?.Dispose();
+        targets?.Dispose();
         y.Dispose();
     }
 

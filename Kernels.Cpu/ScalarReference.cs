@@ -378,7 +378,7 @@ public static partial class ScalarReference
     /// <param name="rows">Number of rows.</param>
     /// <param name="cols">Row length.</param>
     /// <remarks>
-    /// Special rows as for <see cref="Softmax"/>: NaN or +∞ anywhere, or all -∞, gives an all-NaN row;
+    /// Special rows as for <see cref="Softmax(ReadOnlySpan{float}, Span{float}, int, int)"/>: NaN or +∞ anywhere, or all -∞, gives an all-NaN row;
     /// otherwise -∞ entries give -∞.
     /// </remarks>
     /// <exception cref="ArgumentException">x.Length is not rows·cols, or y is too short.</exception>
@@ -388,70 +388,8 @@ public static partial class ScalarReference
 
     // ---------------------------------------------------------------- helpers
 
-    private static void SoftmaxRows(ReadOnlySpan<float> x, Span<float> y, int rows, int cols, bool log)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        long count = (long)rows * cols;
-        if (x.Length != count)
-        {
-            throw new ArgumentException("x must hold rows·cols elements.", nameof(x));
-        }
-
-        RequireDestination(y.Length, count, nameof(y));
-        for (int r = 0; r < rows; r++)
-        {
-            ReadOnlySpan<float> xr = x.Slice(r * cols, cols);
-            Span<float> yr = y.Slice(r * cols, cols);
-
-            // The maximum, and whether the row is degenerate. NaN/+∞ make e^(x - max) meaningless (∞ - ∞),
-            // and an all -∞ row has an empty normalizer (0/0).
-            double max = double.NegativeInfinity;
-            bool undefined = false;
-            for (int j = 0; j < cols; j++)
-            {
-                double v = xr[j];
-                if (double.IsNaN(v) || double.IsPositiveInfinity(v))
-                {
-                    undefined = true;
-                }
-                else if (v > max)
-                {
-                    max = v;
-                }
-            }
-
-            if (undefined || double.IsNegativeInfinity(max))
-            {
-                yr.Fill(float.NaN);
-                continue;
-            }
-
-            // Σ e^(x_j - max): every term is in [0, 1] and the maximum contributes exactly 1, so the sum is in
-            // [1, cols] and cannot overflow or underflow. -∞ entries contribute e^(-∞) = 0.
-            double sum = 0.0;
-            for (int j = 0; j < cols; j++)
-            {
-                sum += Math.Exp(xr[j] - max);
-            }
-
-            if (log)
-            {
-                double logSum = Math.Log(sum);
-                for (int j = 0; j < cols; j++)
-                {
-                    yr[j] = (float)((xr[j] - max) - logSum);
-                }
-            }
-            else
-            {
-                for (int j = 0; j < cols; j++)
-                {
-                    yr[j] = (float)(Math.Exp(xr[j] - max) / sum);
-                }
-            }
-        }
-    }
+    private static void SoftmaxRows(ReadOnlySpan<float> x, Span<float> y, int rows, int cols, bool log) =>
+        Softmax(x, y, rows, cols, 1f, [], safe: false, log);
 
     /// <summary>The gate activation of a GLU variant.</summary>
     private static double GateActivation(GluId op, double g) => op switch

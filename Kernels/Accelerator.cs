@@ -327,50 +327,226 @@ public abstract class Accelerator : IDisposable
     public void SwiGlu(BufferView<BFloat16> gate, BufferView<BFloat16> up, BufferView<BFloat16> y) => GluCore(GatedUnit.SwiGlu, gate, up, y);
 
     /// <summary>
-    /// Row-wise softmax of x [rows, cols], max-subtracted so large logits do not overflow. A row containing NaN
-    /// or +inf, or only -inf, comes out all NaN (as PyTorch); -inf entries of other rows give 0.
+    /// Row-wise softmax of x [rows, cols], max-subtracted so large logits do not overflow, over z = x * scale + mask when
+    /// <paramref name="options"/> give them. A row containing NaN or +inf, or only -inf, comes out all NaN (as PyTorch;
+    /// <see cref="SoftmaxOptions.Safe"/> makes an all -inf row zeros); -inf entries of other rows give 0.
     /// </summary>
-    public void Softmax(BufferView<float> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
+    /// <param name="x">The logits, rows * cols.</param>
+    /// <param name="y">The output, rows * cols; may be <paramref name="x"/> (in place).</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Columns per row (&gt;= 1).</param>
+    /// <param name="options">Scale, mask and safe rows; null: plain softmax.</param>
+    public void Softmax(BufferView<float> x, BufferView<float> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: false, options);
 
     /// <summary>Row-wise softmax on fp16 storage, computed in float32, each probability rounded once to fp16.</summary>
-    public void Softmax(BufferView<Half> x, BufferView<Half> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
+    /// <inheritdoc cref="Softmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>
+    public void Softmax(BufferView<Half> x, BufferView<Half> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: false, options);
 
     /// <summary>Row-wise softmax on bf16 storage, computed in float32, each probability rounded once to bf16.</summary>
-    public void Softmax(BufferView<BFloat16> x, BufferView<BFloat16> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
+    /// <inheritdoc cref="Softmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>
+    public void Softmax(BufferView<BFloat16> x, BufferView<BFloat16> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: false, options);
 
     /// <summary>Row-wise softmax of fp16 logits into float32 probabilities (mixed precision: nothing rounded to fp16).</summary>
-    public void Softmax(BufferView<Half> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
+    /// <inheritdoc cref="Softmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>
+    public void Softmax(BufferView<Half> x, BufferView<float> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: false, options);
 
     /// <summary>Row-wise softmax of bf16 logits into float32 probabilities (mixed precision: nothing rounded to bf16).</summary>
-    public void Softmax(BufferView<BFloat16> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: false);
+    /// <inheritdoc cref="Softmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>
+    public void Softmax(BufferView<BFloat16> x, BufferView<float> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: false, options);
 
-    /// <summary>Row-wise log-softmax of x [rows, cols]: x - max - ln(sum e^(x - max)); special rows as <see cref="Softmax(BufferView{float}, BufferView{float}, long, long)"/> (-inf entries give -inf).</summary>
-    public void LogSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
+    /// <summary>
+    /// Row-wise log-softmax of x [rows, cols]: z - max - ln(sum e^(z - max)) with z = x * scale + mask; special rows as
+    /// <see cref="Softmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/> (-inf entries give -inf; a safe all -inf row gives -inf).
+    /// </summary>
+    /// <param name="x">The logits, rows * cols.</param>
+    /// <param name="y">The output, rows * cols; may be <paramref name="x"/> (in place).</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Columns per row (&gt;= 1).</param>
+    /// <param name="options">Scale, mask and safe rows; null: plain log-softmax.</param>
+    public void LogSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: true, options);
 
     /// <summary>Row-wise log-softmax on fp16 storage, computed in float32, rounded once to fp16.</summary>
-    public void LogSoftmax(BufferView<Half> x, BufferView<Half> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
+    /// <inheritdoc cref="LogSoftmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>
+    public void LogSoftmax(BufferView<Half> x, BufferView<Half> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: true, options);
 
     /// <summary>Row-wise log-softmax on bf16 storage, computed in float32, rounded once to bf16.</summary>
-    public void LogSoftmax(BufferView<BFloat16> x, BufferView<BFloat16> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
+    /// <inheritdoc cref="LogSoftmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>
+    public void LogSoftmax(BufferView<BFloat16> x, BufferView<BFloat16> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: true, options);
 
     /// <summary>Row-wise log-softmax of fp16 logits into float32 (mixed precision).</summary>
-    public void LogSoftmax(BufferView<Half> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
+    /// <inheritdoc cref="LogSoftmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>
+    public void LogSoftmax(BufferView<Half> x, BufferView<float> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: true, options);
 
     /// <summary>Row-wise log-softmax of bf16 logits into float32 (mixed precision).</summary>
-    public void LogSoftmax(BufferView<BFloat16> x, BufferView<float> y, long rows, long cols) => SoftmaxCore(x, y, rows, cols, log: true);
+    /// <inheritdoc cref="LogSoftmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>
+    public void LogSoftmax(BufferView<BFloat16> x, BufferView<float> y, long rows, long cols, SoftmaxOptions? options = null)
+        => SoftmaxCore(x, y, rows, cols, log: true, options);
 
-    void SoftmaxCore<TIn, TOut>(BufferView<TIn> x, BufferView<TOut> y, long rows, long cols, bool log) where TIn : unmanaged where TOut : unmanaged
+    void SoftmaxCore<TIn, TOut>(BufferView<TIn> x, BufferView<TOut> y, long rows, long cols, bool log, SoftmaxOptions? options)
+        where TIn : unmanaged where TOut : unmanaged
     {
         ThrowIfDisposed();
         Guard.On(this, x, nameof(x));
         Guard.On(this, y, nameof(y));
         var (tx, ty) = (TensorArg.Of(x), TensorArg.Of(y));
         Guard.NoPartialOverlap(tx, ty, nameof(x), nameof(y));
+        long total = CheckRows(rows, cols, (tx, nameof(x)), (ty, nameof(y)));
+        var input = SoftmaxInput.Plain;
+        if (options is not null)
+        {
+            if (!float.IsFinite(options.Scale) || options.Scale <= 0)
+                throw new ArgumentOutOfRangeException("Scale", options.Scale, "options.Scale must be finite and > 0 (1 for none).");
+            long maskStride = 0;
+            if (options.HasMask)
+            {
+                Guard.On(this, options.Mask, "Mask");
+                long length = options.Mask.Length;
+                if (length != cols && length != total)
+                    throw new ArgumentException(
+                        $"Mask has {length} elements; it must hold cols = {cols} (one row for all rows) or rows * cols = {total} (one per element).", "Mask");
+                maskStride = length == cols && rows != 1 ? 0 : cols;
+                Guard.NoPartialOverlap(TensorArg.Of(options.Mask), ty, "Mask", nameof(y));
+            }
+            input = new SoftmaxInput(options.Scale, options.HasMask ? TensorArg.Of(options.Mask) : default, maskStride, options.Safe);
+        }
+        if (total > 0) RunSoftmax(tx, ty, rows, cols, log, input);
+        KeepAlive(tx, ty, input.Mask);
+    }
+
+    /// <summary>
+    /// The gradient of <see cref="Softmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>: dx = y * (dy - sum_j dy_j y_j)
+    /// per row, from the forward output y. If the forward used <see cref="SoftmaxOptions.Scale"/>, multiply dx by it to get the
+    /// gradient with respect to x (the mask has gradient dx itself).
+    /// </summary>
+    /// <param name="y">The forward output, rows * cols.</param>
+    /// <param name="dy">The gradient of the loss with respect to y, rows * cols.</param>
+    /// <param name="dx">The gradient with respect to the softmax input, rows * cols; may be <paramref name="dy"/> or <paramref name="y"/> (in place).</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Columns per row (&gt;= 1).</param>
+    public void SoftmaxBackward(BufferView<float> y, BufferView<float> dy, BufferView<float> dx, long rows, long cols)
+        => SoftmaxBackwardCore(y, dy, dx, rows, cols, log: false);
+
+    /// <summary>Softmax's gradient on fp16 storage, computed in float32, dx rounded once to fp16.</summary>
+    /// <inheritdoc cref="SoftmaxBackward(BufferView{float}, BufferView{float}, BufferView{float}, long, long)"/>
+    public void SoftmaxBackward(BufferView<Half> y, BufferView<Half> dy, BufferView<Half> dx, long rows, long cols)
+        => SoftmaxBackwardCore(y, dy, dx, rows, cols, log: false);
+
+    /// <summary>Softmax's gradient on bf16 storage, computed in float32, dx rounded once to bf16.</summary>
+    /// <inheritdoc cref="SoftmaxBackward(BufferView{float}, BufferView{float}, BufferView{float}, long, long)"/>
+    public void SoftmaxBackward(BufferView<BFloat16> y, BufferView<BFloat16> dy, BufferView<BFloat16> dx, long rows, long cols)
+        => SoftmaxBackwardCore(y, dy, dx, rows, cols, log: false);
+
+    /// <summary>
+    /// The gradient of <see cref="LogSoftmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>: dx = dy - exp(y) * sum_j dy_j
+    /// per row, from the forward output y (scale: as <see cref="SoftmaxBackward(BufferView{float}, BufferView{float}, BufferView{float}, long, long)"/>).
+    /// </summary>
+    /// <param name="y">The forward output (log-probabilities), rows * cols.</param>
+    /// <param name="dy">The gradient of the loss with respect to y, rows * cols.</param>
+    /// <param name="dx">The gradient with respect to the log-softmax input, rows * cols; may be <paramref name="dy"/> or <paramref name="y"/>.</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Columns per row (&gt;= 1).</param>
+    public void LogSoftmaxBackward(BufferView<float> y, BufferView<float> dy, BufferView<float> dx, long rows, long cols)
+        => SoftmaxBackwardCore(y, dy, dx, rows, cols, log: true);
+
+    /// <summary>Log-softmax's gradient on fp16 storage, computed in float32, dx rounded once to fp16.</summary>
+    /// <inheritdoc cref="LogSoftmaxBackward(BufferView{float}, BufferView{float}, BufferView{float}, long, long)"/>
+    public void LogSoftmaxBackward(BufferView<Half> y, BufferView<Half> dy, BufferView<Half> dx, long rows, long cols)
+        => SoftmaxBackwardCore(y, dy, dx, rows, cols, log: true);
+
+    /// <summary>Log-softmax's gradient on bf16 storage, computed in float32, dx rounded once to bf16.</summary>
+    /// <inheritdoc cref="LogSoftmaxBackward(BufferView{float}, BufferView{float}, BufferView{float}, long, long)"/>
+    public void LogSoftmaxBackward(BufferView<BFloat16> y, BufferView<BFloat16> dy, BufferView<BFloat16> dx, long rows, long cols)
+        => SoftmaxBackwardCore(y, dy, dx, rows, cols, log: true);
+
+    void SoftmaxBackwardCore<T>(BufferView<T> y, BufferView<T> dy, BufferView<T> dx, long rows, long cols, bool log) where T : unmanaged
+    {
+        CheckInOut(dy, dx, nameof(dy), nameof(dx));
+        CheckInOut(y, dx, nameof(y), nameof(dx));
+        var (ty, tdy, tdx) = (TensorArg.Of(y), TensorArg.Of(dy), TensorArg.Of(dx));
+        long total = CheckRows(rows, cols, (ty, nameof(y)), (tdy, nameof(dy)), (tdx, nameof(dx)));
+        if (total > 0) RunSoftmaxBackward(ty, tdy, tdx, rows, cols, log);
+        KeepAlive(ty, tdy, tdx);
+    }
+
+    /// <summary>
+    /// Cross-entropy from logits, fused per row: the row's log-sum-exp (max-subtracted), its loss and, when
+    /// <paramref name="dLogits"/> is given, its gradient, in one kernel. With eps the label smoothing and C = cols:
+    /// loss_r = (1 - eps)(lse - z_t) + eps/C sum_j (lse - z_j); dLogits = GradientScale (softmax(z) - (1 - eps) onehot(t) - eps/C).
+    /// Rows whose target is <see cref="CrossEntropyOptions.IgnoreIndex"/> get loss 0 and gradient 0. A target outside
+    /// [0, cols) that is not the ignore index, or a row holding NaN or +inf or only -inf, gives a NaN loss and a NaN
+    /// gradient row (devices cannot throw mid-kernel; check <c>float.IsNaN</c> on the losses).
+    /// </summary>
+    /// <param name="logits">The logits z, rows * cols.</param>
+    /// <param name="targets">The class index of each row, rows (or the ignore index).</param>
+    /// <param name="losses">The loss of each row, rows (float; reduce it yourself); disjoint from the other views.</param>
+    /// <param name="dLogits">The gradient, rows * cols; a default view for none; may be <paramref name="logits"/> (the gradient overwrites them).</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Classes (&gt;= 1).</param>
+    /// <param name="options">Ignore index, label smoothing, gradient scale; null: the defaults.</param>
+    public void CrossEntropy(BufferView<float> logits, BufferView<int> targets, BufferView<float> losses, BufferView<float> dLogits,
+        long rows, long cols, CrossEntropyOptions? options = null)
+        => CrossEntropyCore(logits, targets, losses, dLogits, rows, cols, options);
+
+    /// <summary>Cross-entropy from fp16 logits (mixed precision): float32 losses; the gradient, if asked, rounded once to fp16.</summary>
+    /// <inheritdoc cref="CrossEntropy(BufferView{float}, BufferView{int}, BufferView{float}, BufferView{float}, long, long, CrossEntropyOptions?)"/>
+    public void CrossEntropy(BufferView<Half> logits, BufferView<int> targets, BufferView<float> losses, BufferView<Half> dLogits,
+        long rows, long cols, CrossEntropyOptions? options = null)
+        => CrossEntropyCore(logits, targets, losses, dLogits, rows, cols, options);
+
+    /// <summary>Cross-entropy from bf16 logits (mixed precision): float32 losses; the gradient, if asked, rounded once to bf16.</summary>
+    /// <inheritdoc cref="CrossEntropy(BufferView{float}, BufferView{int}, BufferView{float}, BufferView{float}, long, long, CrossEntropyOptions?)"/>
+    public void CrossEntropy(BufferView<BFloat16> logits, BufferView<int> targets, BufferView<float> losses, BufferView<BFloat16> dLogits,
+        long rows, long cols, CrossEntropyOptions? options = null)
+        => CrossEntropyCore(logits, targets, losses, dLogits, rows, cols, options);
+
+    void CrossEntropyCore<T>(BufferView<T> logits, BufferView<int> targets, BufferView<float> losses, BufferView<T> dLogits,
+        long rows, long cols, CrossEntropyOptions? options) where T : unmanaged
+    {
+        ThrowIfDisposed();
+        options ??= DefaultCrossEntropy;
+        if (!(options.LabelSmoothing >= 0 && options.LabelSmoothing <= 1))
+            throw new ArgumentOutOfRangeException("LabelSmoothing", options.LabelSmoothing, "options.LabelSmoothing must be in [0, 1].");
+        if (!float.IsFinite(options.GradientScale))
+            throw new ArgumentOutOfRangeException("GradientScale", options.GradientScale, "options.GradientScale must be finite.");
+        Guard.On(this, logits, nameof(logits));
+        Guard.On(this, targets, nameof(targets));
+        Guard.On(this, losses, nameof(losses));
+        var (tl, tt, tloss) = (TensorArg.Of(logits), new TensorArg(targets.Buffer.Storage, targets.Offset, targets.Length, StorageType.Float32), TensorArg.Of(losses));
+        bool gradient = dLogits.Buffer is not null;
+        TensorArg tdl = default;
+        if (gradient)
+        {
+            Guard.On(this, dLogits, nameof(dLogits));
+            tdl = TensorArg.Of(dLogits);
+            Guard.NoPartialOverlap(tl, tdl, nameof(logits), nameof(dLogits));
+            Guard.Disjoint(tdl, tloss, nameof(dLogits), nameof(losses));
+        }
+        Guard.Disjoint(tl, tloss, nameof(logits), nameof(losses));
+        long total = CheckRows(rows, cols, (tl, nameof(logits)));
+        if (gradient) Guard.Length(dLogits.Length, total, nameof(dLogits), $"rows * cols = {rows} * {cols}");
+        Guard.Length(targets.Length, rows, nameof(targets), "rows");
+        Guard.Length(losses.Length, rows, nameof(losses), "rows");
+        if (total > 0) RunCrossEntropy(tl, tt, tloss, gradient ? tdl : null, rows, cols, options);
+        KeepAlive(tl, tt, tloss, tdl);
+    }
+
+    static readonly CrossEntropyOptions DefaultCrossEntropy = new();
+
+    /// <summary>Checks the shape and that every tensor holds rows * cols; returns rows * cols.</summary>
+    static long CheckRows(long rows, long cols, params ReadOnlySpan<(TensorArg Tensor, string Name)> tensors)
+    {
         long total = Guard.Shape(rows, cols);
-        Guard.Length(x.Length, total, nameof(x), $"rows * cols = {rows} * {cols}");
-        Guard.Length(y.Length, total, nameof(y), $"rows * cols = {rows} * {cols}");
-        if (total > 0) RunSoftmax(tx, ty, rows, cols, log);
-        KeepAlive(tx, ty);
+        foreach (var (tensor, name) in tensors) Guard.Length(tensor.Length, total, name, $"rows * cols = {rows} * {cols}");
+        return total;
     }
 
     /// <summary>Waits until every queued op has finished.</summary>
@@ -444,7 +620,11 @@ public abstract class Accelerator : IDisposable
     private protected abstract void RunActivationBackward(Activation activation, bool fromOutput, TensorArg input, TensorArg dy, TensorArg dx);
     private protected abstract void RunPReluBackward(TensorArg x, TensorArg alpha, TensorArg dy, TensorArg dx, TensorArg dAlpha);
     private protected abstract void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d);
-    private protected abstract void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log);
+    private protected abstract void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log, in SoftmaxInput input);
+    private protected abstract void RunSoftmaxBackward(TensorArg y, TensorArg dy, TensorArg dx, long rows, long cols, bool log);
+    /// <summary>Cross-entropy; <paramref name="targets"/> holds int32 (typed Float32 only for its 4-byte size); no gradient when <paramref name="dLogits"/> is null.</summary>
+    private protected abstract void RunCrossEntropy(TensorArg logits, TensorArg targets, TensorArg losses, TensorArg? dLogits,
+        long rows, long cols, CrossEntropyOptions options);
     private protected abstract void SynchronizeCore();
     /// <summary>Releases the device itself, after every buffer has been freed.</summary>
     private protected virtual void ReleaseDevice() { }

@@ -88,7 +88,7 @@ public static unsafe class CpuKernels
         fixed (float* pp = packed, py = y) if (outputs > 0) CpuOps.Glu(unit, true, pp, pp, py, rows, d);
     }
 
-    /// <summary>Row-wise softmax of x [rows, cols], max-subtracted (special rows as <see cref="Accelerator.Softmax(BufferView{float}, BufferView{float}, long, long)"/>).</summary>
+    /// <summary>Row-wise softmax of x [rows, cols], max-subtracted (special rows as <see cref="Accelerator.Softmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>).</summary>
     public static void Softmax(ReadOnlySpan<float> x, Span<float> y, int rows, int cols) => SoftmaxCore(x, y, rows, cols, log: false);
 
     /// <summary>Row-wise log-softmax of x [rows, cols].</summary>

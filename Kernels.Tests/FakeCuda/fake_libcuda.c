@@ -431,13 +431,25 @@ static void softmax_row(const float *in, float *out, long long cols, int log_out
     for (long long c = 0; c < cols; c++) out[c] = (float)(log_out ? ((double)in[c] - m) - log(s) : exp((double)in[c] - m) / s);
 }
 
-/* ga_softmax_rows and ga_softmax_registers_P: (x, xOffset, y, yOffset, rows, cols, lanes, logMode). */
+/* The softmax options that follow a kernel's shape arguments from index i: (scale, mask, maskOffset, maskStride, flags).
+   The fake emulates plain softmax and log-softmax only (flags 0 or 1, scale 1); anything else is refused. */
+static CUresult softmax_flags(void **params, int i, int *log_out)
+{
+    int flags = ARG(int, i + 4);
+    if (ARG(float, i) != 1.0f || (flags & ~1)) FAIL(INVALID_VALUE, "the fake softmax has no scale, mask or safe rows (flags %d)", flags);
+    *log_out = flags & 1;
+    return OK;
+}
+
+/* ga_softmax_rows and ga_softmax_registers_P: (x, xOffset, y, yOffset, rows, cols, lanes, options). */
 static CUresult softmax(void **params, int per_lane, unsigned block)
 {
     const float *x = ARG(const float *, 0) + ARG(long long, 1);
     float *y = ARG(float *, 2) + ARG(long long, 3);
     long long rows = ARG(long long, 4), cols = ARG(long long, 5);
-    int lanes = ARG(int, 6), log_out = ARG(int, 7);
+    int lanes = ARG(int, 6), log_out = 0;
+    CUresult options = softmax_flags(params, 7, &log_out);
+    if (options != OK) return options;
     if (per_lane == 0) {
         if (block != FAKE_GROUP_SIZE) FAIL(INVALID_VALUE, "ga_softmax_rows needs blocks of %d, got %u", FAKE_GROUP_SIZE, block);
         if (!is_pow2(lanes) || lanes > FAKE_GROUP_SIZE) FAIL(INVALID_VALUE, "ga_softmax_rows: slice %d", lanes);
@@ -462,7 +474,9 @@ static CUresult softmax_split(int id, void **params, unsigned block)
     float *y = finish ? ARG(float *, 2) + ARG(long long, 3) : NULL;
     long long rows = ARG(long long, a), cols = ARG(long long, a + 1), chunks = ARG(long long, a + 2), length = ARG(long long, a + 3);
     float *partial = ARG(float *, a + 4);
-    int log_out = finish ? ARG(int, a + 5) : 0;
+    int log_out = 0;
+    CUresult options = softmax_flags(params, a + 5, &log_out);
+    if (options != OK) return options;
     if (chunks < 1 || length < 1 || chunks * length < cols || (chunks - 1) * length >= cols)
         FAIL(INVALID_VALUE, "split softmax: %lld chunks of %lld for rows of %lld", chunks, length, cols);
     CHECK(x, rows * cols);

@@ -113,6 +113,8 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
             ("alpha", 5, "x", ["12", "alpha's 5 channels"]), ("alpha", 0, "alpha", ["alpha is empty"]),
             ("dAlpha", 4, "dAlpha", ["dAlpha has 4", "alpha.Length = 3"]),
         ],
+        ["SoftmaxBackward"] = [("y", 13, "y", ["y has 13", "rows * cols = 3 * 4 = 12"]), ("dy", 11, "dy", ["dy has 11", "= 12"]), ("dx", 13, "dx", ["dx has 13", "= 12"])],
+        ["LogSoftmaxBackward"] = [("y", 11, "y", ["y has 11", "rows * cols = 3 * 4 = 12"]), ("dy", 13, "dy", ["dy has 13", "= 12"]), ("dx", 11, "dx", ["dx has 11", "= 12"])],
     };
 
     /// <summary>Shapes every shaped op must reject (the views keep their valid lengths, 3 x 4).</summary>
@@ -326,6 +328,92 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
             Acc.PRelu(xb, alpha, y);
             Assert.That(y.ToArray(), Is.EqualTo(expected), $"{channels} channel(s) of slope {slope}");
         }
+    }
+
+    // -------------------------------------------------------------------------------------------------------------
+    // Softmax options and cross-entropy (int targets and two outputs: outside the float table above)
+
+    /// <summary>A bad softmax option: what to change, and the parameter the exception must name.</summary>
+    public static IEnumerable<TestCaseData> BadSoftmaxOptions()
+    {
+        foreach (float scale in new[] { 0f, -1f, float.NaN, float.PositiveInfinity })
+            yield return new TestCaseData("scale", scale, 0L, "Scale").SetArgDisplayNames($"Scale={scale}");
+        foreach (long length in new[] { 3L, 5L, 11L, 13L })
+            yield return new TestCaseData("mask length", 1f, length, "Mask").SetArgDisplayNames($"Mask.Length={length}");
+        yield return new TestCaseData("mask overlaps y", 1f, 12L, "y").SetArgDisplayNames("Mask partially overlaps y");
+        yield return new TestCaseData("foreign mask", 1f, 4L, "Mask").SetArgDisplayNames("Mask of another accelerator");
+        yield return new TestCaseData("disposed mask", 1f, 4L, "Mask").SetArgDisplayNames("Mask disposed");
+    }
+
+    [TestCaseSource(nameof(BadSoftmaxOptions))]
+    public void BadSoftmaxOptionsAreRejectedAndWriteNothing(string fault, float scale, long maskLength, string named)
+    {
+        using var x = Acc.Allocate<float>(Contents(12, false, 1));
+        using var y = Acc.Allocate<float>(Contents(20, true, 0));
+        using var m = (fault == "foreign mask" ? SameKind : Acc).Allocate<float>(Contents(Math.Max(maskLength, 1), false, 2));
+        if (fault == "disposed mask") m.Dispose();
+        var yv = y.Slice(0, 12);
+        var mask = fault == "mask overlaps y" ? y.Slice(4, 12) : m.View;
+        var options = new SoftmaxOptions { Scale = scale, Mask = fault == "scale" ? default : mask };
+        foreach (bool log in new[] { false, true })
+        {
+            var e = Assert.Catch<Exception>(() => { if (log) Acc.LogSoftmax(x, yv, 3, 4, options); else Acc.Softmax(x, yv, 3, 4, options); })!;
+            Assert.That(e is ObjectDisposedException d ? d.ObjectName : (e as ArgumentException)?.ParamName, Is.EqualTo(named), e.Message);
+            if (fault == "mask length") Assert.That(e.Message, Does.Contain($"Mask has {maskLength}").And.Contain("cols = 4").And.Contain("rows * cols = 12"));
+            if (fault == "scale") Assert.That(e.Message, Does.Contain("finite and > 0"));
+            if (fault != "mask overlaps y") Assert.That(y.ToArray(), Is.All.EqualTo(Sentinel), "nothing written");
+        }
+    }
+
+    /// <summary>A bad cross-entropy call: a description, the parameter the exception must name and a fragment of its message.</summary>
+    public static IEnumerable<TestCaseData> BadCrossEntropyCalls()
+    {
+        (string Fault, string Named, string Says)[] cases =
+        [
+            ("default logits", "logits", "default BufferView"), ("default targets", "targets", "default BufferView"),
+            ("default losses", "losses", "default BufferView"), ("logits length", "logits", "logits has 13"),
+            ("targets length", "targets", "targets has 4"), ("losses length", "losses", "losses has 2"),
+            ("dLogits length", "dLogits", "dLogits has 11"), ("losses inside logits", "losses", "losses overlaps logits"),
+            ("losses inside dLogits", "losses", "losses overlaps dLogits"), ("dLogits partially over logits", "dLogits", "dLogits partially overlaps logits"),
+            ("foreign targets", "targets", "belongs to"), ("disposed targets", "targets", "disposed buffer"),
+            ("rows", "rows", "rows must be >= 0"), ("cols", "cols", "cols must be >= 1"),
+            ("smoothing", "LabelSmoothing", "[0, 1]"), ("smoothing NaN", "LabelSmoothing", "[0, 1]"), ("gradient scale", "GradientScale", "finite"),
+        ];
+        return cases.Select(c => new TestCaseData(c.Fault, c.Named, c.Says).SetArgDisplayNames(c.Fault));
+    }
+
+    [TestCaseSource(nameof(BadCrossEntropyCalls))]
+    public void BadCrossEntropyCallsAreRejectedAndWriteNothing(string fault, string named, string says)
+    {
+        using var z = Acc.Allocate<float>(Contents(40, false, 1));
+        using var t = (fault == "foreign targets" ? SameKind : Acc).Allocate<int>([0, 1, 2, 3]);
+        using var l = Acc.Allocate<float>(Contents(8, true, 0));
+        using var g = Acc.Allocate<float>(Contents(40, true, 0));
+        if (fault == "disposed targets") t.Dispose();
+        BufferView<float> logits = z.Slice(0, fault == "logits length" ? 13 : 12), losses = l.Slice(0, fault == "losses length" ? 2 : 3);
+        BufferView<float> dLogits = g.Slice(0, fault == "dLogits length" ? 11 : 12);
+        BufferView<int> targets = t.Slice(0, fault == "targets length" ? 4 : 3);
+        long rows = fault == "rows" ? -1 : 3, cols = fault == "cols" ? 0 : 4;
+        var options = new CrossEntropyOptions
+        {
+            LabelSmoothing = fault == "smoothing" ? 1.5f : fault == "smoothing NaN" ? float.NaN : 0f,
+            GradientScale = fault == "gradient scale" ? float.NegativeInfinity : 1f,
+        };
+        switch (fault)
+        {
+            case "default logits": logits = default; break;
+            case "default targets": targets = default; break;
+            case "default losses": losses = default; break;
+            case "losses inside logits": losses = z.Slice(10, 3); break;
+            case "losses inside dLogits": losses = g.Slice(5, 3); break;
+            case "dLogits partially over logits": dLogits = z.Slice(6, 12); break;
+        }
+        var e = Assert.Catch<Exception>(() => Acc.CrossEntropy(logits, targets, losses, dLogits, rows, cols, options))!;
+        string? name = e is ObjectDisposedException d ? d.ObjectName : (e as ArgumentException)?.ParamName;
+        Assert.That(name, Is.EqualTo(named), e.Message);
+        Assert.That(e.Message, Does.Contain(says));
+        Assert.That(l.ToArray(), Is.All.EqualTo(Sentinel), "no loss written");
+        Assert.That(g.ToArray(), Is.All.EqualTo(Sentinel), "no gradient written");
     }
 
     // -------------------------------------------------------------------------------------------------------------

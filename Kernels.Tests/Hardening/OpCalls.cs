@@ -43,7 +43,7 @@ public static class OpCalls
     static ViewSpec In(string name, long length) => new(name, length, false);
     static ViewSpec Out(string name, long length) => new(name, length, true);
 
-    /// <summary>Apply, PRelu, Glu, SwiGlu, GluPacked, Softmax, LogSoftmax and the backward ops.</summary>
+    /// <summary>Apply, PRelu, Glu, SwiGlu, GluPacked, Softmax, LogSoftmax, the backward ops (CrossEntropy, with its int targets and two outputs, has its own cases in BadInputTests).</summary>
     public static IReadOnlyList<OpCall> All { get; } =
     [
         new("Apply", [In("x", 12), Out("y", 12)], 0, 0, null, null, (a, v) => a.Apply(v.Activation, v["x"], v["y"])),
@@ -60,6 +60,8 @@ public static class OpCalls
             (a, v) => a.ActivationBackwardFromOutput(v.Activation is null ? null! : Activation.Sigmoid, v["y"], v["dy"], v["dx"])),
         new("PReluBackward", [In("x", 12), In("alpha", 3), In("dy", 12), Out("dx", 12), Out("dAlpha", 3)], 0, 0, null, null,
             (a, v) => a.PReluBackward(v["x"], v["alpha"], v["dy"], v["dx"], v["dAlpha"])),
+        new("SoftmaxBackward", [In("y", 12), In("dy", 12), Out("dx", 12)], 3, 4, "rows", "cols", (a, v) => a.SoftmaxBackward(v["y"], v["dy"], v["dx"], v.Rows, v.Cols)),
+        new("LogSoftmaxBackward", [In("y", 12), In("dy", 12), Out("dx", 12)], 3, 4, "rows", "cols", (a, v) => a.LogSoftmaxBackward(v["y"], v["dy"], v["dx"], v.Rows, v.Cols)),
     ];
 
     /// <summary>The op named <paramref name="name"/>.</summary>

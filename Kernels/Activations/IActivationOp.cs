@@ -8,10 +8,8 @@ namespace GpuActivations.Activations;
 /// each with its derivative (the backward pass: dx = dy * f'(x)).
 /// Parameters (alpha, beta, threshold) are the struct's fields on the CPU and kernel arguments on devices.
 /// </summary>
-internal interface IActivationOp
+internal interface IActivationOp : IUnaryOp
 {
-    /// <summary>The activation of every lane.</summary>
-    TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>;
 
     /// <summary>f'(x) for every lane (NaN stays NaN; at a kink, PyTorch's one-sided choice).</summary>
     TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>;

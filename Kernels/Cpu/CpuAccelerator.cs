@@ -81,9 +81,35 @@ internal sealed unsafe class CpuAccelerator : Accelerator
             singleTile: true);
     }
 
-    private protected override void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log)
-        => Staging.Run(rows, [StagedTensor.In(x, cols), StagedTensor.Out(y, cols)],
-            (p, n) => SoftmaxCpu.Run((float*)p[0], (float*)p[1], n, cols, log));
+    private protected override void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log, in SoftmaxInput input)
+    {
+        var (scale, stride, safe) = (input.Scale, input.MaskStride, input.Safe);
+        if (!input.HasMask)
+        {
+            Staging.Run(rows, [StagedTensor.In(x, cols), StagedTensor.Out(y, cols)],
+                (p, n) => SoftmaxCpu.Run((float*)p[0], (float*)p[1], n, cols, log, scale, null, 0, safe));
+            return;
+        }
+        // The mask is float32: one row shared by every row (stride 0) or one per row, advanced with the tile.
+        Staging.Run(rows, [StagedTensor.In(x, cols), StagedTensor.Out(y, cols), StagedTensor.In(input.Mask, stride)],
+            (p, n) => SoftmaxCpu.Run((float*)p[0], (float*)p[1], n, cols, log, scale, (float*)p[2], stride, safe));
+    }
+
+    private protected override void RunSoftmaxBackward(TensorArg y, TensorArg dy, TensorArg dx, long rows, long cols, bool log)
+        => Staging.Run(rows, [StagedTensor.In(y, cols), StagedTensor.In(dy, cols), StagedTensor.Out(dx, cols)],
+            (p, n) => SoftmaxGradCpu.Backward((float*)p[0], (float*)p[1], (float*)p[2], n, cols, log));
+
+    // Targets (int32) and losses (float32) pass through staging untouched, one per row; only logits and their gradient convert.
+    private protected override void RunCrossEntropy(TensorArg logits, TensorArg targets, TensorArg losses, TensorArg? dLogits,
+        long rows, long cols, CrossEntropyOptions options)
+    {
+        if (dLogits is not { } gradient)
+            Staging.Run(rows, [StagedTensor.In(logits, cols), StagedTensor.In(targets, 1), StagedTensor.Out(losses, 1)],
+                (p, n) => SoftmaxGradCpu.CrossEntropy((float*)p[0], (int*)p[1], (float*)p[2], null, n, cols, options));
+        else
+            Staging.Run(rows, [StagedTensor.In(logits, cols), StagedTensor.In(targets, 1), StagedTensor.Out(losses, 1), StagedTensor.Out(gradient, cols)],
+                (p, n) => SoftmaxGradCpu.CrossEntropy((float*)p[0], (int*)p[1], (float*)p[2], (float*)p[3], n, cols, options));
+    }
 
     private protected override void SynchronizeCore() { }
 

@@ -21,8 +21,7 @@ internal static unsafe class CpuOps
         {
             // The slope is data, not a parameter: any value (NaN, infinities) computes as in the per-channel loop
             // and on the devices (Activation.LeakyRelu would reject non-finite slopes, and its alpha = 0 case gives the limit).
-            var visitor = new UnaryVisitor(xp, yp, n);
-            visitor.Visit(new PReluOneSlopeOp(*alpha));
+            Unary(new PReluOneSlopeOp(*alpha), xp, yp, n);
             return;
         }
         CpuParallel.For(rows, CpuParallel.Parts(n), (start, count) =>
@@ -79,13 +78,15 @@ internal static unsafe class CpuOps
         => CpuParallel.For(n, CpuParallel.Parts(n), (start, count) =>
             ElementwiseDriver.Binary(op, (float*)a + start, (float*)b + start, (float*)y + start, count));
 
+    static void Unary<TOp>(TOp op, nint x, nint y, long n) where TOp : struct, IUnaryOp
+        => CpuParallel.For(n, CpuParallel.Parts(n), (start, count) =>
+            ElementwiseDriver.Unary(op, (float*)x + start, (float*)y + start, count));
+
     readonly struct UnaryVisitor(nint x, nint y, long n) : IActivationVisitor<bool>
     {
         public bool Visit<TOp>(TOp op) where TOp : struct, IActivationOp
         {
-            nint xp = x, yp = y;
-            CpuParallel.For(n, CpuParallel.Parts(n), (start, count) =>
-                ElementwiseDriver.Unary(op, (float*)xp + start, (float*)yp + start, count));
+            Unary(op, x, y, n);
             return true;
         }
     }

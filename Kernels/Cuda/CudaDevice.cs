@@ -636,66 +636,158 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
             KernelArgument.Float32(parameters.Alpha), KernelArgument.Float32(parameters.Beta), KernelArgument.Float32(parameters.Threshold));
     }
 
-    /// <inheritdoc />
+    /// <summary>Plain softmax (no scale, mask or safe rows).</summary>
     public void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log)
+        => Softmax(x, y, rows, cols, log, DeviceSoftmaxInput.Plain);
+
+    /// <inheritdoc />
+    public void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log, in DeviceSoftmaxInput input)
     {
         if (rows <= 0 || cols <= 0)
             return;
-        Softmax(x, y, rows, cols, log, SoftmaxPlanner.Plan(rows, cols));
+        Softmax(x, y, rows, cols, log, SoftmaxPlanner.Plan(rows, cols), input);
     }
+
+    /// <summary>Plain softmax with an explicit <paramref name="plan"/>.</summary>
+    public void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log, SoftmaxPlan plan)
+        => Softmax(x, y, rows, cols, log, plan, DeviceSoftmaxInput.Plain);
 
     /// <summary>
     /// Softmax with an explicit <paramref name="plan"/> (tests force each shape with it):
     /// register rows in blocks of <see cref="SoftmaxPlan.GroupSize"/> (several rows per block when a row has at most 32
     /// lanes, else one); streaming rows in blocks of 256; or, split, <c>ga_softmax_partial</c> then <c>ga_softmax_finish</c>
     /// over a scratch buffer of this device, the two launches queued together under a lock so that concurrent callers
-    /// never share the scratch between them.
+    /// never share the scratch between them. Every kernel takes the options after its shape arguments.
     /// </summary>
-    public void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log, SoftmaxPlan plan)
+    public void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log, SoftmaxPlan plan, in DeviceSoftmaxInput input)
     {
         if (rows <= 0 || cols <= 0)
             return;
         plan.Validate(cols, GroupSize, cudaBlocks: true);
-        CudaModule module = FamilyModule(KernelFamily.Softmax, null);
-        KernelArgument logMode = KernelArgument.Int32(log ? 1 : 0);
-        switch (plan.Shape)
+        CudaModule module = FamilyModule(KernelFamily.Softmax, null, ProgramStorage.Of(x, y));
+        ReadOnlySpan<KernelArgument> options =
+        [
+            KernelArgument.Float32(input.Scale), KernelArgument.Pointer(input.MaskHandle(x.Handle)), KernelArgument.Int64(input.Mask.ElementOffset),
+            KernelArgument.Int64(input.MaskStride), KernelArgument.Int32(input.Flags(log)),
+        ];
+        if (!plan.IsSplit)
         {
-            case SoftmaxShape.Registers:
-            case SoftmaxShape.Rows:
-            {
-                int block = plan.Shape == SoftmaxShape.Registers ? plan.GroupSize : GroupSize;
-                LaunchShape shape = RowBlocks(rows, Math.Max(1, block / plan.Lanes), block);
-                Launch(module.Function(plan.Kernel), shape,
+            int block = plan.Shape == SoftmaxShape.Registers ? plan.GroupSize : GroupSize;
+            Launch(module.Function(plan.Kernel), RowBlocks(rows, Math.Max(1, block / plan.Lanes), block),
+                [
                     KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
                     KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
-                    KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int32(plan.Lanes), logMode);
-                return;
-            }
+                    KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int32(plan.Lanes), .. options,
+                ]);
+            return;
+        }
 
-            default:
-            {
-                long chunks = plan.Chunks, chunkLength = plan.ChunkLength;
-                long pieces = checked(rows * chunks);
-                LaunchShape shape = new(Blocks(pieces, 1, Math.Max(RowBlocks(pieces, 1, GroupSize).GridX, 1024L)), GroupSize);
-                CudaKernel partial = module.Function(SoftmaxKernels.Partial), finish = module.Function(SoftmaxKernels.Finish);
-                lock (_splitLock)
-                {
-                    ulong scratch = Scratch(checked(pieces * 2 * sizeof(float)));
-                    Launch(partial, shape,
-                        KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
-                        KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int64(chunks), KernelArgument.Int64(chunkLength),
-                        KernelArgument.Pointer(scratch));
-                    Launch(finish, shape,
-                        KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
-                        KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
-                        KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int64(chunks), KernelArgument.Int64(chunkLength),
-                        KernelArgument.Pointer(scratch), logMode);
-                }
-
-                return;
-            }
+        long pieces = checked(rows * plan.Chunks);
+        LaunchShape shape = PieceBlocks(pieces);
+        lock (_splitLock)
+        {
+            ulong scratch = Scratch(checked(pieces * 2 * sizeof(float)));
+            Launch(module.Function(SoftmaxKernels.Partial), shape,
+                [
+                    KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
+                    KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int64(plan.Chunks), KernelArgument.Int64(plan.ChunkLength),
+                    KernelArgument.Pointer(scratch), .. options,
+                ]);
+            Launch(module.Function(SoftmaxKernels.Finish), shape,
+                [
+                    KernelArgument.Pointer(x.Handle), KernelArgument.Int64(x.ElementOffset),
+                    KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
+                    KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int64(plan.Chunks), KernelArgument.Int64(plan.ChunkLength),
+                    KernelArgument.Pointer(scratch), .. options,
+                ]);
         }
     }
+
+    /// <summary>The backward and cross-entropy shapes: the planner's streaming ones (rows, split), register rows off.</summary>
+    public SoftmaxPlan PlanStreaming(long rows, long cols) => (SoftmaxPlanner with { RegisterRows = false }).Plan(rows, cols);
+
+    /// <inheritdoc />
+    public void SoftmaxBackward(DeviceRegion y, DeviceRegion dy, DeviceRegion dx, long rows, long cols, bool log)
+    {
+        if (rows <= 0 || cols <= 0)
+            return;
+        SoftmaxPlan plan = PlanStreaming(rows, cols);
+        plan.Validate(cols, GroupSize, cudaBlocks: true);
+        CudaModule module = FamilyModule(KernelFamily.SoftmaxGrad, null, ProgramStorage.Of(y, dx));
+        KernelArgument logMode = KernelArgument.Int32(log ? 1 : 0);
+        if (!plan.IsSplit)
+        {
+            Launch(module.Function(SoftmaxGradKernels.BackwardRows), RowBlocks(rows, GroupSize / plan.Lanes, GroupSize),
+                KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset), KernelArgument.Pointer(dy.Handle), KernelArgument.Int64(dy.ElementOffset),
+                KernelArgument.Pointer(dx.Handle), KernelArgument.Int64(dx.ElementOffset),
+                KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int32(plan.Lanes), logMode);
+            return;
+        }
+
+        long pieces = checked(rows * plan.Chunks);
+        LaunchShape shape = PieceBlocks(pieces);
+        lock (_splitLock)
+        {
+            ulong scratch = Scratch(checked(pieces * sizeof(float)));
+            Launch(module.Function(SoftmaxGradKernels.BackwardPartial), shape,
+                KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset), KernelArgument.Pointer(dy.Handle), KernelArgument.Int64(dy.ElementOffset),
+                KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int64(plan.Chunks), KernelArgument.Int64(plan.ChunkLength),
+                KernelArgument.Pointer(scratch), logMode);
+            Launch(module.Function(SoftmaxGradKernels.BackwardFinish), shape,
+                KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset), KernelArgument.Pointer(dy.Handle), KernelArgument.Int64(dy.ElementOffset),
+                KernelArgument.Pointer(dx.Handle), KernelArgument.Int64(dx.ElementOffset),
+                KernelArgument.Int64(rows), KernelArgument.Int64(cols), KernelArgument.Int64(plan.Chunks), KernelArgument.Int64(plan.ChunkLength),
+                KernelArgument.Pointer(scratch), logMode);
+        }
+    }
+
+    /// <inheritdoc />
+    public void CrossEntropy(DeviceRegion logits, DeviceRegion targets, DeviceRegion losses, DeviceRegion? grad, long rows, long cols, CrossEntropyOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (rows <= 0 || cols <= 0)
+            return;
+        SoftmaxPlan plan = PlanStreaming(rows, cols);
+        plan.Validate(cols, GroupSize, cudaBlocks: true);
+        CudaModule module = FamilyModule(KernelFamily.SoftmaxGrad, null, ProgramStorage.Of(logits, grad ?? logits));
+        DeviceRegion gr = grad ?? logits;
+        ReadOnlySpan<KernelArgument> head =
+        [
+            KernelArgument.Pointer(logits.Handle), KernelArgument.Int64(logits.ElementOffset),
+            KernelArgument.Pointer(targets.Handle), KernelArgument.Int64(targets.ElementOffset),
+        ];
+        ReadOnlySpan<KernelArgument> outputs =
+        [
+            KernelArgument.Pointer(losses.Handle), KernelArgument.Int64(losses.ElementOffset),
+            KernelArgument.Pointer(gr.Handle), KernelArgument.Int64(gr.ElementOffset),
+            KernelArgument.Int64(rows), KernelArgument.Int64(cols),
+        ];
+        ReadOnlySpan<KernelArgument> settings =
+        [
+            KernelArgument.Int32(options.IgnoreIndex), KernelArgument.Float32(options.LabelSmoothing),
+            KernelArgument.Float32(options.GradientScale), KernelArgument.Int32(grad is null ? 0 : 1),
+        ];
+        if (!plan.IsSplit)
+        {
+            Launch(module.Function(SoftmaxGradKernels.CrossEntropyRows), RowBlocks(rows, GroupSize / plan.Lanes, GroupSize),
+                [.. head, .. outputs, KernelArgument.Int32(plan.Lanes), .. settings]);
+            return;
+        }
+
+        long pieces = checked(rows * plan.Chunks);
+        LaunchShape shape = PieceBlocks(pieces);
+        KernelArgument chunks = KernelArgument.Int64(plan.Chunks), chunkLength = KernelArgument.Int64(plan.ChunkLength);
+        lock (_splitLock)
+        {
+            KernelArgument scratch = KernelArgument.Pointer(Scratch(checked(pieces * SoftmaxGradKernels.CrossEntropyScratch * sizeof(float))));
+            Launch(module.Function(SoftmaxGradKernels.CrossEntropyPartial), shape,
+                [.. head, KernelArgument.Int64(rows), KernelArgument.Int64(cols), chunks, chunkLength, scratch]);
+            Launch(module.Function(SoftmaxGradKernels.CrossEntropyFinish), shape, [.. head, .. outputs, chunks, chunkLength, scratch, .. settings]);
+        }
+    }
+
+    /// <summary>A split launch: one block of <see cref="GroupSize"/> per piece, up to the larger of a resident wave and 1024 blocks.</summary>
+    private LaunchShape PieceBlocks(long pieces) => new(Blocks(pieces, 1, Math.Max(RowBlocks(pieces, 1, GroupSize).GridX, 1024L)), GroupSize);
 
     /// <summary>
     /// The split softmax's scratch, grown to at least <paramref name="bytes"/>; call under <see cref="_splitLock"/>. An

@@ -45,12 +45,20 @@ internal abstract class DeviceAccelerator(AcceleratorInfo info, IDeviceKernels k
     private protected override void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d)
         => FloatOnly(gate, y).Glu(DeviceForm(GatedUnits.GateActivation(unit)), layout, Region(gate), Region(up), Region(y), rows, d);
 
-    private protected override void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log)
-        => FloatOnly(x, y).Softmax(Region(x), Region(y), rows, cols, log);
-
-    // TODO(storage): the GLU and softmax kernels read float pointers until their sources take ga_in_t/ga_out_t.
+    // TODO(storage): the GLU kernels read float pointers until their sources take ga_in_t/ga_out_t.
     IDeviceKernels FloatOnly(TensorArg input, TensorArg output) => input.IsFloat && output.IsFloat ? kernels
         : throw new NotSupportedException($"fp16/bf16 storage for this op is not on {Info.Kind} yet; use float32 buffers or the CPU accelerator.");
+
+    private protected override void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log, in SoftmaxInput input)
+        => kernels.Softmax(Region(x), Region(y), rows, cols, log,
+            new DeviceSoftmaxInput(input.Scale, input.HasMask ? Region(input.Mask) : default, input.MaskStride, input.HasMask, input.Safe));
+
+    private protected override void RunSoftmaxBackward(TensorArg y, TensorArg dy, TensorArg dx, long rows, long cols, bool log)
+        => kernels.SoftmaxBackward(Region(y), Region(dy), Region(dx), rows, cols, log);
+
+    private protected override void RunCrossEntropy(TensorArg logits, TensorArg targets, TensorArg losses, TensorArg? dLogits,
+        long rows, long cols, CrossEntropyOptions options)
+        => kernels.CrossEntropy(Region(logits), Region(targets), Region(losses), dLogits is { } g ? Region(g) : null, rows, cols, options);
 
     private protected override void SynchronizeCore() => kernels.Synchronize();
 

@@ -50,6 +50,22 @@ internal readonly record struct ActivationParameters(float Alpha, float Beta, fl
 /// </summary>
 internal sealed record DeviceActivation(string Name, string Body, string? DerivativeBody = null, string? OutputDerivativeBody = null);
 
+/// <summary>
+/// Softmax options as the kernels take them: z = x * <see cref="Scale"/> + mask[row * <see cref="MaskStride"/> + j] when
+/// <see cref="HasMask"/> (stride 0: one mask row for all rows); <see cref="Safe"/>: fully masked rows give 0 (log: -inf).
+/// </summary>
+internal readonly record struct DeviceSoftmaxInput(float Scale, DeviceRegion Mask, long MaskStride, bool HasMask, bool Safe)
+{
+    /// <summary>Plain softmax.</summary>
+    public static DeviceSoftmaxInput Plain => new(1f, default, 0, false, false);
+
+    /// <summary>The kernels' flags: GA_SM_LOG 1, GA_SM_MASK 2, GA_SM_SAFE 4.</summary>
+    public int Flags(bool log) => (log ? 1 : 0) | (HasMask ? 2 : 0) | (Safe ? 4 : 0);
+
+    /// <summary>The mask's handle, or <paramref name="fallback"/> (a valid buffer the kernels never read) without a mask.</summary>
+    public nint MaskHandle(nint fallback) => HasMask ? Mask.Handle : fallback;
+}
+
 /// <summary>The gated-unit layouts: two separate buffers, or one packed [rows, 2*d] buffer (gate half, then up half).</summary>
 internal enum GluLayout { Separate, Packed }
 
@@ -80,8 +96,14 @@ internal interface IDeviceKernels
     /// <summary>y[r, j] = act(gate[r, j]) * up[r, j]: separate (gate, up: [rows*d]) or packed (gate is [rows, 2d], up ignored).</summary>
     void Glu(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion y, long rows, long d);
 
-    /// <summary>Row-wise softmax (or log-softmax) of [rows, cols], max-subtracted.</summary>
-    void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log);
+    /// <summary>Row-wise softmax (or log-softmax) of z = x * scale + mask over [rows, cols], max-subtracted.</summary>
+    void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log, in DeviceSoftmaxInput input);
+
+    /// <summary>Softmax (log: log-softmax) backward over [rows, cols] from the forward output y; dx may be y or dy.</summary>
+    void SoftmaxBackward(DeviceRegion y, DeviceRegion dy, DeviceRegion dx, long rows, long cols, bool log);
+
+    /// <summary>Cross-entropy losses [rows] and, when <paramref name="grad"/> is set, gradients [rows, cols] (may be the logits).</summary>
+    void CrossEntropy(DeviceRegion logits, DeviceRegion targets, DeviceRegion losses, DeviceRegion? grad, long rows, long cols, CrossEntropyOptions options);
 
     /// <summary>Waits for everything queued so far.</summary>
     void Synchronize();

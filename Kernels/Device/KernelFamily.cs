@@ -39,13 +39,16 @@ internal sealed class KernelFamily
     /// <summary>PReLU's backward (dx and dAlpha): <see cref="BackwardKernels.PReluSource"/>.</summary>
     public static KernelFamily PReluBackward { get; } = new(5, "prelu_backward", BackwardKernels.PReluSource, false, BackwardKernels.PReluKernels);
 
+    /// <summary>Softmax / log-softmax backward and cross-entropy from logits: <see cref="SoftmaxGradKernels.Source"/>.</summary>
+    public static KernelFamily SoftmaxGrad { get; } = new(6, "softmax_grad", SoftmaxGradKernels.Source, false, SoftmaxGradKernels.Kernels);
+
     /// <summary>Every family, in <see cref="Index"/> order.</summary>
-    public static IReadOnlyList<KernelFamily> All { get; } = [Unary, PRelu, Glu, Softmax, UnaryBackward, PReluBackward];
+    public static IReadOnlyList<KernelFamily> All { get; } = [Unary, PRelu, Glu, Softmax, UnaryBackward, PReluBackward, SoftmaxGrad];
 
     /// <summary>The family's position in <see cref="All"/> (for per-family caches).</summary>
     public int Index { get; }
 
-    /// <summary>The family's name: "unary", "prelu", "glu", "softmax", "unary_backward", "prelu_backward".</summary>
+    /// <summary>The family's name: "unary", "prelu", "glu", "softmax", "unary_backward", "prelu_backward", "softmax_grad".</summary>
     public string Name { get; }
 
     /// <summary>The kernels' source, without the prelude.</summary>

@@ -48,8 +48,14 @@ internal static class SoftmaxKernels
     /// <summary>Every kernel of <see cref="Source"/>.</summary>
     public static IReadOnlyList<string> Kernels { get; } = [Rows, Partial, Finish, .. RegisterCounts.Select(Registers)];
 
-    /// <summary>The program: the state helpers and the three kernels. No activation function.</summary>
-    public const string Source = """
+    /// <summary>The program: <see cref="Helpers"/> and the softmax kernels. No activation function.</summary>
+    public const string Source = Helpers + Forward;
+
+    /// <summary>
+    /// The row helpers every softmax-shaped program shares (this family and <see cref="SoftmaxGradKernels"/>): the online
+    /// (max, sum) state and its reductions, the plain row reduction, the input z = x * scale + mask and the special rows.
+    /// </summary>
+    public const string Helpers = """
         /* GA_LOOP_BARRIER: a barrier at the end of each step of the uniform element loops on CPU devices (the host
            defines GA_CPU_DEVICE). PoCL then runs each step as its own loop over the work-items, which it vectorises;
            a loop inside a work-item it cannot. On GPUs it is nothing. */
@@ -132,19 +138,42 @@ internal static class SoftmaxKernels
         }
         #endif
 
-        /* One output element from the row's state: NaN for a row with NaN/+inf (m = +inf) or only -inf (m = -inf). */
-        GA_DEVICE_FN float ga_sm_out(float v, float m, float scale, int bad, int logMode)
+        /* Flags of the softmax kernels: log-softmax, a mask is added, fully masked rows give 0 (log: -inf) instead of NaN. */
+        #define GA_SM_LOG 1
+        #define GA_SM_MASK 2
+        #define GA_SM_SAFE 4
+
+        /* The row's mask (null without one): row r starts at mask + maskOffset + r * maskStride (stride 0: one row for all). */
+        GA_DEVICE_FN GLOBAL const float* ga_sm_mask_row(GLOBAL const float* mask, ga_index maskOffset, ga_index maskStride, ga_index row, int flags)
         {
-            if (bad) return GA_NAN;
-            return logMode ? (v - m) - scale : exp(v - m) * scale;
+            return (flags & GA_SM_MASK) ? mask + maskOffset + row * maskStride : 0;
+        }
+
+        /* The softmax input z = x * scale + mask[j] (scale 1 and no mask leave x exact). */
+        GA_DEVICE_FN float ga_sm_z(float x, float scale, GLOBAL const float* maskRow, ga_index j)
+        {
+            return maskRow ? x * scale + maskRow[j] : x * scale;
+        }
+
+        /* The row's kind from its max: 0 normal; 1 NaN (NaN/+inf, m = +inf; or only -inf, m = -inf); 2 only -inf, safe. */
+        GA_DEVICE_FN int ga_sm_bad(float m, int flags)
+        {
+            if (m == -GA_INFINITY) return (flags & GA_SM_SAFE) ? 2 : 1;
+            return !(m < GA_INFINITY);
+        }
+
+        /* One output element from z and the row's state; scale is ga_sm_scale's. */
+        GA_DEVICE_FN float ga_sm_out(float z, float m, float scale, int bad, int logMode)
+        {
+            if (bad) return bad == 1 ? GA_NAN : logMode ? -GA_INFINITY : 0.0f;
+            return logMode ? (z - m) - scale : exp(z - m) * scale;
         }
 
         /* scale: log(s) for log-softmax, 1 / s for softmax. */
         GA_DEVICE_FN float ga_sm_scale(float s, int logMode) { return logMode ? log(s) : 1.0f / s; }
-        GA_DEVICE_FN int ga_sm_bad(float m) { return !(m < GA_INFINITY) || m == -GA_INFINITY; }
 
         /* The max (isMax) or sum of v over the `lanes` work-items holding one row; every one of them gets the result.
-           lanes is a power of two up to 32 dividing the group, or the whole group (one row per group). Call uniformly. */
+           lanes is a power of two dividing the group, or the whole group (one row per group). Call uniformly. */
         #if defined(GA_CUDA)
         #define GA_ROW_SCRATCH 32
         GA_DEVICE_FN float ga_row_reduce(float v, float* scratch, int lid, int lanes, int isMax)
@@ -155,11 +184,13 @@ internal static class SoftmaxKernels
                 v = isMax ? fmax(v, other) : v + other;
             }
             if (lanes <= 32) return v;
-            /* One row per block (a multiple of 32 threads): the warps' results meet in shared memory, and every warp
-               reduces them in the same order, so all threads agree bit for bit. */
+            /* Rows of several warps (a multiple of 32 threads): the warps' results meet in shared memory, and every warp
+               of a row reduces that row's in the same order, so all its threads agree bit for bit. */
             if ((lid & 31) == 0) scratch[lid >> 5] = v;
             __syncthreads();
-            v = (lid & 31) < (lanes >> 5) ? scratch[lid & 31] : (isMax ? -GA_INFINITY : 0.0f);
+            /* The row's first warp: 0 for one row per block (any multiple of 32), else lanes is a power of two. */
+            const int firstWarp = lanes >= GA_LOCAL_SIZE(0) ? 0 : (lid & ~(lanes - 1)) >> 5;
+            v = (lid & 31) < (lanes >> 5) ? scratch[firstWarp + (lid & 31)] : (isMax ? -GA_INFINITY : 0.0f);
             for (int offset = 16; offset > 0; offset >>= 1)
             {
                 const float other = __shfl_xor_sync(0xffffffffu, v, offset);
@@ -187,15 +218,42 @@ internal static class SoftmaxKernels
         }
         #endif
 
+        /* The (m, s) of the row's pieces in the scratch, merged by the whole group; every group of the row merges them in
+           the same order, so all agree. */
+        GA_DEVICE_FN void ga_sm_row_state(GLOBAL const float* rowPartials, ga_index chunks, int stride, LOCAL_PTR float* lm,
+                                          LOCAL_PTR float* ls, float* m, float* s)
+        {
+            const int lid = GA_LOCAL_ID(0);
+            float pm = -GA_INFINITY, ps = 0.0f;
+            for (ga_index k = lid; k < chunks; k += GA_GROUP_SIZE)
+                ga_sm_merge(&pm, &ps, rowPartials[stride * k], rowPartials[stride * k + 1]);
+            lm[lid] = pm;
+            ls[lid] = ps;
+            BARRIER();
+            ga_sm_reduce(lm, ls, lid, lid, GA_GROUP_SIZE);
+            *m = lm[0];
+            *s = ls[0];
+            BARRIER();
+        }
+
+        """;
+
+    /// <summary>The forward kernels (after <see cref="Helpers"/>).</summary>
+    const string Forward = """
+        /* Every forward kernel takes the input options after its shape: z = x * scale + mask (ga_sm_z), and flags
+           (GA_SM_LOG, GA_SM_MASK, GA_SM_SAFE). Without GA_SM_MASK the mask pointer is never read. */
+        #define GA_SM_OPTIONS float scale, GLOBAL const float* mask, ga_index maskOffset, ga_index maskStride, int flags
+
         /* Register-resident rows: `lanes` work-items per row, perLane values each (a literal at every call, so the loops
            unroll and v[] lives in registers). Each element is read once and written once, by the same work-item, so
            y may be x. Padding beyond the row is -inf, which adds nothing to the max or the sum. */
-        GA_DEVICE_FN void ga_softmax_registers(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y, ga_index yOffset,
-                                               ga_index rows, ga_index cols, int lanes, int logMode, const int perLane,
+        GA_DEVICE_FN void ga_softmax_registers(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL ga_out_t* y, ga_index yOffset,
+                                               ga_index rows, ga_index cols, int lanes, GA_SM_OPTIONS, const int perLane,
                                                LOCAL_PTR float* scratch)
         {
             const int lid = GA_LOCAL_ID(0);
             const int lane = lid % lanes;
+            const int logMode = flags & GA_SM_LOG;
             const ga_index rowsPerGroup = GA_LOCAL_SIZE(0) / lanes;
             const ga_index rowStep = GA_NUM_GROUPS(0) * rowsPerGroup;
             for (ga_index base = GA_GROUP_ID(0) * rowsPerGroup; base < rows; base += rowStep)
@@ -205,17 +263,19 @@ internal static class SoftmaxKernels
                    an int); 32-bit offsets keep the 32 values' addressing out of the register budget. */
                 const int remaining = row < rows ? (int)cols - lane : 0;
                 const ga_index start = (row < rows ? row * cols : 0) + lane;
-                GLOBAL const float* xr = x + xOffset + start;
+                GLOBAL const ga_in_t* xr = x + xOffset + start;
+                GLOBAL const float* mr = ga_sm_mask_row(mask, maskOffset + lane, maskStride, row < rows ? row : 0, flags);
                 float v[32];
                 float m = -GA_INFINITY;
+                /* The mask first, so its pointer is dead before x is read (the 32-value form has no register to spare). */
                 #pragma unroll
-                for (int k = 0; k < perLane; k++)
-                {
-                    v[k] = k * lanes < remaining ? xr[k * lanes] : -GA_INFINITY;
-                    m = fmax(m, GA_ISNAN(v[k]) ? GA_INFINITY : v[k]);
-                }
+                for (int k = 0; k < perLane; k++) v[k] = mr && k * lanes < remaining ? mr[k * lanes] : 0.0f;
+                #pragma unroll
+                for (int k = 0; k < perLane; k++) v[k] = k * lanes < remaining ? GA_LOAD_IN(xr, k * lanes) * scale + v[k] : -GA_INFINITY;
+                #pragma unroll
+                for (int k = 0; k < perLane; k++) m = fmax(m, GA_ISNAN(v[k]) ? GA_INFINITY : v[k]);
                 m = ga_row_reduce(m, scratch, lid, lanes, 1);
-                const int bad = ga_sm_bad(m);
+                const int bad = ga_sm_bad(m, flags);
                 float s = 0.0f;
                 #pragma unroll
                 for (int k = 0; k < perLane; k++)
@@ -225,79 +285,53 @@ internal static class SoftmaxKernels
                     if (!logMode) v[k] = e;
                 }
                 s = ga_row_reduce(s, scratch, lid, lanes, 0);
-                const float scale = ga_sm_scale(s, logMode);
-                GLOBAL float* yr = y + yOffset + start;
+                const float norm = ga_sm_scale(s, logMode);
+                GLOBAL ga_out_t* yr = y + yOffset + start;
                 #pragma unroll
                 for (int k = 0; k < perLane; k++)
                 {
-                    if (k * lanes < remaining) yr[k * lanes] = bad ? GA_NAN : logMode ? (v[k] - m) - scale : v[k] * scale;
+                    if (k * lanes < remaining) GA_STORE_OUT(yr, k * lanes, bad ? ga_sm_out(0.0f, m, norm, bad, logMode) : logMode ? (v[k] - m) - norm : v[k] * norm);
                 }
             }
         }
 
-        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_1(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
-            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
-        {
-            LOCAL float scratch[GA_ROW_SCRATCH];
-            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 1, scratch);
+        #define GA_SOFTMAX_REGISTERS(P) \
+        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_##P(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL ga_out_t* y, \
+            ga_index yOffset, ga_index rows, ga_index cols, int lanes, GA_SM_OPTIONS) \
+        { \
+            LOCAL float scratch[GA_ROW_SCRATCH]; \
+            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, scale, mask, maskOffset, maskStride, flags, P, scratch); \
         }
+        GA_SOFTMAX_REGISTERS(1)
+        GA_SOFTMAX_REGISTERS(2)
+        GA_SOFTMAX_REGISTERS(4)
+        GA_SOFTMAX_REGISTERS(8)
+        GA_SOFTMAX_REGISTERS(16)
+        GA_SOFTMAX_REGISTERS(32)
 
-        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_2(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
-            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
-        {
-            LOCAL float scratch[GA_ROW_SCRATCH];
-            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 2, scratch);
-        }
-
-        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_4(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
-            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
-        {
-            LOCAL float scratch[GA_ROW_SCRATCH];
-            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 4, scratch);
-        }
-
-        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_8(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
-            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
-        {
-            LOCAL float scratch[GA_ROW_SCRATCH];
-            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 8, scratch);
-        }
-
-        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_16(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
-            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
-        {
-            LOCAL float scratch[GA_ROW_SCRATCH];
-            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 16, scratch);
-        }
-
-        KERNEL GA_MAX_THREADS(1024) void ga_softmax_registers_32(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y,
-            ga_index yOffset, ga_index rows, ga_index cols, int lanes, int logMode)
-        {
-            LOCAL float scratch[GA_ROW_SCRATCH];
-            ga_softmax_registers(x, xOffset, y, yOffset, rows, cols, lanes, logMode, 32, scratch);
-        }
-
-        KERNEL void ga_softmax_rows(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y, ga_index yOffset,
-                                    ga_index rows, ga_index cols, int slice, int logMode)
+        KERNEL void ga_softmax_rows(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL ga_out_t* y, ga_index yOffset,
+                                    ga_index rows, ga_index cols, int slice, GA_SM_OPTIONS)
         {
             LOCAL float lm[GA_GROUP_SIZE];
             LOCAL float ls[GA_GROUP_SIZE];
             const int lid = GA_LOCAL_ID(0);
             const int lane = lid & (slice - 1);
             const int first = lid - lane;
+            const int logMode = flags & GA_SM_LOG;
             const ga_index rowsPerGroup = GA_GROUP_SIZE / slice;
             const ga_index rowStep = GA_NUM_GROUPS(0) * rowsPerGroup;
             for (ga_index base = GA_GROUP_ID(0) * rowsPerGroup; base < rows; base += rowStep)
             {
                 const ga_index row = base + lid / slice;
                 const int active = row < rows;
-                GLOBAL const float* xr = x + xOffset + (active ? row : 0) * cols;
-                GLOBAL float* yr = y + yOffset + (active ? row : 0) * cols;
+                GLOBAL const ga_in_t* xr = x + xOffset + (active ? row : 0) * cols;
+                GLOBAL ga_out_t* yr = y + yOffset + (active ? row : 0) * cols;
+                GLOBAL const float* mr = ga_sm_mask_row(mask, maskOffset, maskStride, active ? row : 0, flags);
                 float m = -GA_INFINITY, s = 0.0f;
                 for (ga_index j0 = 0; j0 < cols; j0 += slice)
                 {
                     const ga_index j = j0 + lane;
-                    if (active && j < cols) ga_sm_add(&m, &s, xr[j]);
+                    if (active && j < cols) ga_sm_add(&m, &s, ga_sm_z(GA_LOAD_IN(xr, j), scale, mr, j));
                     GA_LOOP_BARRIER();
                 }
                 lm[lid] = m;
@@ -307,19 +341,19 @@ internal static class SoftmaxKernels
                 m = lm[first];
                 s = ls[first];
                 BARRIER();
-                const int bad = ga_sm_bad(m);
-                const float scale = ga_sm_scale(s, logMode);
+                const int bad = ga_sm_bad(m, flags);
+                const float norm = ga_sm_scale(s, logMode);
                 for (ga_index j0 = 0; j0 < cols; j0 += slice)
                 {
                     const ga_index j = j0 + lane;
-                    if (active && j < cols) yr[j] = ga_sm_out(xr[j], m, scale, bad, logMode);
+                    if (active && j < cols) GA_STORE_OUT(yr, j, ga_sm_out(ga_sm_z(GA_LOAD_IN(xr, j), scale, mr, j), m, norm, bad, logMode));
                     GA_LOOP_BARRIER();
                 }
             }
         }
 
-        KERNEL void ga_softmax_partial(GLOBAL const float* x, ga_index xOffset, ga_index rows, ga_index cols,
-                                       ga_index chunks, ga_index chunkLength, GLOBAL float* partial)
+        KERNEL void ga_softmax_partial(GLOBAL const ga_in_t* x, ga_index xOffset, ga_index rows, ga_index cols,
+                                       ga_index chunks, ga_index chunkLength, GLOBAL float* partial, GA_SM_OPTIONS)
         {
             LOCAL float lm[GA_GROUP_SIZE];
             LOCAL float ls[GA_GROUP_SIZE];
@@ -330,12 +364,13 @@ internal static class SoftmaxKernels
                 const ga_index row = piece / chunks;
                 const ga_index begin = (piece - row * chunks) * chunkLength;
                 const ga_index end = begin + chunkLength < cols ? begin + chunkLength : cols;
-                GLOBAL const float* xr = x + xOffset + row * cols;
+                GLOBAL const ga_in_t* xr = x + xOffset + row * cols;
+                GLOBAL const float* mr = ga_sm_mask_row(mask, maskOffset, maskStride, row, flags);
                 float m = -GA_INFINITY, s = 0.0f;
                 for (ga_index j0 = begin; j0 < end; j0 += GA_GROUP_SIZE)
                 {
                     const ga_index j = j0 + lid;
-                    if (j < end) ga_sm_add(&m, &s, xr[j]);
+                    if (j < end) ga_sm_add(&m, &s, ga_sm_z(GA_LOAD_IN(xr, j), scale, mr, j));
                     GA_LOOP_BARRIER();
                 }
                 lm[lid] = m;
@@ -351,38 +386,31 @@ internal static class SoftmaxKernels
             }
         }
 
-        KERNEL void ga_softmax_finish(GLOBAL const float* x, ga_index xOffset, GLOBAL float* y, ga_index yOffset,
+        KERNEL void ga_softmax_finish(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL ga_out_t* y, ga_index yOffset,
                                       ga_index rows, ga_index cols, ga_index chunks, ga_index chunkLength,
-                                      GLOBAL const float* partial, int logMode)
+                                      GLOBAL const float* partial, GA_SM_OPTIONS)
         {
             LOCAL float lm[GA_GROUP_SIZE];
             LOCAL float ls[GA_GROUP_SIZE];
             const int lid = GA_LOCAL_ID(0);
+            const int logMode = flags & GA_SM_LOG;
             const ga_index pieces = rows * chunks;
             for (ga_index piece = GA_GROUP_ID(0); piece < pieces; piece += GA_NUM_GROUPS(0))
             {
                 const ga_index row = piece / chunks;
                 const ga_index begin = (piece - row * chunks) * chunkLength;
                 const ga_index end = begin + chunkLength < cols ? begin + chunkLength : cols;
-                float m = -GA_INFINITY, s = 0.0f;
-                GLOBAL const float* rowPartials = partial + 2 * row * chunks;
-                for (ga_index k = lid; k < chunks; k += GA_GROUP_SIZE)
-                    ga_sm_merge(&m, &s, rowPartials[2 * k], rowPartials[2 * k + 1]);
-                lm[lid] = m;
-                ls[lid] = s;
-                BARRIER();
-                ga_sm_reduce(lm, ls, lid, lid, GA_GROUP_SIZE);
-                m = lm[0];
-                s = ls[0];
-                BARRIER();
-                const int bad = ga_sm_bad(m);
-                const float scale = ga_sm_scale(s, logMode);
-                GLOBAL const float* xr = x + xOffset + row * cols;
-                GLOBAL float* yr = y + yOffset + row * cols;
+                float m, s;
+                ga_sm_row_state(partial + 2 * row * chunks, chunks, 2, lm, ls, &m, &s);
+                const int bad = ga_sm_bad(m, flags);
+                const float norm = ga_sm_scale(s, logMode);
+                GLOBAL const ga_in_t* xr = x + xOffset + row * cols;
+                GLOBAL ga_out_t* yr = y + yOffset + row * cols;
+                GLOBAL const float* mr = ga_sm_mask_row(mask, maskOffset, maskStride, row, flags);
                 for (ga_index j0 = begin; j0 < end; j0 += GA_GROUP_SIZE)
                 {
                     const ga_index j = j0 + lid;
-                    if (j < end) yr[j] = ga_sm_out(xr[j], m, scale, bad, logMode);
+                    if (j < end) GA_STORE_OUT(yr, j, ga_sm_out(ga_sm_z(GA_LOAD_IN(xr, j), scale, mr, j), m, norm, bad, logMode));
                     GA_LOOP_BARRIER();
                 }
             }

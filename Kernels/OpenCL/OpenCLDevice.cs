@@ -386,56 +386,159 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         }
     }
 
-    /// <inheritdoc/>
+    /// <summary>Plain softmax (no scale, mask or safe rows).</summary>
     public void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log)
-        => Softmax(x, y, rows, cols, log, PlanSoftmax(rows, cols));
+        => Softmax(x, y, rows, cols, log, PlanSoftmax(rows, cols), DeviceSoftmaxInput.Plain);
+
+    /// <inheritdoc/>
+    public void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log, in DeviceSoftmaxInput input)
+        => Softmax(x, y, rows, cols, log, PlanSoftmax(rows, cols), input);
 
     /// <summary>The softmax shapes' chooser for this device (<see cref="SoftmaxPlanner"/>; register rows are CUDA's choice, not OpenCL's).</summary>
     internal SoftmaxPlanner SoftmaxPlanner => new(_groupSize, Info.ComputeUnits, Info.IsCpu ? 4 : 8, RegisterRows: false);
 
-    /// <summary>The shape <see cref="Softmax(DeviceRegion, DeviceRegion, long, long, bool)"/> uses for [rows, cols].</summary>
+    /// <summary>The shape <see cref="Softmax(DeviceRegion, DeviceRegion, long, long, bool)"/> uses for [rows, cols] (and the
+    /// backward and cross-entropy kernels, whose shapes are the streaming ones this planner gives).</summary>
     internal SoftmaxPlan PlanSoftmax(long rows, long cols) => SoftmaxPlanner.Plan(rows, cols);
 
-    /// <summary>Softmax with an explicit <paramref name="plan"/> (tests force each shape with it).</summary>
+    /// <summary>Plain softmax with an explicit <paramref name="plan"/> (tests force each shape with it).</summary>
     internal void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log, SoftmaxPlan plan)
+        => Softmax(x, y, rows, cols, log, plan, DeviceSoftmaxInput.Plain);
+
+    /// <summary>Softmax with options and an explicit <paramref name="plan"/>.</summary>
+    internal void Softmax(DeviceRegion x, DeviceRegion y, long rows, long cols, bool log, SoftmaxPlan plan, in DeviceSoftmaxInput input)
     {
         if (rows <= 0 || cols <= 0) return;
-        CompiledProgram program = GetProgram(KernelFamily.Softmax, null);
+        CompiledProgram program = GetProgram(KernelFamily.Softmax, null, ProgramStorage.Of(x, y));
         int g = program.GroupSize;
-        if (plan.Shape == SoftmaxShape.Rows) plan = SoftmaxPlan.Rows(Math.Min(plan.Lanes, g)); // the program may have been built smaller
-        plan.Validate(cols, g, cudaBlocks: false);
+        plan = Fit(plan, cols, g, streamingOnly: false);
+        nint mask = input.MaskHandle(x.Handle);
+        int flags = input.Flags(log);
         if (!plan.IsSplit)
         {
-            // Rows: a slice of work-items per row; registers: `lanes` work-items per row. Either way g / lanes rows per group.
-            long groups = Math.Min(CeilDiv(rows, g / plan.Lanes), _maxGroups);
             lock (_launchLock)
             {
                 ThrowIfDisposed();
                 new Launch(this, program.Kernel(plan.Kernel))
-                    .Arg(x.Handle).Arg(x.ElementOffset).Arg(y.Handle).Arg(y.ElementOffset).Arg(rows).Arg(cols)
-                    .Arg(plan.Lanes).Arg(log ? 1 : 0)
-                    .Run1D(groups * g, g);
+                    .Arg(x.Handle).Arg(x.ElementOffset).Arg(y.Handle).Arg(y.ElementOffset).Arg(rows).Arg(cols).Arg(plan.Lanes)
+                    .Arg(input.Scale).Arg(mask).Arg(input.Mask.ElementOffset).Arg(input.MaskStride).Arg(flags)
+                    .Run1D(RowGroups(rows, plan, g) * g, g);
             }
             return;
         }
-
-        long chunkLength = plan.ChunkLength;
-        long chunks = CeilDiv(cols, chunkLength);
-        long pieces = rows * chunks;
-        long pieceGroups = Math.Min(pieces, Math.Max(_maxGroups, 1024));
         lock (_launchLock)
         {
             ThrowIfDisposed();
+            long pieces = rows * plan.Chunks;
             nint scratch = Scratch(pieces * 2 * sizeof(float));
             new Launch(this, program.Kernel(SoftmaxKernels.Partial))
-                .Arg(x.Handle).Arg(x.ElementOffset).Arg(rows).Arg(cols).Arg(chunks).Arg(chunkLength).Arg(scratch)
-                .Run1D(pieceGroups * g, g);
+                .Arg(x.Handle).Arg(x.ElementOffset).Arg(rows).Arg(cols).Arg(plan.Chunks).Arg(plan.ChunkLength).Arg(scratch)
+                .Arg(input.Scale).Arg(mask).Arg(input.Mask.ElementOffset).Arg(input.MaskStride).Arg(flags)
+                .Run1D(PieceGroups(pieces) * g, g);
             new Launch(this, program.Kernel(SoftmaxKernels.Finish))
                 .Arg(x.Handle).Arg(x.ElementOffset).Arg(y.Handle).Arg(y.ElementOffset).Arg(rows).Arg(cols)
-                .Arg(chunks).Arg(chunkLength).Arg(scratch).Arg(log ? 1 : 0)
-                .Run1D(pieceGroups * g, g);
+                .Arg(plan.Chunks).Arg(plan.ChunkLength).Arg(scratch)
+                .Arg(input.Scale).Arg(mask).Arg(input.Mask.ElementOffset).Arg(input.MaskStride).Arg(flags)
+                .Run1D(PieceGroups(pieces) * g, g);
         }
     }
+
+    /// <inheritdoc/>
+    public void SoftmaxBackward(DeviceRegion y, DeviceRegion dy, DeviceRegion dx, long rows, long cols, bool log)
+        => SoftmaxBackward(y, dy, dx, rows, cols, log, PlanSoftmax(rows, cols));
+
+    /// <summary>Softmax backward with an explicit streaming <paramref name="plan"/> (rows or split).</summary>
+    internal void SoftmaxBackward(DeviceRegion y, DeviceRegion dy, DeviceRegion dx, long rows, long cols, bool log, SoftmaxPlan plan)
+    {
+        if (rows <= 0 || cols <= 0) return;
+        CompiledProgram program = GetProgram(KernelFamily.SoftmaxGrad, null, ProgramStorage.Of(y, dx));
+        int g = program.GroupSize;
+        plan = Fit(plan, cols, g, streamingOnly: true);
+        int logMode = log ? 1 : 0;
+        lock (_launchLock)
+        {
+            ThrowIfDisposed();
+            if (!plan.IsSplit)
+            {
+                new Launch(this, program.Kernel(SoftmaxGradKernels.BackwardRows))
+                    .Arg(y.Handle).Arg(y.ElementOffset).Arg(dy.Handle).Arg(dy.ElementOffset).Arg(dx.Handle).Arg(dx.ElementOffset)
+                    .Arg(rows).Arg(cols).Arg(plan.Lanes).Arg(logMode)
+                    .Run1D(RowGroups(rows, plan, g) * g, g);
+                return;
+            }
+            long pieces = rows * plan.Chunks;
+            nint scratch = Scratch(pieces * sizeof(float));
+            new Launch(this, program.Kernel(SoftmaxGradKernels.BackwardPartial))
+                .Arg(y.Handle).Arg(y.ElementOffset).Arg(dy.Handle).Arg(dy.ElementOffset)
+                .Arg(rows).Arg(cols).Arg(plan.Chunks).Arg(plan.ChunkLength).Arg(scratch).Arg(logMode)
+                .Run1D(PieceGroups(pieces) * g, g);
+            new Launch(this, program.Kernel(SoftmaxGradKernels.BackwardFinish))
+                .Arg(y.Handle).Arg(y.ElementOffset).Arg(dy.Handle).Arg(dy.ElementOffset).Arg(dx.Handle).Arg(dx.ElementOffset)
+                .Arg(rows).Arg(cols).Arg(plan.Chunks).Arg(plan.ChunkLength).Arg(scratch).Arg(logMode)
+                .Run1D(PieceGroups(pieces) * g, g);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void CrossEntropy(DeviceRegion logits, DeviceRegion targets, DeviceRegion losses, DeviceRegion? grad, long rows, long cols, CrossEntropyOptions options)
+        => CrossEntropy(logits, targets, losses, grad, rows, cols, options, PlanSoftmax(rows, cols));
+
+    /// <summary>Cross-entropy with an explicit streaming <paramref name="plan"/> (rows or split).</summary>
+    internal void CrossEntropy(DeviceRegion logits, DeviceRegion targets, DeviceRegion losses, DeviceRegion? grad, long rows, long cols,
+        CrossEntropyOptions options, SoftmaxPlan plan)
+    {
+        if (rows <= 0 || cols <= 0) return;
+        CompiledProgram program = GetProgram(KernelFamily.SoftmaxGrad, null, ProgramStorage.Of(logits, grad ?? logits));
+        int g = program.GroupSize;
+        plan = Fit(plan, cols, g, streamingOnly: true);
+        DeviceRegion gr = grad ?? logits;
+        int hasGrad = grad is null ? 0 : 1;
+        lock (_launchLock)
+        {
+            ThrowIfDisposed();
+            if (!plan.IsSplit)
+            {
+                new Launch(this, program.Kernel(SoftmaxGradKernels.CrossEntropyRows))
+                    .Arg(logits.Handle).Arg(logits.ElementOffset).Arg(targets.Handle).Arg(targets.ElementOffset)
+                    .Arg(losses.Handle).Arg(losses.ElementOffset).Arg(gr.Handle).Arg(gr.ElementOffset)
+                    .Arg(rows).Arg(cols).Arg(plan.Lanes).Arg(options.IgnoreIndex).Arg(options.LabelSmoothing).Arg(options.GradientScale).Arg(hasGrad)
+                    .Run1D(RowGroups(rows, plan, g) * g, g);
+                return;
+            }
+            long pieces = rows * plan.Chunks;
+            nint scratch = Scratch(pieces * SoftmaxGradKernels.CrossEntropyScratch * sizeof(float));
+            new Launch(this, program.Kernel(SoftmaxGradKernels.CrossEntropyPartial))
+                .Arg(logits.Handle).Arg(logits.ElementOffset).Arg(targets.Handle).Arg(targets.ElementOffset)
+                .Arg(rows).Arg(cols).Arg(plan.Chunks).Arg(plan.ChunkLength).Arg(scratch)
+                .Run1D(PieceGroups(pieces) * g, g);
+            new Launch(this, program.Kernel(SoftmaxGradKernels.CrossEntropyFinish))
+                .Arg(logits.Handle).Arg(logits.ElementOffset).Arg(targets.Handle).Arg(targets.ElementOffset)
+                .Arg(losses.Handle).Arg(losses.ElementOffset).Arg(gr.Handle).Arg(gr.ElementOffset)
+                .Arg(rows).Arg(cols).Arg(plan.Chunks).Arg(plan.ChunkLength).Arg(scratch)
+                .Arg(options.IgnoreIndex).Arg(options.LabelSmoothing).Arg(options.GradientScale).Arg(hasGrad)
+                .Run1D(PieceGroups(pieces) * g, g);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="plan"/> for a program built with groups of <paramref name="g"/> (it may have been built smaller than
+    /// the planner assumed), validated; <paramref name="streamingOnly"/>: the backward and cross-entropy kernels, which
+    /// have the rows and split shapes only.
+    /// </summary>
+    static SoftmaxPlan Fit(SoftmaxPlan plan, long cols, int g, bool streamingOnly)
+    {
+        if (plan.Shape == SoftmaxShape.Rows) plan = SoftmaxPlan.Rows(Math.Min(plan.Lanes, g));
+        if (streamingOnly && plan.Shape == SoftmaxShape.Registers)
+            throw new ArgumentException($"The softmax plan {plan} has no backward or cross-entropy kernel; use rows or split.", nameof(plan));
+        plan.Validate(cols, g, cudaBlocks: false);
+        return plan;
+    }
+
+    /// <summary>Groups of a rows or registers launch: g / lanes rows per group, at most the device's group cap.</summary>
+    long RowGroups(long rows, SoftmaxPlan plan, int g) => Math.Min(CeilDiv(rows, g / plan.Lanes), _maxGroups);
+
+    /// <summary>Groups of a split launch: one per piece, up to the larger of the group cap and 1024.</summary>
+    long PieceGroups(long pieces) => Math.Min(pieces, Math.Max(_maxGroups, 1024));
 
     /// <summary>The device scratch buffer, grown to at least <paramref name="bytes"/>; call under the launch lock.
     /// Replacing it is safe while queued kernels still use the old one: OpenCL frees it after they finish.</summary>

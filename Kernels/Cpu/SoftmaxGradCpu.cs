@@ -1,0 +1,120 @@
+using System.Runtime.CompilerServices;
+
+namespace GpuActivations.Cpu;
+
+/// <summary>
+/// Softmax and log-softmax backward, and cross-entropy from logits, on the CPU: row ops of <see cref="RowDriver"/> (a
+/// reduction over the row, then an elementwise pass), with row sums in double across blocks of float lanes.
+/// </summary>
+internal static unsafe class SoftmaxGradCpu
+{
+    /// <summary>dx = y (dy - sum dy y) (softmax) or dy - e^y sum dy (log-softmax), per row; dx may equal y or dy.</summary>
+    public static void Backward(float* y, float* dy, float* dx, long rows, long cols, bool log)
+        => RowDriver.Run<BackwardRows, double>(new BackwardRows(y, dy, dx, cols, log), rows, cols);
+
+    /// <summary>Per-row cross-entropy losses and (grad not null) gradients; grad may equal logits.</summary>
+    public static void CrossEntropy(float* logits, int* targets, float* losses, float* grad, long rows, long cols, CrossEntropyOptions options)
+        => RowDriver.Run<CrossEntropyRows, CrossEntropyState>(new CrossEntropyRows(logits, targets, losses, grad, cols, options.IgnoreIndex,
+            options.LabelSmoothing, options.GradientScale), rows, cols);
+
+    readonly struct BackwardRows(float* y, float* dy, float* dx, long cols, bool log) : IRowOp<double>
+    {
+        public double Reduce(long row, long start, long count)
+        {
+            long o = row * cols + start;
+            return log ? ElementwiseDriver.Sum(new SecondOp(), y + o, dy + o, count) : ElementwiseDriver.Sum(new ProductOp(), y + o, dy + o, count);
+        }
+
+        public double Merge(in double a, in double b) => a + b;
+
+        public void Write(long row, long start, long count, in double slice, in double whole)
+        {
+            long o = row * cols + start;
+            if (log) ElementwiseDriver.Binary(new LogSoftmaxGradOp((float)whole), y + o, dy + o, dx + o, count);
+            else ElementwiseDriver.Binary(new SoftmaxGradOp((float)whole), y + o, dy + o, dx + o, count);
+        }
+    }
+
+    readonly struct CrossEntropyRows(float* logits, int* targets, float* losses, float* grad, long cols, int ignore, float eps, float gradScale)
+        : IRowOp<CrossEntropyState>
+    {
+        public CrossEntropyState Reduce(long row, long start, long count)
+        {
+            int t = targets[row];
+            if (t == ignore) return default;
+            float* z = logits + row * cols + start;
+            SoftmaxState softmax = SoftmaxCpu.Reduce(z, null, 1f, null, count, store: false);
+            double sumZ = eps > 0 ? ElementwiseDriver.Sum(new SecondOp(), z, z, count) : 0;
+            // z_t is read here, before any slice is written: the gradient may overwrite the logits.
+            float zt = start == 0 && (uint)t < (ulong)cols ? logits[row * cols + t] : 0f;
+            return new(softmax, sumZ, zt);
+        }
+
+        public CrossEntropyState Merge(in CrossEntropyState a, in CrossEntropyState b)
+            => new(SoftmaxState.Merge(a.Softmax, b.Softmax), a.SumZ + b.SumZ, a.Zt);
+
+        public void Write(long row, long start, long count, in CrossEntropyState slice, in CrossEntropyState whole)
+        {
+            int t = targets[row];
+            float* g = grad == null ? null : grad + row * cols + start;
+            SoftmaxState s = whole.Softmax;
+            bool ignored = t == ignore;
+            bool bad = !ignored && ((uint)t >= (ulong)cols || s.IsNaN || s.Empty || s.Max == float.PositiveInfinity);
+            if (start == 0)
+            {
+                double logSum = Math.Log(s.Sum);
+                losses[row] = ignored ? 0f : bad ? float.NaN
+                    : (float)(logSum + (eps < 1 ? (1 - (double)eps) * ((double)s.Max - whole.Zt) : 0)
+                                     + (eps > 0 ? eps * ((double)s.Max - whole.SumZ / cols) : 0));
+            }
+            if (g == null) return;
+            if (ignored || bad)
+            {
+                new Span<float>(g, checked((int)count)).Fill(ignored ? 0f : float.NaN);
+                return;
+            }
+            float* z = logits + row * cols + start;
+            ElementwiseDriver.Unary(new CrossEntropyGradOp(s.Max, (float)(gradScale / s.Sum), (float)((double)gradScale * eps / cols)), z, g, count);
+            long tt = t - start;
+            if (tt >= 0 && tt < count) g[tt] -= (float)((double)gradScale * (1 - (double)eps));
+        }
+    }
+
+    /// <summary>a * b.</summary>
+    readonly struct ProductOp : IBinaryOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TV Invoke<TV>(TV a, TV b) where TV : unmanaged, ISimd<TV> => a * b;
+    }
+
+    /// <summary>b.</summary>
+    readonly struct SecondOp : IBinaryOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TV Invoke<TV>(TV a, TV b) where TV : unmanaged, ISimd<TV> => b;
+    }
+
+    /// <summary>y (dy - s).</summary>
+    readonly struct SoftmaxGradOp(float s) : IBinaryOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TV Invoke<TV>(TV y, TV dy) where TV : unmanaged, ISimd<TV> => y * (dy - TV.Create(s));
+    }
+
+    /// <summary>dy - e^y s.</summary>
+    readonly struct LogSoftmaxGradOp(float s) : IBinaryOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TV Invoke<TV>(TV y, TV dy) where TV : unmanaged, ISimd<TV> => dy - VectorMath.Exp(y) * TV.Create(s);
+    }
+
+    /// <summary>e^(z - max) scaleOverSum - offset: the scaled softmax minus the smoothing's eps / C, before the target's own term.</summary>
+    readonly struct CrossEntropyGradOp(float max, float scaleOverSum, float offset) : IUnaryOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TV Invoke<TV>(TV z) where TV : unmanaged, ISimd<TV> => VectorMath.Exp(z - TV.Create(max)) * TV.Create(scaleOverSum) - TV.Create(offset);
+    }
+}
+
+/// <summary>A slice's cross-entropy state: its softmax state, the sum of its logits (label smoothing) and z_t (first slice).</summary>
+internal readonly record struct CrossEntropyState(SoftmaxState Softmax, double SumZ, float Zt);
