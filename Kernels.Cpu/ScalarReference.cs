@@ -21,7 +21,7 @@ namespace GpuActivations.Reference;
 /// <see cref="DefaultSoftplusBeta"/>, <see cref="DefaultSoftplusThreshold"/>) for callers to pass explicitly.
 /// </para>
 /// </remarks>
-public static class ScalarReference
+public static partial class ScalarReference
 {
     /// <summary>SELU α from Klambauer et al., "Self-Normalizing Neural Networks" (2017), as used by PyTorch (1.6732632423543772848170429916717).</summary>
     public const double SeluAlpha = 1.6732632423543772848170429916717;
@@ -316,7 +316,7 @@ public static class ScalarReference
         RequireDestination(y.Length, gate.Length, nameof(y));
         for (int i = 0; i < gate.Length; i++)
         {
-            y[i] = (float)(GateActivation(op, gate[i]) * up[i]);
+            y[i] = (float)GluValue(op, gate[i], up[i]);
         }
     }
 
@@ -332,27 +332,7 @@ public static class ScalarReference
     /// <exception cref="ArgumentException">packed.Length is not rows·2d, or y is too short.</exception>
     /// <exception cref="ArgumentOutOfRangeException">rows or d is negative, or <paramref name="op"/> is not defined.</exception>
     public static void GluPacked(GluId op, ReadOnlySpan<float> packed, Span<float> y, int rows, int d)
-    {
-        RequireGlu(op);
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(d);
-        long outCount = (long)rows * d;
-        if (packed.Length != 2 * outCount)
-        {
-            throw new ArgumentException("packed must hold rows·2d elements.", nameof(packed));
-        }
-
-        RequireDestination(y.Length, outCount, nameof(y));
-        for (int r = 0; r < rows; r++)
-        {
-            int inRow = r * 2 * d;
-            int outRow = r * d;
-            for (int j = 0; j < d; j++)
-            {
-                y[outRow + j] = (float)(GateActivation(op, packed[inRow + j]) * packed[inRow + d + j]);
-            }
-        }
-    }
+        => GluPacked(op, packed, y, rows, d, interleaved: false);
 
     /// <summary>
     /// Row-wise softmax over a row-major [rows, cols] matrix, in double with the row maximum subtracted first.
@@ -452,16 +432,6 @@ public static class ScalarReference
             }
         }
     }
-
-    /// <summary>The gate activation of a GLU variant.</summary>
-    private static double GateActivation(GluId op, double g) => op switch
-    {
-        GluId.SwiGlu => Silu(g),
-        GluId.GeGlu => Gelu(g),
-        GluId.GeGluTanh => GeluTanh(g),
-        GluId.ReGlu => Relu(g),
-        _ => throw new ArgumentOutOfRangeException(nameof(op), op, "Unknown GLU variant."),
-    };
 
     private static void RequireGlu(GluId op)
     {

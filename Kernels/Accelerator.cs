@@ -140,10 +140,17 @@ public abstract class Accelerator : IDisposable
         KeepAlive(x, alpha, y);
     }
 
-    /// <summary>A gated unit in one pass: y = act(gate) * up, with gate, up and y of equal length.</summary>
+    /// <summary>
+    /// A gated unit in one pass: y = act(gate) * up (the clamped SwiGLU: act(min(gate, limit)) * (clamp(up) + 1)),
+    /// with gate, up and y of equal length. y may be gate or up (in place).
+    /// </summary>
+    /// <param name="unit">The unit, e.g. <c>GatedUnit.SwiGlu</c> or <c>GatedUnit.ClampedSwiGlu()</c>.</param>
+    /// <param name="gate">The gate input.</param>
+    /// <param name="up">The up input, as long as <paramref name="gate"/>.</param>
+    /// <param name="y">The output, as long as <paramref name="gate"/>.</param>
     public void Glu(GatedUnit unit, BufferView<float> gate, BufferView<float> up, BufferView<float> y)
     {
-        CheckUnit(unit);
+        ArgumentNullException.ThrowIfNull(unit);
         CheckInOut(gate, y, nameof(gate), nameof(y));
         CheckInOut(up, y, nameof(up), nameof(y));
         Guard.SameLength(gate.Length, up.Length, nameof(gate), nameof(up));
@@ -153,30 +160,105 @@ public abstract class Accelerator : IDisposable
     }
 
     /// <summary>
-    /// A gated unit on the packed output of a fused gate/up projection: <paramref name="packed"/> is
-    /// [rows, 2d] with each row's gate half first, then its up half; y is [rows, d].
+    /// A gated unit on the packed output of a fused gate/up projection: <paramref name="packed"/> is [rows, 2d], each
+    /// row holding its d gates and d ups as <paramref name="packing"/> says; y is [rows, d] and must not overlap packed.
     /// </summary>
-    public void GluPacked(GatedUnit unit, BufferView<float> packed, BufferView<float> y, long rows, long d)
+    /// <param name="unit">The unit.</param>
+    /// <param name="packed">The [rows, 2d] input.</param>
+    /// <param name="y">The [rows, d] output.</param>
+    /// <param name="rows">The number of rows (&gt;= 0).</param>
+    /// <param name="d">The number of outputs per row (&gt;= 1).</param>
+    /// <param name="packing">Halves (gate half, then up half; the default) or interleaved (gate at even, up at odd positions).</param>
+    public void GluPacked(GatedUnit unit, BufferView<float> packed, BufferView<float> y, long rows, long d, GluPacking packing = GluPacking.Halves)
     {
-        CheckUnit(unit);
+        ArgumentNullException.ThrowIfNull(unit);
         ThrowIfDisposed();
         Guard.On(this, packed, nameof(packed));
         Guard.On(this, y, nameof(y));
+        GluLayout layout = PackedLayout(packing);
         // Any overlap, not just a partial one: y is half as long as packed, so there is no exact in-place form.
-        if (ReferenceEquals(packed.Buffer.Storage, y.Buffer.Storage) && packed.Length > 0 && y.Length > 0
-            && packed.Offset < y.Offset + y.Length && y.Offset < packed.Offset + packed.Length)
-            throw new ArgumentException("y overlaps packed; the packed layout cannot be computed in place (y is half as long). Use a separate output.", nameof(y));
-        long outputs = Guard.Shape(rows, d);
-        if (d > long.MaxValue / 2 || outputs > long.MaxValue / 2)
-            throw new ArgumentOutOfRangeException(nameof(d), d, $"rows * 2d = {rows} * 2 * {d} overflows a 64-bit length.");
+        Guard.Disjoint(packed, y, nameof(packed), nameof(y), "the packed layout cannot be computed in place (y is half as long). Use a separate output.");
+        long outputs = PackedShape(rows, d);
         Guard.Length(packed.Length, 2 * outputs, nameof(packed), $"rows * 2d = {rows} * {2 * d}");
         Guard.Length(y.Length, outputs, nameof(y), $"rows * d = {rows} * {d}");
-        if (outputs > 0) RunGlu(unit, GluLayout.Packed, packed, packed, y, rows, d);
+        if (outputs > 0) RunGlu(unit, layout, packed, packed, y, rows, d);
         KeepAlive(packed, y);
     }
 
     /// <summary>SwiGLU in one pass: y = silu(gate) * up.</summary>
     public void SwiGlu(BufferView<float> gate, BufferView<float> up, BufferView<float> y) => Glu(GatedUnit.SwiGlu, gate, up, y);
+
+    /// <summary>
+    /// The backward pass of <see cref="Glu"/> in one pass over the inputs: dGate = dy * up * act'(gate),
+    /// dUp = dy * act(gate) (the clamped SwiGLU: with its clamped inputs and (up + 1), and 0 where a clamp is active).
+    /// All five views have equal length. dGate may be gate and dUp may be up (in place); dGate and dUp must not overlap.
+    /// </summary>
+    /// <param name="unit">The unit of the forward pass.</param>
+    /// <param name="gate">The forward pass's gate input.</param>
+    /// <param name="up">The forward pass's up input.</param>
+    /// <param name="dy">The gradient of the loss with respect to y.</param>
+    /// <param name="dGate">The gradient with respect to gate (written).</param>
+    /// <param name="dUp">The gradient with respect to up (written).</param>
+    public void GluBackward(GatedUnit unit, BufferView<float> gate, BufferView<float> up, BufferView<float> dy,
+        BufferView<float> dGate, BufferView<float> dUp)
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        CheckInOut(gate, dGate, nameof(gate), nameof(dGate));
+        CheckInOut(up, dGate, nameof(up), nameof(dGate));
+        CheckInOut(dy, dGate, nameof(dy), nameof(dGate));
+        CheckInOut(gate, dUp, nameof(gate), nameof(dUp));
+        CheckInOut(up, dUp, nameof(up), nameof(dUp));
+        CheckInOut(dy, dUp, nameof(dy), nameof(dUp));
+        Guard.Disjoint(dGate, dUp, nameof(dGate), nameof(dUp), "the two gradients must go to separate memory.");
+        foreach (var (view, name) in new[] { (up, nameof(up)), (dy, nameof(dy)), (dGate, nameof(dGate)), (dUp, nameof(dUp)) })
+            Guard.SameLength(gate.Length, view.Length, nameof(gate), name);
+        if (gate.Length > 0) RunGluBackward(unit, GluLayout.Separate, gate, up, dy, dGate, dUp, 1, gate.Length);
+        KeepAlive(gate, up, dy, dGate, dUp);
+    }
+
+    /// <summary>
+    /// The backward pass of <see cref="GluPacked"/>: dPacked (the gradient with respect to packed, in packed's layout)
+    /// from packed and dy [rows, d]. dPacked may be packed (in place); dy must not overlap dPacked.
+    /// </summary>
+    /// <param name="unit">The unit of the forward pass.</param>
+    /// <param name="packed">The forward pass's [rows, 2d] input.</param>
+    /// <param name="dy">The [rows, d] gradient with respect to y.</param>
+    /// <param name="dPacked">The [rows, 2d] gradient with respect to packed (written).</param>
+    /// <param name="rows">The number of rows (&gt;= 0).</param>
+    /// <param name="d">The number of outputs per row (&gt;= 1).</param>
+    /// <param name="packing">The layout of packed and dPacked (see <see cref="GluPacked"/>).</param>
+    public void GluPackedBackward(GatedUnit unit, BufferView<float> packed, BufferView<float> dy, BufferView<float> dPacked,
+        long rows, long d, GluPacking packing = GluPacking.Halves)
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        CheckInOut(packed, dPacked, nameof(packed), nameof(dPacked));
+        Guard.On(this, dy, nameof(dy));
+        GluLayout layout = PackedLayout(packing);
+        Guard.Disjoint(dy, dPacked, nameof(dy), nameof(dPacked), "dy is half as long as dPacked, so it cannot share its memory.");
+        long outputs = PackedShape(rows, d);
+        Guard.Length(packed.Length, 2 * outputs, nameof(packed), $"rows * 2d = {rows} * {2 * d}");
+        Guard.Length(dy.Length, outputs, nameof(dy), $"rows * d = {rows} * {d}");
+        Guard.Length(dPacked.Length, 2 * outputs, nameof(dPacked), $"rows * 2d = {rows} * {2 * d}");
+        if (outputs > 0) RunGluBackward(unit, layout, packed, packed, dy, dPacked, dPacked, rows, d);
+        KeepAlive(packed, dy, dPacked);
+    }
+
+    /// <summary>The internal layout of a packing, or an exception naming <c>packing</c>.</summary>
+    internal static GluLayout PackedLayout(GluPacking packing) => packing switch
+    {
+        GluPacking.Halves => GluLayout.Packed,
+        GluPacking.Interleaved => GluLayout.Interleaved,
+        _ => throw new ArgumentOutOfRangeException(nameof(packing), packing, "packing must be GluPacking.Halves or GluPacking.Interleaved."),
+    };
+
+    /// <summary>rows * d for a packed [rows, 2d] tensor, checking that rows * 2d fits too.</summary>
+    internal static long PackedShape(long rows, long d)
+    {
+        long outputs = Guard.Shape(rows, d);
+        if (d > long.MaxValue / 2 || outputs > long.MaxValue / 2)
+            throw new ArgumentOutOfRangeException(nameof(d), d, $"rows * 2d = {rows} * 2 * {d} overflows a 64-bit length.");
+        return outputs;
+    }
 
     /// <summary>
     /// Row-wise softmax of x [rows, cols], max-subtracted so large logits do not overflow. A row containing NaN
@@ -219,22 +301,14 @@ public abstract class Accelerator : IDisposable
         Guard.NoPartialOverlap(input, output, inputName, outputName);
     }
 
-    static void CheckUnit(GatedUnit unit)
-    {
-        if (!Enum.IsDefined(unit))
-            throw new ArgumentOutOfRangeException(nameof(unit), unit, $"unit must be one of {string.Join(", ", Enum.GetNames<GatedUnit>())}.");
-    }
-
     /// <summary>
     /// Keeps the buffers behind the views reachable until the op has been run or queued. The backends work on raw
     /// handles (a host pointer, a cl_mem); without this, a buffer referenced only by a view argument could be
     /// finalized, and its memory freed, while the kernel still reads it.
     /// </summary>
-    static void KeepAlive(BufferView<float> a, BufferView<float> b, BufferView<float> c = default)
+    static void KeepAlive(params ReadOnlySpan<BufferView<float>> views)
     {
-        GC.KeepAlive(a.Buffer);
-        GC.KeepAlive(b.Buffer);
-        GC.KeepAlive(c.Buffer);
+        foreach (var view in views) GC.KeepAlive(view.Buffer);
     }
 
     private protected void ThrowIfDisposed()
@@ -248,6 +322,9 @@ public abstract class Accelerator : IDisposable
     private protected abstract void RunActivation(Activation activation, BufferView<float> x, BufferView<float> y);
     private protected abstract void RunPRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y);
     private protected abstract void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d);
+    /// <summary>The gated backward pass; for the packed layouts gate is packed, dGate is dPacked (up, dUp repeat them).</summary>
+    private protected abstract void RunGluBackward(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> dy,
+        BufferView<float> dGate, BufferView<float> dUp, long rows, long d);
     private protected abstract void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log);
     private protected abstract void SynchronizeCore();
     /// <summary>Releases the device itself, after every buffer has been freed.</summary>

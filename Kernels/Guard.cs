@@ -63,6 +63,14 @@ internal static class Guard
         Overlap(input.Offset, input.Length, output.Offset, output.Length, inputName, outputName);
     }
 
+    /// <summary>Two views share no element (an output that cannot be computed in place); <paramref name="why"/> ends the message.</summary>
+    public static void Disjoint<T>(BufferView<T> a, BufferView<T> b, string aName, string bName, string why) where T : unmanaged
+    {
+        if (!ReferenceEquals(a.Buffer.Storage, b.Buffer.Storage) || a.Length == 0 || b.Length == 0) return;
+        if (a.Offset < b.Offset + b.Length && b.Offset < a.Offset + a.Length)
+            throw new ArgumentException($"{bName} overlaps {aName}; {why}", bName);
+    }
+
     /// <summary>Spans are either the same memory (in place) or disjoint.</summary>
     public static void NoPartialOverlap(ReadOnlySpan<float> input, ReadOnlySpan<float> output, string inputName, string outputName)
     {

@@ -55,7 +55,11 @@ internal sealed unsafe class CpuAccelerator : Accelerator
         => CpuOps.PRelu(Pointer(x), Pointer(alpha), alpha.Length, Pointer(y), x.Length);
 
     private protected override void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d)
-        => CpuOps.Glu(unit, layout == GluLayout.Packed, Pointer(gate), Pointer(up), Pointer(y), rows, d);
+        => CpuOps.Glu(unit, layout, Pointer(gate), Pointer(up), Pointer(y), rows, d);
+
+    private protected override void RunGluBackward(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> dy,
+        BufferView<float> dGate, BufferView<float> dUp, long rows, long d)
+        => CpuOps.GluBackward(unit, layout, Pointer(gate), Pointer(up), Pointer(dy), Pointer(dGate), Pointer(dUp), rows, d);
 
     private protected override void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log)
         => SoftmaxCpu.Run(Pointer(x), Pointer(y), rows, cols, log);

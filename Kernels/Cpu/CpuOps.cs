@@ -1,4 +1,5 @@
 using GpuActivations.Activations;
+using GpuActivations.Device;
 
 namespace GpuActivations.Cpu;
 
@@ -32,11 +33,21 @@ internal static unsafe class CpuOps
         }, alignment: 1);
     }
 
-    /// <summary>y = act(gate) * up for rows of d, separate (gate, up) or packed (gate | up per row).</summary>
-    public static void Glu(GatedUnit unit, bool packed, float* gate, float* up, float* y, long rows, long d)
+    /// <summary>y = act(gate) * up for rows of d in <paramref name="layout"/> (packed layouts: gate is the packed tensor, up unused).</summary>
+    public static void Glu(GatedUnit unit, GluLayout layout, float* gate, float* up, float* y, long rows, long d)
     {
-        var visitor = new GluVisitor((nint)gate, (nint)up, (nint)y, rows, d, packed);
-        GatedUnits.GateActivation(unit).Accept<GluVisitor, bool>(ref visitor);
+        var visitor = new GluVisitor(layout, (nint)gate, (nint)up, 0, (nint)y, 0, rows, d);
+        unit.Accept<GluVisitor, bool>(ref visitor);
+    }
+
+    /// <summary>
+    /// The backward pass: (dGate, dUp) from (gate, up, dy) for rows of d in <paramref name="layout"/>; for the packed
+    /// layouts gate and dGate are the packed tensors (up, dUp unused). dGate may be gate, dUp may be up.
+    /// </summary>
+    public static void GluBackward(GatedUnit unit, GluLayout layout, float* gate, float* up, float* dy, float* dGate, float* dUp, long rows, long d)
+    {
+        var visitor = new GluVisitor(layout, (nint)gate, (nint)up, (nint)dy, (nint)dGate, (nint)dUp, rows, d);
+        unit.Accept<GluVisitor, bool>(ref visitor);
     }
 
     readonly struct UnaryVisitor(nint x, nint y, long n) : IActivationVisitor<bool>
@@ -50,28 +61,110 @@ internal static unsafe class CpuOps
         }
     }
 
-    readonly struct GluVisitor(nint gate, nint up, nint y, long rows, long d, bool packed) : IActivationVisitor<bool>
+    /// <summary>
+    /// Runs a gated unit forward (dy = 0: a = y) or backward (a = dGate, b = dUp) over its layout: separate buffers
+    /// as one range split across cores; packed rows one row per step (halves: the row's two halves are two ranges;
+    /// interleaved: pairs are split into two stack chunks, run, and the gradients interleaved back).
+    /// </summary>
+    readonly struct GluVisitor(GluLayout layout, nint gate, nint up, nint dy, nint a, nint b, long rows, long d) : IGateVisitor<bool>
     {
-        public bool Visit<TOp>(TOp op) where TOp : struct, IActivationOp
+        public bool Visit<TGate>(TGate gate, float limit) where TGate : struct, IGate
         {
-            nint g = gate, u = up, yp = y;
-            long width = d;
-            var gated = new GatedOp<TOp>(op);
-            if (!packed)
+            if (dy == 0)
             {
-                CpuParallel.For(width, CpuParallel.Parts(width), (start, count) =>
-                    ElementwiseDriver.Binary(gated, (float*)g + start, (float*)u + start, (float*)yp + start, count));
-                return true;
+                if (limit > 0f) Forward(new ClampedGatedOp<TGate>(gate, limit));
+                else Forward(new GatedOp<TGate>(gate));
             }
+            else if (limit > 0f) Backward(new ClampedGatedGradientOp<TGate>(gate, limit));
+            else Backward(new GatedGradientOp<TGate>(gate));
+            return true;
+        }
+
+        /// <summary>Interleaved pairs go through stack chunks of this many of each.</summary>
+        const int Chunk = 256;
+
+        void Forward<TOp>(TOp op) where TOp : struct, IBinaryOp
+        {
+            nint g = gate, u = up, yp = a;
+            long width = d;
+            if (layout == GluLayout.Separate)
+            {
+                CpuParallel.For(width * rows, CpuParallel.Parts(width * rows), (start, count) =>
+                    ElementwiseDriver.Binary(op, (float*)g + start, (float*)u + start, (float*)yp + start, count));
+                return;
+            }
+            bool interleaved = layout == GluLayout.Interleaved;
             CpuParallel.For(rows, CpuParallel.Parts(rows * width), (start, count) =>
             {
+                float* gs = stackalloc float[Chunk];
+                float* us = stackalloc float[Chunk];
                 for (long r = start; r < start + count; r++)
                 {
                     float* row = (float*)g + r * 2 * width;
-                    ElementwiseDriver.Binary(gated, row, row + width, (float*)yp + r * width, width);
+                    float* y = (float*)yp + r * width;
+                    if (!interleaved)
+                    {
+                        ElementwiseDriver.Binary(op, row, row + width, y, width);
+                        continue;
+                    }
+                    for (long j = 0; j < width; j += Chunk)
+                    {
+                        int n = (int)Math.Min(Chunk, width - j);
+                        Split(row + 2 * j, gs, us, n);
+                        ElementwiseDriver.Binary(op, gs, us, y + j, n);
+                    }
                 }
             }, alignment: 1);
-            return true;
+        }
+
+        void Backward<TOp>(TOp op) where TOp : struct, IGradientOp
+        {
+            nint g = gate, u = up, dyp = dy, dg = a, du = b;
+            long width = d;
+            if (layout == GluLayout.Separate)
+            {
+                CpuParallel.For(width * rows, CpuParallel.Parts(width * rows), (start, count) =>
+                    ElementwiseDriver.Gradient(op, (float*)g + start, (float*)u + start, (float*)dyp + start, (float*)dg + start, (float*)du + start, count));
+                return;
+            }
+            bool interleaved = layout == GluLayout.Interleaved;
+            CpuParallel.For(rows, CpuParallel.Parts(rows * width), (start, count) =>
+            {
+                float* gs = stackalloc float[Chunk];
+                float* us = stackalloc float[Chunk];
+                for (long r = start; r < start + count; r++)
+                {
+                    float* row = (float*)g + r * 2 * width;
+                    float* drow = (float*)dg + r * 2 * width;
+                    float* dyRow = (float*)dyp + r * width;
+                    if (!interleaved)
+                    {
+                        ElementwiseDriver.Gradient(op, row, row + width, dyRow, drow, drow + width, width);
+                        continue;
+                    }
+                    for (long j = 0; j < width; j += Chunk)
+                    {
+                        int n = (int)Math.Min(Chunk, width - j);
+                        Split(row + 2 * j, gs, us, n);
+                        ElementwiseDriver.Gradient(op, gs, us, dyRow + j, gs, us, n);
+                        for (int k = 0; k < n; k++)
+                        {
+                            drow[2 * (j + k)] = gs[k];
+                            drow[2 * (j + k) + 1] = us[k];
+                        }
+                    }
+                }
+            }, alignment: 1);
+        }
+
+        /// <summary>n (gate, up) pairs into two arrays.</summary>
+        static void Split(float* pairs, float* g, float* u, int n)
+        {
+            for (int k = 0; k < n; k++)
+            {
+                g[k] = pairs[2 * k];
+                u[k] = pairs[2 * k + 1];
+            }
         }
     }
 }

@@ -26,8 +26,7 @@ internal abstract class DeviceAccelerator(AcceleratorInfo info, IDeviceKernels k
     static DeviceRegion Region(BufferView<float> view) => new(view.Buffer.Storage.Handle, view.Offset);
 
     private protected override void RunActivation(Activation activation, BufferView<float> x, BufferView<float> y)
-        => kernels.Unary(DeviceForm(activation), Region(x), Region(y), x.Length,
-            new ActivationParameters(activation.Alpha, activation.Beta, activation.Threshold));
+        => kernels.Unary(DeviceForm(activation), Region(x), Region(y), x.Length, Parameters(activation));
 
     private protected override void RunPRelu(BufferView<float> x, BufferView<float> alpha, BufferView<float> y)
     {
@@ -37,7 +36,19 @@ internal abstract class DeviceAccelerator(AcceleratorInfo info, IDeviceKernels k
     }
 
     private protected override void RunGlu(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> y, long rows, long d)
-        => kernels.Glu(DeviceForm(GatedUnits.GateActivation(unit)), layout, Region(gate), Region(up), Region(y), rows, d);
+    {
+        Activation act = unit.GateActivation;
+        kernels.Glu(DeviceForm(act), layout, Region(gate), Region(up), Region(y), rows, d, Parameters(act), unit.Limit);
+    }
+
+    private protected override void RunGluBackward(GatedUnit unit, GluLayout layout, BufferView<float> gate, BufferView<float> up, BufferView<float> dy,
+        BufferView<float> dGate, BufferView<float> dUp, long rows, long d)
+    {
+        Activation act = unit.GateActivation;
+        kernels.GluBackward(DeviceForm(act), layout, Region(gate), Region(up), Region(dy), Region(dGate), Region(dUp), rows, d, Parameters(act), unit.Limit);
+    }
+
+    static ActivationParameters Parameters(Activation activation) => new(activation.Alpha, activation.Beta, activation.Threshold);
 
     private protected override void RunSoftmax(BufferView<float> x, BufferView<float> y, long rows, long cols, bool log)
         => kernels.Softmax(Region(x), Region(y), rows, cols, log);

@@ -7,8 +7,13 @@ namespace GpuActivations.Device;
 /// </summary>
 internal sealed class KernelFamily
 {
-    KernelFamily(int index, string name, string source, bool takesActivation, IReadOnlyList<string> kernels)
+    readonly Func<DeviceActivation, string>? activationPrefix;
+
+    KernelFamily(int index, string name, string source, bool takesActivation, IReadOnlyList<string> kernels,
+        Func<DeviceActivation, string>? activationPrefix = null, Func<DeviceActivation, bool>? supports = null)
     {
+        this.activationPrefix = activationPrefix;
+        this.supports = supports;
         Index = index;
         Name = name;
         Source = source;
@@ -28,13 +33,25 @@ internal sealed class KernelFamily
     /// <summary>Row-wise softmax and log-softmax: <see cref="SoftmaxKernels.Source"/>.</summary>
     public static KernelFamily Softmax { get; } = new(3, "softmax", SoftmaxKernels.Source, false, SoftmaxKernels.Kernels);
 
+    /// <summary>
+    /// The gated units' backward pass: <see cref="GluKernels.BackwardSource"/>, after the gate activation's derivative
+    /// (<see cref="GluKernels.GateDerivative"/>), so it is built for the gate activations only.
+    /// </summary>
+    public static KernelFamily GluBackward { get; } = new(4, "glu_backward", GluKernels.BackwardSource, true, GluKernels.BackwardKernels,
+        GluKernels.GateDerivative, GluKernels.HasGateDerivative);
+
     /// <summary>Every family, in <see cref="Index"/> order.</summary>
-    public static IReadOnlyList<KernelFamily> All { get; } = [Unary, PRelu, Glu, Softmax];
+    public static IReadOnlyList<KernelFamily> All { get; } = [Unary, PRelu, Glu, Softmax, GluBackward];
+
+    readonly Func<DeviceActivation, bool>? supports;
+
+    /// <summary>Whether the family can be built for <paramref name="activation"/> (every activation, except for <see cref="GluBackward"/>: the gates).</summary>
+    public bool Supports(DeviceActivation activation) => TakesActivation && (supports?.Invoke(activation) ?? true);
 
     /// <summary>The family's position in <see cref="All"/> (for per-family caches).</summary>
     public int Index { get; }
 
-    /// <summary>The family's name: "unary", "prelu", "glu", "softmax".</summary>
+    /// <summary>The family's name: "unary", "prelu", "glu", "softmax", "glu_backward".</summary>
     public string Name { get; }
 
     /// <summary>The kernels' source, without the prelude.</summary>
@@ -55,7 +72,8 @@ internal sealed class KernelFamily
     {
         if (TakesActivation != activation is not null)
             throw new ArgumentException(TakesActivation ? $"the {Name} kernels need an activation" : $"the {Name} kernels take no activation", nameof(activation));
-        return DevicePrelude.Compose(groupSize, activation, Source, cpuDevice);
+        string source = activation is not null && activationPrefix is not null ? activationPrefix(activation) + Source : Source;
+        return DevicePrelude.Compose(groupSize, activation, source, cpuDevice);
     }
 
     /// <summary>A label for logs and program names: "unary/gelu", "softmax".</summary>
