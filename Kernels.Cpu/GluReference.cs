@@ -3,7 +3,7 @@ namespace GpuActivations.Reference;
 /// <summary>The gated units' reference: forward in every layout, the clamped SwiGLU, and the backward pass, in double.</summary>
 public static partial class ScalarReference
 {
-    /// <summary>gpt-oss's clamped SwiGLU sigmoid scale α (1.702).</summary>
+    /// <summary>gpt-oss's clamped SwiGLU sigmoid scale α (1.702). A float kernel's α is 1.702f: pass that (the unit's Alpha) to compare with it.</summary>
     public const double DefaultClampedSwiGluAlpha = 1.702;
 
     /// <summary>gpt-oss's clamped SwiGLU limit (7).</summary>

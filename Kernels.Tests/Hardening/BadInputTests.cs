@@ -309,6 +309,22 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
             }
     }
 
+    /// <summary>GluBackward's two outputs may not share memory, not even exactly (each element would get two writes), and nothing is written.</summary>
+    [Test]
+    public void GluBackwardGradientsOverlappingEachOtherAreRejected()
+    {
+        using var inputs = Acc.Allocate<float>(Contents(36, output: false, seed: 1));
+        using var outputs = Acc.Allocate<float>(Contents(24, output: true, seed: 0));
+        foreach (long dUpAt in new long[] { 0, 6, 11 })
+        {
+            var e = Assert.Throws<ArgumentException>(() => Acc.GluBackward(GatedUnit.SwiGlu, inputs.Slice(0, 12), inputs.Slice(12, 12), inputs.Slice(24, 12),
+                outputs.Slice(0, 12), outputs.Slice(dUpAt, 12)))!;
+            Assert.That(e.ParamName, Is.EqualTo("dUp"));
+            Assert.That(e.Message, Does.Contain("dUp overlaps dGate"));
+            Assert.That(outputs.ToArray(), Is.All.EqualTo(Sentinel), "nothing written");
+        }
+    }
+
     /// <summary>Every op on a disposed accelerator: ObjectDisposedException naming the accelerator, before anything else is looked at.</summary>
     [TestCaseSource(typeof(OpCalls), nameof(OpCalls.All))]
     public void DisposedAcceleratorRejectsEveryOp(OpCall op)
