@@ -48,14 +48,14 @@ public static class Peers
                     for (int i = 0; i < x.Length; i++) y[i] = x[i] > 0f ? x[i] : alpha[i % alpha.Length] * x[i];
                 });
             }
-            case OpFamily.Glu:
+            case OpFamily.Glu when op.Unit!.Kind != GatedUnitKind.ClampedSwiGlu:
             {
                 float[] g = Array(n, random, 8f), u = Array(n, random, 8f);
                 var a = op.Activation!;
                 var id = Enum.Parse<ActivationId>(a.Kind.ToString());
                 return new("naive loop", () => NaiveGlu(id, g, u, y));
             }
-            case OpFamily.GluPacked:
+            case OpFamily.GluPacked when op.Name == "SwiGluPacked":
             {
                 // The catalog's one packed op is SwiGLU: silu(gate) * up per row of [gate | up].
                 float[] packed = Array(2 * n, random, 8f);
@@ -70,13 +70,15 @@ public static class Peers
                         }
                 });
             }
-            default:
+            case OpFamily.Softmax or OpFamily.LogSoftmax:
             {
                 float[] x = Array(n, random, 10f);
                 bool log = op.Family == OpFamily.LogSoftmax;
                 int rows = (int)shape.Rows, cols = (int)shape.Cols;
                 return new("naive loop", () => NaiveSoftmax(x, y, rows, cols, log));
             }
+            default:
+                return null; // the clamped, interleaved and backward gated ops have no naive peer
         }
     }
 
