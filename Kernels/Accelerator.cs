@@ -178,9 +178,7 @@ public abstract class Accelerator : IDisposable
         GluLayout layout = PackedLayout(packing);
         // Any overlap, not just a partial one: y is half as long as packed, so there is no exact in-place form.
         Guard.Disjoint(packed, y, nameof(packed), nameof(y), "the packed layout cannot be computed in place (y is half as long). Use a separate output.");
-        long outputs = PackedShape(rows, d);
-        Guard.Length(packed.Length, 2 * outputs, nameof(packed), $"rows * 2d = {rows} * {2 * d}");
-        Guard.Length(y.Length, outputs, nameof(y), $"rows * d = {rows} * {d}");
+        long outputs = PackedShape(packed.Length, y.Length, nameof(y), rows, d);
         if (outputs > 0) RunGlu(unit, layout, packed, packed, y, rows, d);
         KeepAlive(packed, y);
     }
@@ -235,9 +233,7 @@ public abstract class Accelerator : IDisposable
         Guard.On(this, dy, nameof(dy));
         GluLayout layout = PackedLayout(packing);
         Guard.Disjoint(dy, dPacked, nameof(dy), nameof(dPacked), "dy is half as long as dPacked, so it cannot share its memory.");
-        long outputs = PackedShape(rows, d);
-        Guard.Length(packed.Length, 2 * outputs, nameof(packed), $"rows * 2d = {rows} * {2 * d}");
-        Guard.Length(dy.Length, outputs, nameof(dy), $"rows * d = {rows} * {d}");
+        long outputs = PackedShape(packed.Length, dy.Length, nameof(dy), rows, d);
         Guard.Length(dPacked.Length, 2 * outputs, nameof(dPacked), $"rows * 2d = {rows} * {2 * d}");
         if (outputs > 0) RunGluBackward(unit, layout, packed, packed, dy, dPacked, dPacked, rows, d);
         KeepAlive(packed, dy, dPacked);
@@ -251,12 +247,17 @@ public abstract class Accelerator : IDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(packing), packing, "packing must be GluPacking.Halves or GluPacking.Interleaved."),
     };
 
-    /// <summary>rows * d for a packed [rows, 2d] tensor, checking that rows * 2d fits too.</summary>
-    internal static long PackedShape(long rows, long d)
+    /// <summary>
+    /// rows * d for a packed [rows, 2d] tensor of <paramref name="packedLength"/> elements and a dense [rows, d] one
+    /// (y or dy) of <paramref name="denseLength"/>, checking the shape (rows * 2d must fit too) and both lengths.
+    /// </summary>
+    internal static long PackedShape(long packedLength, long denseLength, string denseName, long rows, long d)
     {
         long outputs = Guard.Shape(rows, d);
         if (d > long.MaxValue / 2 || outputs > long.MaxValue / 2)
             throw new ArgumentOutOfRangeException(nameof(d), d, $"rows * 2d = {rows} * 2 * {d} overflows a 64-bit length.");
+        Guard.Length(packedLength, 2 * outputs, "packed", $"rows * 2d = {rows} * {2 * d}");
+        Guard.Length(denseLength, outputs, denseName, $"rows * d = {rows} * {d}");
         return outputs;
     }
 

@@ -42,9 +42,7 @@ public static unsafe class CpuKernels
     {
         ArgumentNullException.ThrowIfNull(unit);
         GluLayout layout = Accelerator.PackedLayout(packing);
-        long outputs = Guard.Shape(rows, d);
-        Guard.Length(packed.Length, Guard.Shape(rows, 2L * d), nameof(packed), $"rows * 2d = {rows} * {2L * d}");
-        Guard.Length(y.Length, outputs, nameof(y), $"rows * d = {rows} * {d}");
+        long outputs = Accelerator.PackedShape(packed.Length, y.Length, nameof(y), rows, d);
         if (packed.Overlaps(y)) throw new ArgumentException("y overlaps packed; the packed layout cannot be computed in place. Use a separate output.", nameof(y));
         fixed (float* pp = packed, py = y) if (outputs > 0) CpuOps.Glu(unit, layout, pp, pp, py, rows, d);
     }
@@ -72,11 +70,8 @@ public static unsafe class CpuKernels
     {
         ArgumentNullException.ThrowIfNull(unit);
         GluLayout layout = Accelerator.PackedLayout(packing);
-        long outputs = Guard.Shape(rows, d);
-        long inputs = Guard.Shape(rows, 2L * d);
-        Guard.Length(packed.Length, inputs, nameof(packed), $"rows * 2d = {rows} * {2L * d}");
-        Guard.Length(dy.Length, outputs, nameof(dy), $"rows * d = {rows} * {d}");
-        Guard.Length(dPacked.Length, inputs, nameof(dPacked), $"rows * 2d = {rows} * {2L * d}");
+        long outputs = Accelerator.PackedShape(packed.Length, dy.Length, nameof(dy), rows, d);
+        Guard.Length(dPacked.Length, 2 * outputs, nameof(dPacked), $"rows * 2d = {rows} * {2L * d}");
         Guard.NoPartialOverlap(packed, dPacked, nameof(packed), nameof(dPacked));
         if (dy.Overlaps(dPacked)) throw new ArgumentException("dPacked overlaps dy; dy is half as long as dPacked, so it cannot share its memory.", nameof(dPacked));
         fixed (float* pp = packed, pd = dy, pdp = dPacked)

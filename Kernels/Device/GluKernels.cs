@@ -45,9 +45,12 @@ internal static class GluKernels
             return ga_activation(g, alpha, beta, threshold) * u;
         }
 
-        KERNEL void ga_glu(GLOBAL const ga_in_t* gate, ga_index gateOffset, GLOBAL const ga_in_t* up, ga_index upOffset,
-                           ga_index rowStride, ga_index step, GLOBAL ga_out_t* y, ga_index yOffset, ga_index rows, ga_index d,
-                           float alpha, float beta, float threshold, float limit)
+        /* The forward kernels' parameters. */
+        #define GA_GLU_PARAMETERS GLOBAL const ga_in_t* gate, ga_index gateOffset, GLOBAL const ga_in_t* up, ga_index upOffset, \
+            ga_index rowStride, ga_index step, GLOBAL ga_out_t* y, ga_index yOffset, ga_index rows, ga_index d, \
+            float alpha, float beta, float threshold, float limit
+
+        KERNEL void ga_glu(GA_GLU_PARAMETERS)
         {
             const ga_index columnStep = GA_GLOBAL_SIZE(0);
             const ga_index rowStep = GA_GLOBAL_SIZE(1);
@@ -61,9 +64,7 @@ internal static class GluKernels
         }
 
         /* Float storage only (the host picks it so): float4 views of the rows. */
-        KERNEL void ga_glu_vec4(GLOBAL const ga_in_t* gate, ga_index gateOffset, GLOBAL const ga_in_t* up, ga_index upOffset,
-                                ga_index rowStride, ga_index step, GLOBAL ga_out_t* y, ga_index yOffset, ga_index rows, ga_index d,
-                                float alpha, float beta, float threshold, float limit)
+        KERNEL void ga_glu_vec4(GA_GLU_PARAMETERS)
         {
             const ga_index d4 = d >> 2;
             const ga_index columnStep = GA_GLOBAL_SIZE(0);
@@ -91,9 +92,7 @@ internal static class GluKernels
             }
         }
 
-        KERNEL void ga_glu_flat(GLOBAL const ga_in_t* gate, ga_index gateOffset, GLOBAL const ga_in_t* up, ga_index upOffset,
-                                ga_index rowStride, ga_index step, GLOBAL ga_out_t* y, ga_index yOffset, ga_index rows, ga_index d,
-                                float alpha, float beta, float threshold, float limit)
+        KERNEL void ga_glu_flat(GA_GLU_PARAMETERS)
         {
             const ga_index j = GA_GLOBAL_ID(0);
             const ga_index r = GA_GLOBAL_ID(1);
@@ -137,10 +136,13 @@ internal static class GluKernels
             GA_STORE_OUT(dUp, du, b);
         }
 
-        KERNEL void ga_glu_backward(GLOBAL const ga_in_t* gate, ga_index gateOffset, GLOBAL const ga_in_t* up, ga_index upOffset,
-                                    ga_index rowStride, ga_index step, GLOBAL const ga_in_t* dy, ga_index dyOffset,
-                                    GLOBAL ga_out_t* dGate, ga_index dGateOffset, GLOBAL ga_out_t* dUp, ga_index dUpOffset,
-                                    ga_index rows, ga_index d, float alpha, float beta, float threshold, float limit)
+        /* The backward kernels' parameters. */
+        #define GA_GLU_BACKWARD_PARAMETERS GLOBAL const ga_in_t* gate, ga_index gateOffset, GLOBAL const ga_in_t* up, ga_index upOffset, \
+            ga_index rowStride, ga_index step, GLOBAL const ga_in_t* dy, ga_index dyOffset, \
+            GLOBAL ga_out_t* dGate, ga_index dGateOffset, GLOBAL ga_out_t* dUp, ga_index dUpOffset, \
+            ga_index rows, ga_index d, float alpha, float beta, float threshold, float limit
+
+        KERNEL void ga_glu_backward(GA_GLU_BACKWARD_PARAMETERS)
         {
             const ga_index columnStep = GA_GLOBAL_SIZE(0);
             const ga_index rowStep = GA_GLOBAL_SIZE(1);
@@ -157,10 +159,7 @@ internal static class GluKernels
             }
         }
 
-        KERNEL void ga_glu_backward_flat(GLOBAL const ga_in_t* gate, ga_index gateOffset, GLOBAL const ga_in_t* up, ga_index upOffset,
-                                         ga_index rowStride, ga_index step, GLOBAL const ga_in_t* dy, ga_index dyOffset,
-                                         GLOBAL ga_out_t* dGate, ga_index dGateOffset, GLOBAL ga_out_t* dUp, ga_index dUpOffset,
-                                         ga_index rows, ga_index d, float alpha, float beta, float threshold, float limit)
+        KERNEL void ga_glu_backward_flat(GA_GLU_BACKWARD_PARAMETERS)
         {
             const ga_index j = GA_GLOBAL_ID(0);
             const ga_index r = GA_GLOBAL_ID(1);
