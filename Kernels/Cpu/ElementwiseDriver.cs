@@ -48,8 +48,9 @@ internal readonly struct GatedGradientOp<TGate>(TGate gate) : IGradientOp where 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Invoke<TV>(TV g, TV u, TV dy, out TV dGate, out TV dUp) where TV : unmanaged, ISimd<TV>
     {
-        dGate = dy * u * gate.Derivative(g);
-        dUp = dy * gate.Value(g);
+        TV value = gate.Value(g);
+        dGate = dy * u * gate.Derivative(g, value);
+        dUp = dy * value;
     }
 }
 
@@ -64,8 +65,9 @@ internal readonly struct ClampedGatedGradientOp<TGate>(TGate gate, float limit) 
     {
         TV gc = ClampedGatedOp<TGate>.ClampGate(g, limit);
         TV uc = ClampedGatedOp<TGate>.ClampUp(u, limit);
-        dGate = TV.Select(TV.GreaterThan(g, TV.Create(limit)), TV.Create(0f), dy * (uc + TV.Create(1f)) * gate.Derivative(gc));
-        dUp = TV.Select(TV.GreaterThan(Simd.Abs(u), TV.Create(limit)), TV.Create(0f), dy * gate.Value(gc));
+        TV value = gate.Value(gc);
+        dGate = TV.Select(TV.GreaterThan(g, TV.Create(limit)), TV.Create(0f), dy * (uc + TV.Create(1f)) * gate.Derivative(gc, value));
+        dUp = TV.Select(TV.GreaterThan(Simd.Abs(u), TV.Create(limit)), TV.Create(0f), dy * value);
     }
 }
 

@@ -13,8 +13,8 @@ internal interface IGate
     /// <summary>act(g) lane by lane.</summary>
     TV Value<TV>(TV g) where TV : unmanaged, ISimd<TV>;
 
-    /// <summary>act'(g) lane by lane.</summary>
-    TV Derivative<TV>(TV g) where TV : unmanaged, ISimd<TV>;
+    /// <summary>act'(g) lane by lane, given <paramref name="value"/> = act(g) (GELU's Phi is gelu(g) / g: one GELU per element, not two).</summary>
+    TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV>;
 }
 
 /// <summary>Receives a gated unit's gate, specialised per gate by the JIT; <c>limit</c> is the clamp (0: none).</summary>
@@ -31,7 +31,7 @@ internal readonly struct SiluGate : IGate
     public TV Value<TV>(TV g) where TV : unmanaged, ISimd<TV> => new SiluOp().Invoke(g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Derivative<TV>(TV g) where TV : unmanaged, ISimd<TV> => GateDerivatives.SwishSlope(g, TV.Create(0f), g);
+    public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV> => GateDerivatives.SwishSlope(g, TV.Create(0f), g);
 }
 
 /// <summary>x sigmoid(alpha x) (the clamped SwiGLU's gate), derivative sigmoid(z) + z sigmoid(z) sigmoid(-z) with z = alpha x.</summary>
@@ -41,7 +41,7 @@ internal readonly struct SwishGate(float alpha) : IGate
     public TV Value<TV>(TV g) where TV : unmanaged, ISimd<TV> => new SwishOp(alpha).Invoke(g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Derivative<TV>(TV g) where TV : unmanaged, ISimd<TV>
+    public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV>
     {
         if (alpha == 0f) return TV.Select(Simd.IsNaN(g), g, TV.Create(0.5f)); // x / 2
         // alpha x is carried exactly (hi + lo), as in SwishOp: e^-|z| multiplies z's rounding by |z|.
@@ -57,10 +57,10 @@ internal readonly struct GeluGate : IGate
     public TV Value<TV>(TV g) where TV : unmanaged, ISimd<TV> => new GeluOp().Invoke(g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Derivative<TV>(TV g) where TV : unmanaged, ISimd<TV>
+    public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV>
     {
         // Phi(x) = gelu(x) / x, two roundings beyond gelu's; 1/2 near 0 (and at 0, where it is 0/0), 1 at +inf.
-        TV cdf = Value(g) / g;
+        TV cdf = value / g;
         cdf = TV.Select(TV.LessThan(Simd.Abs(g), TV.Create(1e-7f)), TV.Create(0.5f), cdf);
         cdf = TV.Select(TV.Equal(g, TV.Create(float.PositiveInfinity)), TV.Create(1f), cdf);
         // x phi(x) = x e^(-x^2/2) / sqrt(2 pi), the square exact (hi + lo); beyond |x| = 20 it is 0 (x clamped there).
@@ -80,7 +80,7 @@ internal readonly struct GeluTanhGate : IGate
     public TV Value<TV>(TV g) where TV : unmanaged, ISimd<TV> => new GeluTanhOp().Invoke(g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Derivative<TV>(TV g) where TV : unmanaged, ISimd<TV>
+    public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV>
     {
         TV sq = g * g;
         TV s = g * TV.Fma(TV.Create(K1), sq, TV.Create(K0));
@@ -95,7 +95,7 @@ internal readonly struct ReluGate : IGate
     public TV Value<TV>(TV g) where TV : unmanaged, ISimd<TV> => new ReluOp().Invoke(g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Derivative<TV>(TV g) where TV : unmanaged, ISimd<TV>
+    public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV>
         => TV.Select(TV.GreaterThan(g, TV.Create(0f)), TV.Create(1f), TV.Select(Simd.IsNaN(g), g, TV.Create(0f)));
 }
 

@@ -118,12 +118,14 @@ internal static class GluKernels
             {
                 const float gc = g > limit ? limit : g;
                 const float uc = u > limit ? limit : (u < -limit ? -limit : u);
-                *dg = g > limit ? 0.0f : dy * (uc + 1.0f) * ga_gate_derivative(gc, alpha, beta, threshold);
-                *du = fabs(u) > limit ? 0.0f : dy * ga_activation(gc, alpha, beta, threshold);
+                const float value = ga_activation(gc, alpha, beta, threshold);
+                *dg = g > limit ? 0.0f : dy * (uc + 1.0f) * ga_gate_derivative(gc, value, alpha, beta, threshold);
+                *du = fabs(u) > limit ? 0.0f : dy * value;
                 return;
             }
-            *dg = dy * u * ga_gate_derivative(g, alpha, beta, threshold);
-            *du = dy * ga_activation(g, alpha, beta, threshold);
+            const float value = ga_activation(g, alpha, beta, threshold);
+            *dg = dy * u * ga_gate_derivative(g, value, alpha, beta, threshold);
+            *du = dy * value;
         }
 
         GA_DEVICE_FN void ga_glu_grad_at(GLOBAL const ga_in_t* gate, ga_index g, GLOBAL const ga_in_t* up, ga_index u,
@@ -193,11 +195,11 @@ internal static class GluKernels
     public static bool HasGateDerivative(DeviceActivation activation) => DerivativeBody(activation.Name) is not null;
 
     /// <summary>
-    /// <c>float ga_gate_derivative(float x, float alpha, float beta, float threshold)</c> for a gated unit's gate activation,
-    /// the same formulas as the CPU's <c>Cpu/GateDerivatives.cs</c>; it may call <c>ga_activation</c> (the value).
+    /// <c>float ga_gate_derivative(float x, float value, float alpha, float beta, float threshold)</c> for a gated unit's gate
+    /// activation, given value = ga_activation(x): the same formulas as the CPU's <c>Cpu/GateDerivatives.cs</c>.
     /// </summary>
     public static string GateDerivative(DeviceActivation activation) =>
-        SwishSlope + "GA_DEVICE_FN float ga_gate_derivative(float x, float alpha, float beta, float threshold)\n{\n"
+        SwishSlope + "GA_DEVICE_FN float ga_gate_derivative(float x, float value, float alpha, float beta, float threshold)\n{\n"
         + (DerivativeBody(activation.Name) ?? throw new ArgumentException($"no gate derivative for the activation {activation.Name}", nameof(activation)))
         + "\n}\n";
 
@@ -208,7 +210,7 @@ internal static class GluKernels
         "relu" => "return x > 0.0f ? 1.0f : (x != x ? x : 0.0f);",
         // Phi(x) + x phi(x): Phi = gelu(x) / x (1/2 near 0, 1 at +inf), x phi(x) with the square exact; |x| > 20 gives 0 there.
         "gelu" => """
-            const float cdf = fabs(x) < 1e-7f ? 0.5f : (x == GA_INFINITY ? 1.0f : ga_activation(x, alpha, beta, threshold) / x);
+            const float cdf = fabs(x) < 1e-7f ? 0.5f : (x == GA_INFINITY ? 1.0f : value / x);
             const float xc = x > 20.0f ? 20.0f : (x < -20.0f ? -20.0f : x);
             float sqLo;
             const float sqHi = ga_two_product(0.5f * xc, xc, &sqLo);
