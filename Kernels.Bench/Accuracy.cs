@@ -87,6 +87,62 @@ public static class Accuracy
         return (worst, worstX);
     }
 
+    /// <summary>One gated unit's backward sweep: dGate = act'(gate) and dUp = act(gate) (up = dy = 1).</summary>
+    /// <param name="Unit">The unit.</param>
+    /// <param name="GateMaxUlp">dGate's largest ulp distance anywhere (large only next to act''s roots, where it cancels).</param>
+    /// <param name="GateWorstInput">The gate of <paramref name="GateMaxUlp"/>.</param>
+    /// <param name="GateMaxUlpAwayFromRoots">dGate's largest ulp distance where |act'| &gt;= 1/8.</param>
+    /// <param name="GateMaxAbsolute">dGate's largest absolute error (|dy up| = 1, so also relative to it).</param>
+    /// <param name="UpMaxUlp">dUp's largest ulp distance.</param>
+    public sealed record GatedRow(string Unit, double GateMaxUlp, float GateWorstInput, double GateMaxUlpAwayFromRoots, double GateMaxAbsolute, double UpMaxUlp);
+
+    /// <summary>The gated units' backward pass over the sweep's inputs as gates, with up = dy = 1, for every unit.</summary>
+    public static List<GatedRow> RunGated(Accelerator accelerator, float[] x, Action<string>? progress = null)
+    {
+        var rows = new List<GatedRow>();
+        var ones = new float[x.Length];
+        Array.Fill(ones, 1f);
+        using var gb = accelerator.Allocate<float>(x);
+        using var ub = accelerator.Allocate<float>(ones);
+        using var dgb = accelerator.Allocate<float>(x.Length);
+        using var dub = accelerator.Allocate<float>(x.Length);
+        float[] dGate = new float[x.Length], dUp = new float[x.Length];
+        foreach (var unit in GatedUnit.All)
+        {
+            progress?.Invoke(unit.ToString());
+            accelerator.GluBackward(unit, gb, ub, ub, dgb, dub);
+            dgb.CopyTo(dGate);
+            dub.CopyTo(dUp);
+            var id = Enum.Parse<GluId>(unit.Kind.ToString());
+            double gateUlp = 0, awayUlp = 0, absolute = 0, upUlp = 0;
+            float worstX = 0;
+            var lockObj = new object();
+            Parallel.For(0, Environment.ProcessorCount, p =>
+            {
+                double g = 0, away = 0, abs = 0, u = 0;
+                float gx = 0;
+                for (int i = p; i < x.Length; i += Environment.ProcessorCount)
+                {
+                    var (eg, eu) = ScalarReference.GluGradient(id, x[i], 1, 1, unit.Alpha, unit.Limit);
+                    double d = UlpDistance(dGate[i], eg);
+                    if (d > g) { g = d; gx = x[i]; }
+                    if (Math.Abs(eg) >= 0.125) away = Math.Max(away, d);
+                    if (double.IsFinite(eg)) abs = Math.Max(abs, Math.Abs(dGate[i] - eg));
+                    u = Math.Max(u, UlpDistance(dUp[i], eu));
+                }
+                lock (lockObj)
+                {
+                    if (g > gateUlp) { gateUlp = g; worstX = gx; }
+                    awayUlp = Math.Max(awayUlp, away);
+                    absolute = Math.Max(absolute, abs);
+                    upUlp = Math.Max(upUlp, u);
+                }
+            });
+            rows.Add(new GatedRow(unit.ToString(), gateUlp, worstX, awayUlp, absolute, upUlp));
+        }
+        return rows;
+    }
+
     /// <summary>Ulp distance with NaN matching NaN and results below the smallest normal float accepted as flushed.</summary>
     public static double UlpDistance(float actual, double expected)
     {

@@ -48,8 +48,10 @@ public sealed class BenchOptions
 
         options:
           --ops LIST            ops or groups, comma-separated, case-insensitive (default: all). Ops: every activation
-                                (Sigmoid, Relu, Gelu, ...), PRelu, SwiGlu, GeGlu, GeGluTanh, ReGlu, SwiGluPacked, Softmax,
-                                LogSoftmax, SoftmaxBackward, CrossEntropy. Groups: elementwise, glu, rowwise, relu-like, transcendental.
+                                (Sigmoid, Relu, Gelu, ...), their backward (SigmoidBackward, ...), PRelu, SwiGlu, GeGlu, GeGluTanh,
+                                ReGlu, SwiGluPacked, ClampedSwiGlu, SwiGluInterleaved, ClampedSwiGluInterleaved, SwiGluBackward,
+                                GeGluBackward, SwiGluPackedBackward, ClampedSwiGluInterleavedBackward, Softmax, LogSoftmax,
+                                SoftmaxBackward, CrossEntropy. Groups: elementwise, glu, rowwise, relu-like, transcendental.
           --sizes LIST          element counts (16M, 1048576, 64k) for elementwise/GLU and RxC shapes (1024x32000) for
                                 softmax; a family given none keeps its defaults
           --accelerators LIST   cpu, opencl, cuda, or kind#index (default: every accelerator present)

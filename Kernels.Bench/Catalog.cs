@@ -14,6 +14,10 @@ public enum OpFamily
     Glu,
     /// <summary>y = act(gate) * up from one packed [rows, 2d] buffer: reads 2n, writes n.</summary>
     GluPacked,
+    /// <summary>The gated backward pass over separate buffers: reads gate, up, dy (3n), writes dGate, dUp (2n).</summary>
+    GluBackward,
+    /// <summary>The gated backward pass over a packed [rows, 2d] buffer: reads packed and dy (3n), writes dPacked (2n).</summary>
+    GluPackedBackward,
     /// <summary>Row-wise softmax: reads n, writes n (the minimum; a multi-pass kernel may touch more).</summary>
     Softmax,
     /// <summary>Row-wise log-softmax: reads n, writes n.</summary>
@@ -45,19 +49,25 @@ public readonly record struct Shape(long Rows, long Cols)
 /// <param name="Activation">The activation (elementwise ops) or the gate's activation (GLU ops).</param>
 /// <param name="Unit">The gated unit (GLU ops).</param>
 /// <param name="Reference">The reference id of the activation (elementwise ops).</param>
-public sealed record BenchOp(string Name, OpFamily Family, Activation? Activation, GatedUnit Unit, ActivationId Reference)
+/// <param name="Packing">The packed GLU ops' layout.</param>
+public sealed record BenchOp(string Name, OpFamily Family, Activation? Activation, GatedUnit? Unit, ActivationId Reference,
+    GluPacking Packing = GluPacking.Halves)
 {
     /// <summary>Bytes read plus written for <paramref name="shape"/> (the op's contract, not a kernel's passes).</summary>
     public long BytesMoved(Shape shape) => Family switch
     {
         OpFamily.Glu or OpFamily.GluPacked or OpFamily.Backward or OpFamily.SoftmaxBackward => 12 * shape.Elements,
+        OpFamily.GluBackward or OpFamily.GluPackedBackward => 20 * shape.Elements,
         OpFamily.CrossEntropy => 8 * shape.Elements + 8 * shape.Rows,
         OpFamily.PRelu => 8 * shape.Elements + 4 * PReluChannels(shape.Elements),
         _ => 8 * shape.Elements,
     };
 
     /// <summary>Whether this op is a gated unit.</summary>
-    public bool IsGlu => Family is OpFamily.Glu or OpFamily.GluPacked;
+    public bool IsGlu => Family is OpFamily.Glu or OpFamily.GluPacked or OpFamily.GluBackward or OpFamily.GluPackedBackward;
+
+    /// <summary>Whether this op's input is one packed [rows, 2d] buffer (shaped rows of d).</summary>
+    public bool IsPacked => Family is OpFamily.GluPacked or OpFamily.GluPackedBackward;
 
     /// <summary>Whether this op is row-wise (softmax, log-softmax, softmax backward, cross-entropy).</summary>
     public bool IsRowwise => Family is OpFamily.Softmax or OpFamily.LogSoftmax or OpFamily.SoftmaxBackward or OpFamily.CrossEntropy;
@@ -71,13 +81,7 @@ public sealed record BenchOp(string Name, OpFamily Family, Activation? Activatio
     }
 
     /// <summary>The reference's id of the gated unit.</summary>
-    public GluId GluReference => Unit switch
-    {
-        GatedUnit.SwiGlu => GluId.SwiGlu,
-        GatedUnit.GeGlu => GluId.GeGlu,
-        GatedUnit.GeGluTanh => GluId.GeGluTanh,
-        _ => GluId.ReGlu,
-    };
+    public GluId GluReference => Enum.Parse<GluId>(Unit!.Kind.ToString());
 
     /// <inheritdoc/>
     public override string ToString() => Name;
@@ -93,18 +97,25 @@ public static class Catalog
     /// <summary>Every op, in report order.</summary>
     public static IReadOnlyList<BenchOp> Ops { get; } =
     [
-        .. Activations.Select(a => new BenchOp(a.Activation.Kind.ToString(), OpFamily.Elementwise, a.Activation, default, a.Reference)),
-        new("PRelu", OpFamily.PRelu, null, default, ActivationId.LeakyRelu),
+        .. Activations.Select(a => new BenchOp(a.Activation.Kind.ToString(), OpFamily.Elementwise, a.Activation, null, a.Reference)),
+        new("PRelu", OpFamily.PRelu, null, null, ActivationId.LeakyRelu),
         new("SwiGlu", OpFamily.Glu, Activation.Silu, GatedUnit.SwiGlu, default),
         new("GeGlu", OpFamily.Glu, Activation.Gelu, GatedUnit.GeGlu, default),
         new("GeGluTanh", OpFamily.Glu, Activation.GeluTanh, GatedUnit.GeGluTanh, default),
         new("ReGlu", OpFamily.Glu, Activation.Relu, GatedUnit.ReGlu, default),
         new("SwiGluPacked", OpFamily.GluPacked, Activation.Silu, GatedUnit.SwiGlu, default),
-        new("Softmax", OpFamily.Softmax, null, default, default),
-        new("LogSoftmax", OpFamily.LogSoftmax, null, default, default),
-        .. Activations.Select(a => new BenchOp(a.Activation.Kind + "Backward", OpFamily.Backward, a.Activation, default, a.Reference)),
-        new("SoftmaxBackward", OpFamily.SoftmaxBackward, null, default, default),
-        new("CrossEntropy", OpFamily.CrossEntropy, null, default, default),
+        new("ClampedSwiGlu", OpFamily.Glu, Activation.Swish(1.702f), GatedUnit.ClampedSwiGlu(), default),
+        new("SwiGluInterleaved", OpFamily.GluPacked, Activation.Silu, GatedUnit.SwiGlu, default, GluPacking.Interleaved),
+        new("ClampedSwiGluInterleaved", OpFamily.GluPacked, Activation.Swish(1.702f), GatedUnit.ClampedSwiGlu(), default, GluPacking.Interleaved),
+        new("SwiGluBackward", OpFamily.GluBackward, Activation.Silu, GatedUnit.SwiGlu, default),
+        new("GeGluBackward", OpFamily.GluBackward, Activation.Gelu, GatedUnit.GeGlu, default),
+        new("SwiGluPackedBackward", OpFamily.GluPackedBackward, Activation.Silu, GatedUnit.SwiGlu, default),
+        new("ClampedSwiGluInterleavedBackward", OpFamily.GluPackedBackward, Activation.Swish(1.702f), GatedUnit.ClampedSwiGlu(), default, GluPacking.Interleaved),
+        new("Softmax", OpFamily.Softmax, null, null, default),
+        new("LogSoftmax", OpFamily.LogSoftmax, null, null, default),
+        .. Activations.Select(a => new BenchOp(a.Activation.Kind + "Backward", OpFamily.Backward, a.Activation, null, a.Reference)),
+        new("SoftmaxBackward", OpFamily.SoftmaxBackward, null, null, default),
+        new("CrossEntropy", OpFamily.CrossEntropy, null, null, default),
     ];
 
     /// <summary>Piecewise-linear ops, held to the ReLU figure (>= 90% of copy bandwidth).</summary>

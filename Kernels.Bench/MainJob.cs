@@ -247,7 +247,7 @@ public sealed class BenchPlan
                 : [new(1024, 32_000), new(32, 128_256), new(1, 262_144)];
         }
         IEnumerable<long> counts = options.Counts.Count > 0 ? options.Counts : options.Smoke ? [1L << 18] : gpu ? [1L << 26] : [1L << 24];
-        if (op.Family != OpFamily.GluPacked) return counts.Select(Shape.Flat);
+        if (!op.IsPacked) return counts.Select(Shape.Flat);
         // Packed GLU: rows of d = 4096 outputs (an LLM's intermediate width), or one row when n is not a multiple.
         return counts.Select(n => n % 4096 == 0 ? new Shape(n / 4096, 4096) : new Shape(1, n));
     }
@@ -297,7 +297,7 @@ public sealed class BenchPlan
 
     void MeasureSweep(string label, Accelerator acc, BenchOp op, long n)
     {
-        var shape = op.Family == OpFamily.GluPacked ? new Shape(1, n) : Shape.Flat(n);
+        var shape = op.IsPacked ? new Shape(1, n) : Shape.Flat(n);
         using var work = Workload.Create(acc, op, shape);
         using var baseline = new CopyBaseline(acc, 8 * n);
         var (ours, copy) = sweepSampler.Measure(work.Run, work.Synchronize, baseline.Run, baseline.Synchronize);

@@ -57,14 +57,14 @@ public static class Peers
                     for (int i = 0; i < n; i++) y[i] = dy[i] * (float)ScalarReference.Derivative(op.Reference, x[i], a.Alpha, a.Beta, a.Threshold);
                 });
             }
-            case OpFamily.Glu:
+            case OpFamily.Glu when op.Unit!.Kind != GatedUnitKind.ClampedSwiGlu:
             {
                 float[] g = Array(n, random, 8f), u = Array(n, random, 8f);
                 var a = op.Activation!;
                 var id = Enum.Parse<ActivationId>(a.Kind.ToString());
                 return new("naive loop", () => NaiveGlu(id, g, u, y));
             }
-            case OpFamily.GluPacked:
+            case OpFamily.GluPacked when op.Name == "SwiGluPacked":
             {
                 // The catalog's one packed op is SwiGLU: silu(gate) * up per row of [gate | up].
                 float[] packed = Array(2 * n, random, 8f);
@@ -79,15 +79,15 @@ public static class Peers
                         }
                 });
             }
-            case OpFamily.SoftmaxBackward or OpFamily.CrossEntropy:
-                return null;
-            default:
+            case OpFamily.Softmax or OpFamily.LogSoftmax:
             {
                 float[] x = Array(n, random, 10f);
                 bool log = op.Family == OpFamily.LogSoftmax;
                 int rows = (int)shape.Rows, cols = (int)shape.Cols;
                 return new("naive loop", () => NaiveSoftmax(x, y, rows, cols, log));
             }
+            default:
+                return null; // softmax backward, cross-entropy and the clamped, interleaved and backward gated ops have no naive peer
         }
     }
 

@@ -24,6 +24,11 @@ if (args.Length > 0 && args[0] == "accuracy")
     Console.WriteLine("| op | max ulp | at x |");
     Console.WriteLine("|---|---:|---:|");
     foreach (var row in Accuracy.RunBackward(acc, x)) Console.WriteLine($"| {row.Op} | {row.MaxUlp:0.##} | {row.WorstInput:R} |");
+    Console.WriteLine("Gated units, backward (gate = each input, up = dy = 1):");
+    Console.WriteLine("| unit | dGate max ulp | at gate | dGate max ulp where \\|act'\\| >= 1/8 | dGate max abs error | dUp max ulp |");
+    Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+    foreach (var row in Accuracy.RunGated(acc, x))
+        Console.WriteLine($"| {row.Unit} | {row.GateMaxUlp} | {row.GateWorstInput:R} | {row.GateMaxUlpAwayFromRoots} | {row.GateMaxAbsolute:0.0e0} | {row.UpMaxUlp} |");
     return 0;
 }
 

@@ -28,6 +28,13 @@ public static class Verification
     public const double ElementwiseUlp = 4;
     /// <summary>Gated-unit tolerance in ulp.</summary>
     public const double GluUlp = 5;
+    /// <summary>
+    /// Gated backward tolerance: dGate within this many ulp or <see cref="GluBackwardAbsolute"/> |dy factor| (act' is a sum of
+    /// two terms that cancel near its root, see docs/numerics.md); dUp within <see cref="GluUlp"/>.
+    /// </summary>
+    public const double GluBackwardUlp = 8;
+    /// <summary>Gated backward absolute tolerance, relative to |dy| times up (clamped: clamp(up) + 1).</summary>
+    public const double GluBackwardAbsolute = 1.0 / (1 << 21);
     /// <summary>Softmax tolerance, relative per element.</summary>
     public const double SoftmaxRelative = 1e-5;
     /// <summary>Log-softmax tolerance, absolute per element (plus two ulps of the result, which matter only where |y| >= 128).</summary>
@@ -64,6 +71,7 @@ public static class Verification
                 OpFamily.GluPacked => GluPacked(accelerator, label, op, x),
                 OpFamily.Backward => Backward(accelerator, label, op, x),
                 OpFamily.SoftmaxBackward or OpFamily.CrossEntropy => Gradient(accelerator, label, op, smoke),
+                OpFamily.GluBackward or OpFamily.GluPackedBackward => GluBackward(accelerator, label, op, x),
                 _ => Rowwise(accelerator, label, op, smoke),
             });
         }
@@ -123,45 +131,138 @@ public static class Verification
         using var gb = accelerator.Allocate<float>(gate);
         using var ub = accelerator.Allocate<float>(up);
         using var yb = accelerator.Allocate<float>(gate.Length);
-        accelerator.Glu(op.Unit, gb, ub, yb);
+        accelerator.Glu(op.Unit!, gb, ub, yb);
         float[] y = yb.ToArray();
-        float[] expected = new float[gate.Length];
-        ScalarReference.Glu(op.GluReference, gate, up, expected);
         var stats = new ErrorStats();
-        for (int i = 0; i < gate.Length; i++) AddGlu(stats, op, gate[i], up[i], y[i], expected[i]);
+        for (int i = 0; i < gate.Length; i++) AddGlu(stats, op, gate[i], up[i], y[i]);
         return stats.Row(op.Name, label, GluUlp, $"<= {GluUlp} ulp");
+    }
+
+    /// <summary>Packed rows of d = 67: the gates keep the special and spread inputs, the ups are modest values.</summary>
+    static (float[] Packed, int Rows, int D) PackedInputs(BenchOp op, float[] values)
+    {
+        const int d = 67;
+        int rows = values.Length / (2 * d);
+        float[] packed = new float[rows * 2 * d];
+        float[] up = UpValues(rows * d);
+        for (int i = 0; i < rows * d; i++)
+        {
+            var (g, u) = PackedAt(op, i, d);
+            (packed[g], packed[u]) = (values[i], up[i]);
+        }
+        return (packed, rows, d);
+    }
+
+    /// <summary>Where output i's gate and up sit in the packed tensor.</summary>
+    static (int Gate, int Up) PackedAt(BenchOp op, int i, int d)
+    {
+        int r = i / d, j = i % d;
+        return op.Packing == GluPacking.Interleaved ? (r * 2 * d + 2 * j, r * 2 * d + 2 * j + 1) : (r * 2 * d + j, r * 2 * d + d + j);
     }
 
     static VerifyRow GluPacked(Accelerator accelerator, string label, BenchOp op, float[] values)
     {
-        const int d = 67;
-        int rows = values.Length / (2 * d);
-        float[] packed = values[..(rows * 2 * d)];
-        // Up halves: modest values (the gate halves keep the special and spread inputs).
-        float[] up = UpValues(rows * d);
-        for (int r = 0; r < rows; r++) up.AsSpan(r * d, d).CopyTo(packed.AsSpan(r * 2 * d + d, d));
+        var (packed, rows, d) = PackedInputs(op, values);
         using var pb = accelerator.Allocate<float>(packed);
         using var yb = accelerator.Allocate<float>(rows * d);
-        accelerator.GluPacked(op.Unit, pb, yb, rows, d);
+        accelerator.GluPacked(op.Unit!, pb, yb, rows, d, op.Packing);
         float[] y = yb.ToArray();
-        float[] expected = new float[rows * d];
-        ScalarReference.GluPacked(op.GluReference, packed, expected, rows, d);
         var stats = new ErrorStats();
-        for (int i = 0; i < expected.Length; i++)
-            AddGlu(stats, op, packed[i / d * 2 * d + i % d], packed[i / d * 2 * d + d + i % d], y[i], expected[i]);
+        for (int i = 0; i < y.Length; i++)
+        {
+            var (g, u) = PackedAt(op, i, d);
+            AddGlu(stats, op, packed[g], packed[u], y[i]);
+        }
         return stats.Row(op.Name, label, GluUlp, $"<= {GluUlp} ulp");
     }
 
     /// <summary>
-    /// One gated output. Where act(gate) itself is below the smallest normal float the activation may flush it
-    /// (DESIGN.md), so there the error allowed is |up| * 2^-126 instead of ulps (as Kernels.Tests does).
+    /// The backward pass (separate or packed): dy uniform in [-1, 1) with a few specials; each dGate and dUp is one
+    /// sample of the ulp statistics, dGate exempt where within <see cref="GluBackwardAbsolute"/> |dy factor|.
     /// </summary>
-    static void AddGlu(ErrorStats stats, BenchOp op, float gate, float up, float actual, float expected)
+    static VerifyRow GluBackward(Accelerator accelerator, string label, BenchOp op, float[] values)
     {
-        var a = op.Activation!;
-        double act = ScalarReference.Evaluate(ReferenceIds[a.Kind], gate, a.Alpha, a.Beta, a.Threshold);
+        var (packed, rows, d) = PackedInputs(op, values);
+        int n = rows * d;
+        var random = new Random(12);
+        float[] dy = new float[n];
+        Workload.Fill(dy, random, 1f);
+        float[] gate = new float[n], up = new float[n], dGate, dUp;
+        for (int i = 0; i < n; i++)
+        {
+            var (g, u) = PackedAt(op, i, d);
+            (gate[i], up[i]) = (packed[g], packed[u]);
+        }
+        using var dyb = accelerator.Allocate<float>(dy);
+        if (op.Family == OpFamily.GluBackward)
+        {
+            using var gb = accelerator.Allocate<float>(gate);
+            using var ub = accelerator.Allocate<float>(up);
+            using var dgb = accelerator.Allocate<float>(n);
+            using var dub = accelerator.Allocate<float>(n);
+            accelerator.GluBackward(op.Unit!, gb, ub, dyb, dgb, dub);
+            (dGate, dUp) = (dgb.ToArray(), dub.ToArray());
+        }
+        else
+        {
+            using var pb = accelerator.Allocate<float>(packed);
+            using var dpb = accelerator.Allocate<float>(packed.Length);
+            accelerator.GluPackedBackward(op.Unit!, pb, dyb, dpb, rows, d, op.Packing);
+            float[] all = dpb.ToArray();
+            (dGate, dUp) = (new float[n], new float[n]);
+            for (int i = 0; i < n; i++)
+            {
+                var (g, u) = PackedAt(op, i, d);
+                (dGate[i], dUp[i]) = (all[g], all[u]);
+            }
+        }
+        var gateStats = new ErrorStats();
+        var stats = new ErrorStats();
+        var unit = op.Unit!;
+        for (int i = 0; i < n; i++)
+        {
+            var (eg, eu) = ScalarReference.GluGradient(op.GluReference, gate[i], up[i], dy[i], unit.Alpha, unit.Limit);
+            var (act, factor) = GluParts(op, gate[i], up[i]);
+            string at = $"gate={gate[i]:R}, up={up[i]:R}, dy={dy[i]:R}";
+            if (Accuracy.UlpDistance(dGate[i], (float)eg) > GluBackwardUlp && double.IsFinite(eg)
+                && Math.Abs(dGate[i] - eg) <= Math.Abs(dy[i] * factor) * GluBackwardAbsolute + SmallestNormal)
+                gateStats.Exempt();
+            else gateStats.AddUlp(dGate[i], (float)eg, "dGate " + at);
+            if (Math.Abs(act) < SmallestNormal && Math.Abs(dUp[i] - eu) <= Math.Abs(dy[i]) * SmallestNormal) stats.Exempt();
+            else stats.AddUlp(dUp[i], (float)eu, "dUp " + at);
+        }
+        var gateRow = gateStats.Row(op.Name, label, GluBackwardUlp, "");
+        var upRow = stats.Row(op.Name, label, GluUlp, "");
+        var worst = gateRow.MaxUlp >= upRow.MaxUlp ? gateRow : upRow;
+        return worst with
+        {
+            Checked = gateRow.Checked + upRow.Checked,
+            Pass = gateRow.Pass && upRow.Pass,
+            MaxUlp = Math.Max(gateRow.MaxUlp, upRow.MaxUlp),
+            Tolerance = $"dGate <= {GluBackwardUlp} ulp or 2^-21 |dy up|; dUp <= {GluUlp} ulp",
+        };
+    }
+
+    /// <summary>act(gate) and the factor it multiplies (up, or the clamped unit's clamp(up) + 1).</summary>
+    static (double Act, double Factor) GluParts(BenchOp op, float gate, float up)
+    {
+        var unit = op.Unit!;
+        double act = ScalarReference.GluGradient(op.GluReference, gate, 0, 1, unit.Alpha, unit.Limit).DUp;
+        return (act, unit.Limit > 0 ? Math.Clamp((double)up, -unit.Limit, unit.Limit) + 1 : up);
+    }
+
+    /// <summary>
+    /// One gated output. Where act(gate) itself is below the smallest normal float the activation may flush it
+    /// (DESIGN.md), so there the error allowed is |factor| * 2^-126 instead of ulps (as Kernels.Tests does).
+    /// </summary>
+    static void AddGlu(ErrorStats stats, BenchOp op, float gate, float up, float actual)
+    {
+        var unit = op.Unit!;
+        double exact = ScalarReference.GluValue(op.GluReference, gate, up, unit.Alpha, unit.Limit);
+        float expected = (float)exact;
+        var (act, factor) = GluParts(op, gate, up);
         if (Math.Abs(act) < SmallestNormal && Accuracy.UlpDistance(actual, expected) > GluUlp
-            && Math.Abs((double)actual - act * up) <= Math.Abs(up) * SmallestNormal)
+            && Math.Abs((double)actual - exact) <= Math.Abs(factor) * SmallestNormal)
         {
             stats.Exempt();
             return;

@@ -12,8 +12,10 @@ public sealed class Workload : IDisposable
     readonly Accelerator accelerator;
     readonly DeviceBuffer<float> a;
     readonly DeviceBuffer<float>? b;
+    readonly DeviceBuffer<float>? c;
     readonly DeviceBuffer<float> y;
     readonly DeviceBuffer<int>? targets;
+    readonly DeviceBuffer<float>? y2;
     readonly Action run;
 
     /// <summary>The op.</summary>
@@ -45,12 +47,26 @@ public sealed class Workload : IDisposable
                 a = Filled(accelerator, n, random, 8f);
                 b = Filled(accelerator, n, random, 8f);
                 y = accelerator.Allocate<float>(n);
-                run = () => accelerator.Glu(op.Unit, a, b, y);
+                run = () => accelerator.Glu(op.Unit!, a, b, y);
                 break;
             case OpFamily.GluPacked:
                 a = Filled(accelerator, 2 * n, random, 8f);
                 y = accelerator.Allocate<float>(n);
-                run = () => accelerator.GluPacked(op.Unit, a, y, shape.Rows, shape.Cols);
+                run = () => accelerator.GluPacked(op.Unit!, a, y, shape.Rows, shape.Cols, op.Packing);
+                break;
+            case OpFamily.GluBackward:
+                a = Filled(accelerator, n, random, 8f);
+                b = Filled(accelerator, n, random, 8f);
+                c = Filled(accelerator, n, random, 1f);
+                y = accelerator.Allocate<float>(n);
+                y2 = accelerator.Allocate<float>(n);
+                run = () => accelerator.GluBackward(op.Unit!, a, b, c, y, y2);
+                break;
+            case OpFamily.GluPackedBackward:
+                a = Filled(accelerator, 2 * n, random, 8f);
+                b = Filled(accelerator, n, random, 1f);
+                y = accelerator.Allocate<float>(2 * n);
+                run = () => accelerator.GluPackedBackward(op.Unit!, a, b, y, shape.Rows, shape.Cols, op.Packing);
                 break;
             case OpFamily.Backward:
                 a = Filled(accelerator, n, random, 8f);
@@ -101,7 +117,9 @@ public sealed class Workload : IDisposable
         a.Dispose();
         b?.Dispose();
         targets?.Dispose();
+        c?.Dispose();
         y.Dispose();
+        y2?.Dispose();
     }
 
     /// <summary>A buffer of <paramref name="n"/> values uniform in [-range, range), filled in slices to bound host memory.</summary>

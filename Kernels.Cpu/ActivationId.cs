@@ -68,4 +68,7 @@ public enum GluId
 
     /// <summary>ReLU gate: relu(gate)·up.</summary>
     ReGlu,
+
+    /// <summary>gpt-oss's clamped SwiGLU: g·σ(αg)·(u + 1) with g = min(gate, limit), u = clamp(up, ±limit).</summary>
+    ClampedSwiGlu,
 }

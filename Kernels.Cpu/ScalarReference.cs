@@ -316,7 +316,7 @@ public static partial class ScalarReference
         RequireDestination(y.Length, gate.Length, nameof(y));
         for (int i = 0; i < gate.Length; i++)
         {
-            y[i] = (float)(GateActivation(op, gate[i]) * up[i]);
+            y[i] = (float)GluValue(op, gate[i], up[i]);
         }
     }
 
@@ -332,27 +332,7 @@ public static partial class ScalarReference
     /// <exception cref="ArgumentException">packed.Length is not rows·2d, or y is too short.</exception>
     /// <exception cref="ArgumentOutOfRangeException">rows or d is negative, or <paramref name="op"/> is not defined.</exception>
     public static void GluPacked(GluId op, ReadOnlySpan<float> packed, Span<float> y, int rows, int d)
-    {
-        RequireGlu(op);
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(d);
-        long outCount = (long)rows * d;
-        if (packed.Length != 2 * outCount)
-        {
-            throw new ArgumentException("packed must hold rows·2d elements.", nameof(packed));
-        }
-
-        RequireDestination(y.Length, outCount, nameof(y));
-        for (int r = 0; r < rows; r++)
-        {
-            int inRow = r * 2 * d;
-            int outRow = r * d;
-            for (int j = 0; j < d; j++)
-            {
-                y[outRow + j] = (float)(GateActivation(op, packed[inRow + j]) * packed[inRow + d + j]);
-            }
-        }
-    }
+        => GluPacked(op, packed, y, rows, d, interleaved: false);
 
     /// <summary>
     /// Row-wise softmax over a row-major [rows, cols] matrix, in double with the row maximum subtracted first.
@@ -390,16 +370,6 @@ public static partial class ScalarReference
 
     private static void SoftmaxRows(ReadOnlySpan<float> x, Span<float> y, int rows, int cols, bool log) =>
         Softmax(x, y, rows, cols, 1f, [], safe: false, log);
-
-    /// <summary>The gate activation of a GLU variant.</summary>
-    private static double GateActivation(GluId op, double g) => op switch
-    {
-        GluId.SwiGlu => Silu(g),
-        GluId.GeGlu => Gelu(g),
-        GluId.GeGluTanh => GeluTanh(g),
-        GluId.ReGlu => Relu(g),
-        _ => throw new ArgumentOutOfRangeException(nameof(op), op, "Unknown GLU variant."),
-    };
 
     private static void RequireGlu(GluId op)
     {

@@ -42,6 +42,50 @@ public sealed class CpuSpanTests
         Assert.That(Assert.Throws<ArgumentException>(() => CpuKernels.GluPacked(GatedUnit.SwiGlu, gate, new float[5], 2, 3))!.ParamName, Is.EqualTo("packed"));
     }
 
+    /// <summary>The gated span ops (every unit, every layout, forward and backward) equal the CPU accelerator's bit for bit, and check like it.</summary>
+    [Test]
+    public void GatedUnitsMatchTheCpuAcceleratorBitForBit()
+    {
+        using var acc = Accelerator.Create(AcceleratorKind.Cpu);
+        const int rows = 3, d = 301;
+        var packed = TestData.Values(2 * rows * d, seed: 4);
+        var dy = TestData.Logits(rows * d, seed: 5);
+        using var pb = acc.Allocate<float>(packed);
+        using var dyb = acc.Allocate<float>(dy);
+        using var yb = acc.Allocate<float>(rows * d);
+        using var dpb = acc.Allocate<float>(2 * rows * d);
+        foreach (var unit in GatedUnit.All)
+            foreach (var packing in new[] { GluPacking.Halves, GluPacking.Interleaved })
+            {
+                var y = new float[rows * d];
+                CpuKernels.GluPacked(unit, packed, y, rows, d, packing);
+                acc.GluPacked(unit, pb, yb, rows, d, packing);
+                Assert.That(y, Is.EqualTo(yb.ToArray()).AsCollection, $"{unit} {packing}");
+                var dPacked = new float[2 * rows * d];
+                CpuKernels.GluPackedBackward(unit, packed, dy, dPacked, rows, d, packing);
+                acc.GluPackedBackward(unit, pb, dyb, dpb, rows, d, packing);
+                Assert.That(dPacked, Is.EqualTo(dpb.ToArray()).AsCollection, $"{unit} {packing} backward");
+                var dGate = new float[rows * d];
+                var dUp = new float[rows * d];
+                CpuKernels.GluBackward(unit, packed.AsSpan(0, rows * d), packed.AsSpan(rows * d), dy, dGate, dUp);
+                using var gb = acc.Allocate<float>(packed.AsSpan(0, rows * d));
+                using var ub = acc.Allocate<float>(packed.AsSpan(rows * d));
+                acc.GluBackward(unit, gb, ub, dyb, gb, ub);
+                Assert.That(dGate, Is.EqualTo(gb.ToArray()).AsCollection, $"{unit} backward dGate (in place on the accelerator)");
+                Assert.That(dUp, Is.EqualTo(ub.ToArray()).AsCollection, $"{unit} backward dUp");
+            }
+        var g = new float[8];
+        Assert.That(Assert.Throws<ArgumentException>(() => CpuKernels.GluBackward(GatedUnit.SwiGlu, g, g, g, g.AsSpan(0, 4), g.AsSpan(4)))!.ParamName, Is.EqualTo("dGate"));
+        var both = new float[16];
+        Assert.That(Assert.Throws<ArgumentException>(() => CpuKernels.GluBackward(GatedUnit.SwiGlu, new float[8], new float[8], new float[8], both.AsSpan(0, 8), both.AsSpan(4, 8)))!.ParamName,
+            Is.EqualTo("dUp"));
+        Assert.That(Assert.Throws<ArgumentException>(() => CpuKernels.GluPackedBackward(GatedUnit.SwiGlu, new float[12], new float[6], new float[12].AsSpan(0, 11), 2, 3))!.ParamName,
+            Is.EqualTo("dPacked"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => CpuKernels.GluPacked(GatedUnit.SwiGlu, new float[12], new float[6], 2, 3, (GluPacking)7))!.ParamName,
+            Is.EqualTo("packing"));
+        Assert.Throws<ArgumentNullException>(() => CpuKernels.Glu(null!, g, g, g));
+    }
+
     [Test]
     public void CpuIsAlwaysPresent()
     {

@@ -421,6 +421,25 @@ public class CudaDeviceTests(string driverKind)
         Assert.That(Download(yp, step, rows * d), Is.EqualTo(expected));
     }
 
+    /// <summary>Interleaved pairs (up at +1, step 2) take the scalar kernel, and the limit reaches it (the clamped form).</summary>
+    [Test]
+    public void Glu_InterleavedAndClamped()
+    {
+        const int rows = 3, d = 8;
+        float[] packed = Random(rows * 2 * d, 14).Select(v => v * 10).ToArray();
+        using CudaBuffer p = Upload(packed), y = _device.Allocate<float>(rows * d);
+        Use(TestKernelSources.Identity);
+        _device.Glu(TestKernelSources.Identity, GluLayout.Interleaved, p.Region(), default, y.Region(), rows, d, default, 2.5f);
+        AssertLastLaunch(GluKernels.Glu);
+        float[] back = Download(y, 0, rows * d);
+        for (int i = 0; i < rows * d; i++)
+        {
+            int r = i / d, j = i % d;
+            float g = Math.Min(packed[r * 2 * d + 2 * j], 2.5f), u = Math.Clamp(packed[r * 2 * d + 2 * j + 1], -2.5f, 2.5f) + 1f;
+            Assert.That(back[i], Is.EqualTo(g * u), $"r={r} j={j}");
+        }
+    }
+
     [Test]
     public void Glu_ParametersReachTheGate()
     {

@@ -3,38 +3,152 @@ using NUnit.Framework;
 
 namespace GpuActivations.Tests;
 
-/// <summary>Gated units (both layouts) and PReLU on every accelerator, against the double reference.</summary>
+/// <summary>Gated units (every unit, every layout, forward and backward) and PReLU on every accelerator, against the double reference.</summary>
 public sealed class GatedUnitTests(AcceleratorKind kind) : AcceleratorTest(kind)
 {
-    /// <summary>act(gate) * up rounds twice at most beside the activation's own error.</summary>
+    /// <summary>act(gate) * up rounds twice at most beside the activation's own error; the clamped unit's up + 1 once more.</summary>
     const double GluUlp = OpTable.ElementwiseUlp + 1;
+
+    /// <summary>
+    /// dGate = dy up act'(gate): act' is a sum of two terms (sigmoid(z) and z sigmoid(z) sigmoid(-z); Phi(x) and x phi(x)) that
+    /// cancel near its root, so the bound is relative (<see cref="BackwardUlp"/>) or absolute against the product's other
+    /// factors, <see cref="BackwardAbsolute"/> |dy up| (|act'| &lt;= 1.2, each term a few ulp of at most 1.2).
+    /// </summary>
+    const double BackwardUlp = 8, BackwardAbsolute = 1.0 / (1 << 21);
+
+    const double SmallestNormal = 1.17549435e-38;
 
     static IEnumerable<TestCaseData> Units => OpTable.GatedUnits.Select(u => new TestCaseData(u.Unit, u.Reference).SetArgDisplayNames(u.Unit.ToString()));
 
-    static double Act(GluId id, float gate) => id switch
+    /// <summary>Every unit in every layout: null is separate buffers.</summary>
+    static IEnumerable<TestCaseData> UnitsAndLayouts =>
+        from u in OpTable.GatedUnits
+        from layout in new GluPacking?[] { null, GluPacking.Halves, GluPacking.Interleaved }
+        select new TestCaseData(u.Unit, u.Reference, layout).SetArgDisplayNames(u.Unit.ToString(), layout?.ToString() ?? "Separate");
+
+    static readonly (int Rows, int D)[] Shapes = [(1, 1), (1, 3), (3, 17), (2, 1000), (1, 1031), (5, 64), (33, 7), (4, 4099)];
+
+    /// <summary>act(gate) (the clamped unit: swish of the clamped gate) and the factor it multiplies (up, or clamp(up) + 1).</summary>
+    static (double Act, double Factor) Parts(GatedUnit unit, GluId id, float gate, float up)
     {
-        GluId.SwiGlu => ScalarReference.Silu(gate),
-        GluId.GeGlu => ScalarReference.Gelu(gate),
-        GluId.GeGluTanh => ScalarReference.GeluTanh(gate),
-        _ => ScalarReference.Relu(gate),
-    };
+        double act = ScalarReference.GluGradient(id, gate, 0, 1, unit.Alpha, unit.Limit).DUp;
+        double factor = unit.Kind == GatedUnitKind.ClampedSwiGlu ? Math.Clamp((double)up, -unit.Limit, unit.Limit) + 1 : up;
+        return (act, float.IsNaN(up) ? double.NaN : factor);
+    }
 
     /// <summary>
-    /// act(gate) * up within <see cref="GluUlp"/>, except where act(gate) itself is below the smallest normal
-    /// float: the activation may flush it (DESIGN.md), so there the error allowed is |up| * 2^-126, and an
-    /// infinite up may give NaN (0 * inf) as it does in any float pipeline.
+    /// y within <see cref="GluUlp"/> (+1 clamped), except where act(gate) itself is below the smallest normal float: the
+    /// activation may flush it (DESIGN.md), so there the error allowed is |factor| * 2^-126, and an infinite factor may
+    /// give NaN (0 * inf) as it does in any float pipeline.
     /// </summary>
-    internal static void AssertGlu(GluId id, float[] gate, float[] up, float[] actual, string what)
+    internal static void AssertGlu(GatedUnit unit, GluId id, float[] gate, float[] up, float[] actual, string what)
     {
+        double ulp = GluUlp + (unit.Kind == GatedUnitKind.ClampedSwiGlu ? 1 : 0);
         for (int i = 0; i < gate.Length; i++)
         {
-            double act = Act(id, gate[i]);
-            double expected = act * up[i];
-            if (Ulp.Distance(actual[i], expected) <= GluUlp) continue;
-            bool actTiny = Math.Abs(act) < 1.17549435e-38;
-            if (actTiny && (float.IsInfinity(up[i]) ? float.IsNaN(actual[i]) || float.IsInfinity(actual[i]) || actual[i] == 0
-                                                   : Math.Abs(actual[i] - expected) <= Math.Abs(up[i]) * 1.17549435e-38)) continue;
+            double expected = ScalarReference.GluValue(id, gate[i], up[i], unit.Alpha, unit.Limit);
+            if (Ulp.Distance(actual[i], expected) <= ulp) continue;
+            var (act, factor) = Parts(unit, id, gate[i], up[i]);
+            if (Math.Abs(act) < SmallestNormal && (double.IsInfinity(factor) ? float.IsNaN(actual[i]) || float.IsInfinity(actual[i]) || actual[i] == 0
+                                                   : Math.Abs(actual[i] - expected) <= Math.Abs(factor) * SmallestNormal)) continue;
             Assert.Fail($"{what}: index {i}: gate = {gate[i]:R}, up = {up[i]:R}, got {actual[i]:R}, expected {(float)expected:R} ({Ulp.Distance(actual[i], expected)} ulp)");
+        }
+    }
+
+    /// <summary>
+    /// dGate within <see cref="BackwardUlp"/> or <see cref="BackwardAbsolute"/> |dy factor| (where act'(gate) is below the
+    /// smallest normal and dy factor infinite, NaN as with flushing); dUp as y (dy act(gate)).
+    /// </summary>
+    internal static void AssertGradients(GatedUnit unit, GluId id, float[] gate, float[] up, float[] dy, float[] dGate, float[] dUp, string what)
+    {
+        double ulp = GluUlp + (unit.Kind == GatedUnitKind.ClampedSwiGlu ? 1 : 0);
+        for (int i = 0; i < gate.Length; i++)
+        {
+            var (eg, eu) = ScalarReference.GluGradient(id, gate[i], up[i], dy[i], unit.Alpha, unit.Limit);
+            var (act, factor) = Parts(unit, id, gate[i], up[i]);
+            double scale = Math.Abs(dy[i] * factor);
+            bool gateOk = Ulp.Distance(dGate[i], eg) <= BackwardUlp
+                || (double.IsFinite(eg) && float.IsFinite(dGate[i]) && Math.Abs(dGate[i] - eg) <= scale * BackwardAbsolute + SmallestNormal)
+                // act'(gate) below the smallest normal may flush to 0, and 0 * an infinite dy factor is NaN in float.
+                || (double.IsInfinity(scale) && Math.Abs(ScalarReference.GateDerivative(id, Math.Min(gate[i], unit.Limit > 0 ? unit.Limit : double.PositiveInfinity), unit.Alpha)) < SmallestNormal);
+            bool upOk = Ulp.Distance(dUp[i], eu) <= ulp
+                || (Math.Abs(act) < SmallestNormal && float.IsFinite(dUp[i]) && Math.Abs(dUp[i] - eu) <= Math.Abs(dy[i]) * SmallestNormal);
+            if (!gateOk || !upOk)
+                Assert.Fail($"{what}: index {i}: gate = {gate[i]:R}, up = {up[i]:R}, dy = {dy[i]:R}: dGate {dGate[i]:R} vs {(float)eg:R} " +
+                            $"({Ulp.Distance(dGate[i], eg)} ulp), dUp {dUp[i]:R} vs {(float)eu:R} ({Ulp.Distance(dUp[i], eu)} ulp)");
+        }
+    }
+
+    /// <summary>Index of (r, j)'s gate and up in a packed row-major [rows, 2d] tensor.</summary>
+    static (int Gate, int Up) At(GluPacking packing, int r, int j, int d)
+        => packing == GluPacking.Interleaved ? (r * 2 * d + 2 * j, r * 2 * d + 2 * j + 1) : (r * 2 * d + j, r * 2 * d + d + j);
+
+    static float[] Pack(GluPacking packing, float[] gate, float[] up, int rows, int d)
+    {
+        var packed = new float[2 * rows * d];
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < d; j++)
+            {
+                var (g, u) = At(packing, r, j, d);
+                (packed[g], packed[u]) = (gate[r * d + j], up[r * d + j]);
+            }
+        return packed;
+    }
+
+    /// <summary>Uploads <paramref name="data"/> at element <paramref name="offset"/> of a larger buffer; returns the buffer and the view.</summary>
+    (DeviceBuffer<float> Buffer, BufferView<float> View) At(float[] data, int offset)
+    {
+        var buffer = Acc.Allocate<float>(new float[offset].Concat(data).Concat(new float[3]).ToArray());
+        return (buffer, buffer.Slice(offset, data.Length));
+    }
+
+    float[] Forward(GatedUnit unit, GluPacking? packing, float[] gate, float[] up, int rows, int d, int offset)
+    {
+        var (yb, y) = At(new float[rows * d], offset + 1);
+        using var _ = yb;
+        if (packing is not GluPacking p)
+        {
+            var (gb, g) = At(gate, offset);
+            var (ub, u) = At(up, offset + 2);
+            using (gb) using (ub) Acc.Glu(unit, g, u, y);
+        }
+        else
+        {
+            var (pb, pv) = At(Pack(p, gate, up, rows, d), offset);
+            using (pb) Acc.GluPacked(unit, pv, y, rows, d, p);
+        }
+        return y.ToArray();
+    }
+
+    (float[] DGate, float[] DUp) Backward(GatedUnit unit, GluPacking? packing, float[] gate, float[] up, float[] dy, int rows, int d, int offset, bool inPlace)
+    {
+        var (dyb, dyv) = At(dy, offset + 3);
+        using var _ = dyb;
+        if (packing is not GluPacking p)
+        {
+            var (gb, g) = At(gate, offset);
+            var (ub, u) = At(up, offset + 2);
+            var (dgb, dg) = inPlace ? (gb, g) : At(new float[gate.Length], offset + 1);
+            var (dub, du) = inPlace ? (ub, u) : At(new float[gate.Length], offset);
+            using (gb) using (ub) using (dgb) using (dub)
+            {
+                Acc.GluBackward(unit, g, u, dyv, dg, du);
+                return (dg.ToArray(), du.ToArray());
+            }
+        }
+        var (pb, pv) = At(Pack(p, gate, up, rows, d), offset);
+        var (dpb, dp) = inPlace ? (pb, pv) : At(new float[2 * rows * d], offset + 1);
+        using (pb) using (dpb)
+        {
+            Acc.GluPackedBackward(unit, pv, dyv, dp, rows, d, p);
+            float[] all = dp.ToArray(), dGate = new float[rows * d], dUp = new float[rows * d];
+            for (int r = 0; r < rows; r++)
+                for (int j = 0; j < d; j++)
+                {
+                    var (gi, ui) = At(p, r, j, d);
+                    (dGate[r * d + j], dUp[r * d + j]) = (all[gi], all[ui]);
+                }
+            return (dGate, dUp);
         }
     }
 
@@ -49,7 +163,7 @@ public sealed class GatedUnitTests(AcceleratorKind kind) : AcceleratorTest(kind)
             using var u = Acc.Allocate<float>(up);
             using var y = Acc.Allocate<float>(n);
             Acc.Glu(unit, g, u, y);
-            AssertGlu(id, gate, up, y.ToArray(), $"{unit} n={n}");
+            AssertGlu(unit, id, gate, up, y.ToArray(), $"{unit} n={n}");
         }
     }
 
@@ -62,34 +176,87 @@ public sealed class GatedUnitTests(AcceleratorKind kind) : AcceleratorTest(kind)
         using (var u = Acc.Allocate<float>(up))
         {
             Acc.Glu(unit, g, u, g);
-            AssertGlu(id, gate, up, g.ToArray(), $"{unit} into gate");
+            AssertGlu(unit, id, gate, up, g.ToArray(), $"{unit} into gate");
         }
         using (var g = Acc.Allocate<float>(gate))
         using (var u = Acc.Allocate<float>(up))
         {
             Acc.Glu(unit, g, u, u);
-            AssertGlu(id, gate, up, u.ToArray(), $"{unit} into up");
+            AssertGlu(unit, id, gate, up, u.ToArray(), $"{unit} into up");
         }
     }
 
-    [TestCaseSource(nameof(Units))]
-    public void PackedRowsMatchSeparateHalves(GatedUnit unit, GluId id)
+    /// <summary>Every layout over rows x d (odd d, d = 1, long rows), views at odd offsets, against the reference.</summary>
+    [TestCaseSource(nameof(UnitsAndLayouts))]
+    public void ForwardEveryLayout(GatedUnit unit, GluId id, GluPacking? packing)
     {
-        foreach (var (rows, d) in new[] { (1, 1), (3, 5), (7, 64), (2, 4099), (33, 1000), (1, 11008) })
-        {
-            var packed = TestData.Values(rows * 2 * d, seed: rows * d);
-            var gate = new float[rows * d];
-            var up = new float[rows * d];
-            for (int r = 0; r < rows; r++)
+        foreach (var (rows, d) in Shapes)
+            foreach (int offset in new[] { 0, 3 })
             {
-                Array.Copy(packed, r * 2 * d, gate, r * d, d);
-                Array.Copy(packed, r * 2 * d + d, up, r * d, d);
+                var gate = TestData.Values(rows * d, seed: rows * d + offset);
+                var up = TestData.Values(rows * d, seed: rows + d);
+                AssertGlu(unit, id, gate, up, Forward(unit, packing, gate, up, rows, d, offset), $"{unit} {packing} [{rows} x {d}] +{offset}");
             }
-            using var p = Acc.Allocate<float>(packed);
-            using var y = Acc.Allocate<float>(rows * d);
-            Acc.GluPacked(unit, p, y, rows, d);
-            AssertGlu(id, gate, up, y.ToArray(), $"{unit} packed [{rows} x 2*{d}]");
+    }
+
+    /// <summary>The backward pass in every layout, out of place and in place (dGate = gate, dUp = up; dPacked = packed).</summary>
+    [TestCaseSource(nameof(UnitsAndLayouts))]
+    public void BackwardEveryLayout(GatedUnit unit, GluId id, GluPacking? packing)
+    {
+        foreach (var (rows, d) in Shapes)
+            foreach (bool inPlace in new[] { false, true })
+            {
+                int n = rows * d;
+                var gate = TestData.Values(n, seed: n + 7);
+                var up = TestData.Logits(n, seed: n + 8, scale: 10);
+                var dy = TestData.Logits(n, seed: n + 9, scale: 3);
+                var (dGate, dUp) = Backward(unit, packing, gate, up, dy, rows, d, inPlace ? 0 : 1, inPlace);
+                AssertGradients(unit, id, gate, up, dy, dGate, dUp, $"{unit} {packing?.ToString() ?? "Separate"} [{rows} x {d}]{(inPlace ? " in place" : "")}");
+            }
+    }
+
+    /// <summary>
+    /// Special values on the gate (+-0, +-inf, NaN, subnormals, huge) against up values at and beyond the clamp (+-limit,
+    /// the floats next to it, +-inf, NaN): the limits of every derivative and the clamp masks.
+    /// </summary>
+    [TestCaseSource(nameof(Units))]
+    public void SpecialValuesForwardAndBackward(GatedUnit unit, GluId id)
+    {
+        float limit = unit.Limit > 0 ? unit.Limit : 7f;
+        float[] gates = [.. TestData.Special, limit, MathF.BitIncrement(limit), MathF.BitDecrement(limit), -limit, 1.5f * limit];
+        float[] ups = [0f, -0f, 1f, -1f, -3f, limit, -limit, MathF.BitIncrement(limit), -MathF.BitIncrement(limit), 2 * limit, float.PositiveInfinity,
+                       float.NegativeInfinity, float.NaN, 1e30f];
+        var gate = (from g in gates from u in ups select g).ToArray();
+        var up = (from g in gates from u in ups select u).ToArray();
+        var dy = gate.Select((_, i) => i % 3 == 0 ? -0.5f : 1f).ToArray();
+        foreach (var packing in new GluPacking?[] { null, GluPacking.Interleaved })
+        {
+            AssertGlu(unit, id, gate, up, Forward(unit, packing, gate, up, 1, gate.Length, 1), $"{unit} {packing} special");
+            var (dGate, dUp) = Backward(unit, packing, gate, up, dy, 1, gate.Length, 1, inPlace: false);
+            AssertGradients(unit, id, gate, up, dy, dGate, dUp, $"{unit} {packing} special");
         }
+    }
+
+    /// <summary>The clamp itself: beyond the limit the output is the limit's, and the gradient through the clamped input is 0.</summary>
+    [Test]
+    public void ClampedSwiGluClampsAndStopsTheGradient()
+    {
+        var unit = GatedUnit.ClampedSwiGlu(1.702f, 7f);
+        float[] gate = [100f, 7f, float.PositiveInfinity, 1f, 1f, 1f];
+        float[] up = [1f, 1f, 1f, 100f, -100f, float.NegativeInfinity];
+        float[] dy = [1f, 1f, 1f, 1f, 1f, 1f];
+        var y = Forward(unit, null, gate, up, 1, 6, 0);
+        Assert.That(y[0], Is.EqualTo(y[1]), "gate 100 is gate 7");
+        Assert.That(y[2], Is.EqualTo(y[1]), "gate +inf is gate 7");
+        Assert.That(y[3], Is.EqualTo(Forward(unit, null, [1f], [7f], 1, 1, 0)[0]), "up 100 is up 7");
+        Assert.That(y[4], Is.EqualTo(Forward(unit, null, [1f], [-7f], 1, 1, 0)[0]), "up -100 is up -7");
+        var (dGate, dUp) = Backward(unit, null, gate, up, dy, 1, 6, 0, inPlace: false);
+        Assert.That(dGate[0], Is.Zero, "no gradient through a clamped gate");
+        Assert.That(dGate[1], Is.GreaterThan(0.5f), "the gradient passes at the limit itself");
+        Assert.That(dGate[2], Is.Zero);
+        Assert.That(dUp[3], Is.Zero, "no gradient through a clamped up");
+        Assert.That(dUp[4], Is.Zero);
+        Assert.That(dUp[5], Is.Zero);
     }
 
     [Test]

@@ -55,6 +55,7 @@ public static class OpTable
     public static IReadOnlyList<(GatedUnit Unit, GluId Reference)> GatedUnits { get; } =
     [
         (GatedUnit.SwiGlu, GluId.SwiGlu), (GatedUnit.GeGlu, GluId.GeGlu), (GatedUnit.GeGluTanh, GluId.GeGluTanh), (GatedUnit.ReGlu, GluId.ReGlu),
+        (GatedUnit.ClampedSwiGlu(), GluId.ClampedSwiGlu), (GatedUnit.ClampedSwiGlu(1f, 2.5f), GluId.ClampedSwiGlu),
     ];
 }
 

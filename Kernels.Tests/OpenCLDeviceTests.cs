@@ -1,3 +1,4 @@
+using GpuActivations.Reference;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using GpuActivations.Device;
@@ -405,6 +406,50 @@ public sealed class OpenCLDeviceTests
             float[] back = Download(y, offset + 2 * step, n);
             for (int i = 0; i < n; i++)
                 if (!WithinUlps(back[i], SiluRef(gate[i]) * up[i], 6, out string why)) Assert.Fail($"separate {rows}x{d} i={i} gate={gate[i]:R} up={up[i]:R}: {why}");
+        }
+    }
+
+    /// <summary>
+    /// The clamped SwiGLU forward and its backward in every layout through both launch shapes (grid-stride and flat), with
+    /// the library's own gate (swish, alpha 1.702) and derivative: the layouts' walks (row stride, element step) and the limit.
+    /// </summary>
+    [Test]
+    public void Glu_ClampedForwardAndBackward_EveryLayout([Values(0, 3)] int offset, [Values] bool flat, [Values(0, 1, 2)] int layoutIndex)
+    {
+        var layout = (GluLayout)layoutIndex;
+        using var _ = Launches(flat);
+        var unit = GatedUnit.ClampedSwiGlu();
+        DeviceActivation swish = DeviceAccelerator.DeviceForm(unit.GateActivation);
+        var parameters = new ActivationParameters(0, unit.Alpha, 0);
+        foreach ((long rows, long d) in GluShapes)
+        {
+            int n = (int)(rows * d);
+            float[] gate = Inputs(n, 3 + n, finiteOnly: true), up = Inputs(n, 4 + n, finiteOnly: true), dy = Inputs(n, 5 + n, finiteOnly: true);
+            float[] packed = new float[2 * n];
+            for (int i = 0; i < n; i++)
+            {
+                long r = i / d, j = i % d;
+                (long gi, long ui) = layout == GluLayout.Interleaved ? (r * 2 * d + 2 * j, r * 2 * d + 2 * j + 1) : (r * 2 * d + j, r * 2 * d + d + j);
+                (packed[gi], packed[ui]) = (gate[i], up[i]);
+            }
+            bool separate = layout == GluLayout.Separate;
+            using OpenCLBuffer g = Upload(Pad(separate ? gate : packed, offset)), u = Upload(Pad(up, offset)), dyb = Upload(Pad(dy, offset)),
+                y = _device.Allocate((n + offset) * 4L), dg = _device.Allocate((2 * n + offset) * 4L), du = _device.Allocate((n + offset) * 4L);
+            _device.Glu(swish, layout, g.Region(offset), u.Region(offset), y.Region(offset), rows, d, parameters, unit.Limit);
+            _device.GluBackward(swish, layout, g.Region(offset), u.Region(offset), dyb.Region(offset), dg.Region(offset), du.Region(offset), rows, d,
+                parameters, unit.Limit);
+            float[] back = Download(y, offset, n), dGate = Download(dg, offset, separate ? n : 2 * n), dUp = Download(du, offset, n);
+            for (int i = 0; i < n; i++)
+            {
+                long r = i / d, j = i % d;
+                (long gi, long ui) = separate ? (i, i) : layout == GluLayout.Interleaved ? (r * 2 * d + 2 * j, r * 2 * d + 2 * j + 1) : (r * 2 * d + j, r * 2 * d + d + j);
+                var (eg, eu) = ScalarReference.GluGradient(GluId.ClampedSwiGlu, gate[i], up[i], dy[i], unit.Alpha, unit.Limit);
+                float gotDg = dGate[gi], gotDu = separate ? dUp[i] : dGate[ui];
+                string at = $"{layout} {rows}x{d} i={i} gate={gate[i]:R} up={up[i]:R} dy={dy[i]:R}";
+                if (!WithinUlps(back[i], ScalarReference.GluValue(GluId.ClampedSwiGlu, gate[i], up[i], unit.Alpha, unit.Limit), 6, out string why)) Assert.Fail($"{at}: y {why}");
+                if (!WithinUlps(gotDu, eu, 6, out why)) Assert.Fail($"{at}: dUp {why}");
+                if (!WithinUlps(gotDg, eg, 8, out why) && Math.Abs(gotDg - eg) > Math.Abs(dy[i]) * 8.0 / (1 << 21)) Assert.Fail($"{at}: dGate {why}");
+            }
         }
     }
 

@@ -260,7 +260,14 @@ public abstract class Accelerator : IDisposable
         KeepAlive(tx, ta, tdy, tdx, tda);
     }
 
-    /// <summary>A gated unit in one pass: y = act(gate) * up, with gate, up and y of equal length.</summary>
+    /// <summary>
+    /// A gated unit in one pass: y = act(gate) * up (the clamped SwiGLU: act(min(gate, limit)) * (clamp(up) + 1)),
+    /// with gate, up and y of equal length. y may be gate or up (in place).
+    /// </summary>
+    /// <param name="unit">The unit, e.g. <c>GatedUnit.SwiGlu</c> or <c>GatedUnit.ClampedSwiGlu()</c>.</param>
+    /// <param name="gate">The gate input.</param>
+    /// <param name="up">The up input, as long as <paramref name="gate"/>.</param>
+    /// <param name="y">The output, as long as <paramref name="gate"/>.</param>
     public void Glu(GatedUnit unit, BufferView<float> gate, BufferView<float> up, BufferView<float> y) => GluCore(unit, gate, up, y);
 
     /// <summary>A gated unit on fp16 storage, computed in float32, each result rounded once to fp16.</summary>
@@ -273,7 +280,7 @@ public abstract class Accelerator : IDisposable
 
     void GluCore<T>(GatedUnit unit, BufferView<T> gate, BufferView<T> up, BufferView<T> y) where T : unmanaged
     {
-        CheckUnit(unit);
+        ArgumentNullException.ThrowIfNull(unit);
         CheckInOut(gate, y, nameof(gate), nameof(y));
         CheckInOut(up, y, nameof(up), nameof(y));
         Guard.SameLength(gate.Length, up.Length, nameof(gate), nameof(up));
@@ -284,36 +291,40 @@ public abstract class Accelerator : IDisposable
     }
 
     /// <summary>
-    /// A gated unit on the packed output of a fused gate/up projection: <paramref name="packed"/> is
-    /// [rows, 2d] with each row's gate half first, then its up half; y is [rows, d].
+    /// A gated unit on the packed output of a fused gate/up projection: <paramref name="packed"/> is [rows, 2d], each
+    /// row holding its d gates and d ups as <paramref name="packing"/> says; y is [rows, d] and must not overlap packed.
     /// </summary>
-    public void GluPacked(GatedUnit unit, BufferView<float> packed, BufferView<float> y, long rows, long d) => GluPackedCore(unit, packed, y, rows, d);
+    /// <param name="unit">The unit.</param>
+    /// <param name="packed">The [rows, 2d] input.</param>
+    /// <param name="y">The [rows, d] output.</param>
+    /// <param name="rows">The number of rows (&gt;= 0).</param>
+    /// <param name="d">The number of outputs per row (&gt;= 1).</param>
+    /// <param name="packing">Halves (gate half, then up half; the default) or interleaved (gate at even, up at odd positions).</param>
+    public void GluPacked(GatedUnit unit, BufferView<float> packed, BufferView<float> y, long rows, long d, GluPacking packing = GluPacking.Halves)
+        => GluPackedCore(unit, packed, y, rows, d, packing);
 
     /// <summary>A gated unit on packed fp16 input, computed in float32, each result rounded once to fp16.</summary>
-    /// <inheritdoc cref="GluPacked(GatedUnit, BufferView{float}, BufferView{float}, long, long)"/>
-    public void GluPacked(GatedUnit unit, BufferView<Half> packed, BufferView<Half> y, long rows, long d) => GluPackedCore(unit, packed, y, rows, d);
+    /// <inheritdoc cref="GluPacked(GatedUnit, BufferView{float}, BufferView{float}, long, long, GluPacking)"/>
+    public void GluPacked(GatedUnit unit, BufferView<Half> packed, BufferView<Half> y, long rows, long d, GluPacking packing = GluPacking.Halves)
+        => GluPackedCore(unit, packed, y, rows, d, packing);
 
     /// <summary>A gated unit on packed bf16 input, computed in float32, each result rounded once to bf16.</summary>
-    /// <inheritdoc cref="GluPacked(GatedUnit, BufferView{float}, BufferView{float}, long, long)"/>
-    public void GluPacked(GatedUnit unit, BufferView<BFloat16> packed, BufferView<BFloat16> y, long rows, long d) => GluPackedCore(unit, packed, y, rows, d);
+    /// <inheritdoc cref="GluPacked(GatedUnit, BufferView{float}, BufferView{float}, long, long, GluPacking)"/>
+    public void GluPacked(GatedUnit unit, BufferView<BFloat16> packed, BufferView<BFloat16> y, long rows, long d, GluPacking packing = GluPacking.Halves)
+        => GluPackedCore(unit, packed, y, rows, d, packing);
 
-    void GluPackedCore<T>(GatedUnit unit, BufferView<T> packed, BufferView<T> y, long rows, long d) where T : unmanaged
+    void GluPackedCore<T>(GatedUnit unit, BufferView<T> packed, BufferView<T> y, long rows, long d, GluPacking packing) where T : unmanaged
     {
-        CheckUnit(unit);
+        ArgumentNullException.ThrowIfNull(unit);
         ThrowIfDisposed();
         Guard.On(this, packed, nameof(packed));
         Guard.On(this, y, nameof(y));
+        GluLayout layout = PackedLayout(packing);
         // Any overlap, not just a partial one: y is half as long as packed, so there is no exact in-place form.
-        if (ReferenceEquals(packed.Buffer.Storage, y.Buffer.Storage) && packed.Length > 0 && y.Length > 0
-            && packed.Offset < y.Offset + y.Length && y.Offset < packed.Offset + packed.Length)
-            throw new ArgumentException("y overlaps packed; the packed layout cannot be computed in place (y is half as long). Use a separate output.", nameof(y));
-        long outputs = Guard.Shape(rows, d);
-        if (d > long.MaxValue / 2 || outputs > long.MaxValue / 2)
-            throw new ArgumentOutOfRangeException(nameof(d), d, $"rows * 2d = {rows} * 2 * {d} overflows a 64-bit length.");
-        Guard.Length(packed.Length, 2 * outputs, nameof(packed), $"rows * 2d = {rows} * {2 * d}");
-        Guard.Length(y.Length, outputs, nameof(y), $"rows * d = {rows} * {d}");
+        Guard.Disjoint(packed, y, nameof(packed), nameof(y), "the packed layout cannot be computed in place (y is half as long). Use a separate output.");
+        long outputs = PackedShape(packed.Length, y.Length, nameof(y), rows, d);
         var (tp, ty) = (TensorArg.Of(packed), TensorArg.Of(y));
-        if (outputs > 0) RunGlu(unit, GluLayout.Packed, tp, tp, ty, rows, d);
+        if (outputs > 0) RunGlu(unit, layout, tp, tp, ty, rows, d);
         KeepAlive(tp, ty);
     }
 
@@ -325,6 +336,113 @@ public abstract class Accelerator : IDisposable
 
     /// <summary>SwiGLU on bf16 storage: y = silu(gate) * up in float32, rounded once to bf16.</summary>
     public void SwiGlu(BufferView<BFloat16> gate, BufferView<BFloat16> up, BufferView<BFloat16> y) => GluCore(GatedUnit.SwiGlu, gate, up, y);
+
+    /// <summary>
+    /// The backward pass of <see cref="Glu(GatedUnit, BufferView{float}, BufferView{float}, BufferView{float})"/> in one pass
+    /// over the inputs: dGate = dy * up * act'(gate), dUp = dy * act(gate) (the clamped SwiGLU: with its clamped inputs and
+    /// (up + 1), and 0 where a clamp is active). All five views have equal length. dGate may be gate and dUp may be up
+    /// (in place); dGate and dUp must not overlap.
+    /// </summary>
+    /// <param name="unit">The unit of the forward pass.</param>
+    /// <param name="gate">The forward pass's gate input.</param>
+    /// <param name="up">The forward pass's up input.</param>
+    /// <param name="dy">The gradient of the loss with respect to y.</param>
+    /// <param name="dGate">The gradient with respect to gate (written).</param>
+    /// <param name="dUp">The gradient with respect to up (written).</param>
+    public void GluBackward(GatedUnit unit, BufferView<float> gate, BufferView<float> up, BufferView<float> dy, BufferView<float> dGate, BufferView<float> dUp)
+        => GluBackwardCore(unit, gate, up, dy, dGate, dUp);
+
+    /// <summary>The gated backward pass on fp16 storage, computed in float32, both gradients rounded once to fp16.</summary>
+    /// <inheritdoc cref="GluBackward(GatedUnit, BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void GluBackward(GatedUnit unit, BufferView<Half> gate, BufferView<Half> up, BufferView<Half> dy, BufferView<Half> dGate, BufferView<Half> dUp)
+        => GluBackwardCore(unit, gate, up, dy, dGate, dUp);
+
+    /// <summary>The gated backward pass on bf16 storage, computed in float32, both gradients rounded once to bf16.</summary>
+    /// <inheritdoc cref="GluBackward(GatedUnit, BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float})"/>
+    public void GluBackward(GatedUnit unit, BufferView<BFloat16> gate, BufferView<BFloat16> up, BufferView<BFloat16> dy, BufferView<BFloat16> dGate, BufferView<BFloat16> dUp)
+        => GluBackwardCore(unit, gate, up, dy, dGate, dUp);
+
+    void GluBackwardCore<T>(GatedUnit unit, BufferView<T> gate, BufferView<T> up, BufferView<T> dy, BufferView<T> dGate, BufferView<T> dUp) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        CheckInOut(gate, dGate, nameof(gate), nameof(dGate));
+        CheckInOut(up, dGate, nameof(up), nameof(dGate));
+        CheckInOut(dy, dGate, nameof(dy), nameof(dGate));
+        CheckInOut(gate, dUp, nameof(gate), nameof(dUp));
+        CheckInOut(up, dUp, nameof(up), nameof(dUp));
+        CheckInOut(dy, dUp, nameof(dy), nameof(dUp));
+        Guard.Disjoint(dGate, dUp, nameof(dGate), nameof(dUp), "the two gradients must go to separate memory.");
+        foreach (var (view, name) in new[] { (up, nameof(up)), (dy, nameof(dy)), (dGate, nameof(dGate)), (dUp, nameof(dUp)) })
+            Guard.SameLength(gate.Length, view.Length, nameof(gate), name);
+        var (tg, tu, tdy, tdg, tdu) = (TensorArg.Of(gate), TensorArg.Of(up), TensorArg.Of(dy), TensorArg.Of(dGate), TensorArg.Of(dUp));
+        if (gate.Length > 0) RunGluBackward(unit, GluLayout.Separate, tg, tu, tdy, tdg, tdu, 1, gate.Length);
+        KeepAlive(tg, tu, tdy, tdg, tdu);
+    }
+
+    /// <summary>
+    /// The backward pass of <see cref="GluPacked(GatedUnit, BufferView{float}, BufferView{float}, long, long, GluPacking)"/>:
+    /// dPacked (the gradient with respect to packed, in packed's layout) from packed and dy [rows, d]. dPacked may be packed
+    /// (in place); dy must not overlap dPacked.
+    /// </summary>
+    /// <param name="unit">The unit of the forward pass.</param>
+    /// <param name="packed">The forward pass's [rows, 2d] input.</param>
+    /// <param name="dy">The [rows, d] gradient with respect to y.</param>
+    /// <param name="dPacked">The [rows, 2d] gradient with respect to packed (written).</param>
+    /// <param name="rows">The number of rows (&gt;= 0).</param>
+    /// <param name="d">The number of outputs per row (&gt;= 1).</param>
+    /// <param name="packing">The layout of packed and dPacked.</param>
+    public void GluPackedBackward(GatedUnit unit, BufferView<float> packed, BufferView<float> dy, BufferView<float> dPacked,
+        long rows, long d, GluPacking packing = GluPacking.Halves)
+        => GluPackedBackwardCore(unit, packed, dy, dPacked, rows, d, packing);
+
+    /// <summary>The packed gated backward pass on fp16 storage, computed in float32, dPacked rounded once to fp16.</summary>
+    /// <inheritdoc cref="GluPackedBackward(GatedUnit, BufferView{float}, BufferView{float}, BufferView{float}, long, long, GluPacking)"/>
+    public void GluPackedBackward(GatedUnit unit, BufferView<Half> packed, BufferView<Half> dy, BufferView<Half> dPacked,
+        long rows, long d, GluPacking packing = GluPacking.Halves)
+        => GluPackedBackwardCore(unit, packed, dy, dPacked, rows, d, packing);
+
+    /// <summary>The packed gated backward pass on bf16 storage, computed in float32, dPacked rounded once to bf16.</summary>
+    /// <inheritdoc cref="GluPackedBackward(GatedUnit, BufferView{float}, BufferView{float}, BufferView{float}, long, long, GluPacking)"/>
+    public void GluPackedBackward(GatedUnit unit, BufferView<BFloat16> packed, BufferView<BFloat16> dy, BufferView<BFloat16> dPacked,
+        long rows, long d, GluPacking packing = GluPacking.Halves)
+        => GluPackedBackwardCore(unit, packed, dy, dPacked, rows, d, packing);
+
+    void GluPackedBackwardCore<T>(GatedUnit unit, BufferView<T> packed, BufferView<T> dy, BufferView<T> dPacked, long rows, long d, GluPacking packing)
+        where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        CheckInOut(packed, dPacked, nameof(packed), nameof(dPacked));
+        Guard.On(this, dy, nameof(dy));
+        GluLayout layout = PackedLayout(packing);
+        Guard.Disjoint(dy, dPacked, nameof(dy), nameof(dPacked), "dy is half as long as dPacked, so it cannot share its memory.");
+        long outputs = PackedShape(packed.Length, dy.Length, nameof(dy), rows, d);
+        Guard.Length(dPacked.Length, 2 * outputs, nameof(dPacked), $"rows * 2d = {rows} * {2 * d}");
+        var (tp, tdy, tdp) = (TensorArg.Of(packed), TensorArg.Of(dy), TensorArg.Of(dPacked));
+        if (outputs > 0) RunGluBackward(unit, layout, tp, tp, tdy, tdp, tdp, rows, d);
+        KeepAlive(tp, tdy, tdp);
+    }
+
+    /// <summary>The internal layout of a packing, or an exception naming <c>packing</c>.</summary>
+    internal static GluLayout PackedLayout(GluPacking packing) => packing switch
+    {
+        GluPacking.Halves => GluLayout.Packed,
+        GluPacking.Interleaved => GluLayout.Interleaved,
+        _ => throw new ArgumentOutOfRangeException(nameof(packing), packing, "packing must be GluPacking.Halves or GluPacking.Interleaved."),
+    };
+
+    /// <summary>
+    /// rows * d for a packed [rows, 2d] tensor of <paramref name="packedLength"/> elements and a dense [rows, d] one
+    /// (y or dy) of <paramref name="denseLength"/>, checking the shape (rows * 2d must fit too) and both lengths.
+    /// </summary>
+    internal static long PackedShape(long packedLength, long denseLength, string denseName, long rows, long d)
+    {
+        long outputs = Guard.Shape(rows, d);
+        if (d > long.MaxValue / 2 || outputs > long.MaxValue / 2)
+            throw new ArgumentOutOfRangeException(nameof(d), d, $"rows * 2d = {rows} * 2 * {d} overflows a 64-bit length.");
+        Guard.Length(packedLength, 2 * outputs, "packed", $"rows * 2d = {rows} * {2 * d}");
+        Guard.Length(denseLength, outputs, denseName, $"rows * d = {rows} * {d}");
+        return outputs;
+    }
 
     /// <summary>
     /// Row-wise softmax of x [rows, cols], max-subtracted so large logits do not overflow, over z = x * scale + mask when
@@ -590,12 +708,6 @@ public abstract class Accelerator : IDisposable
         Guard.NoPartialOverlap(input, output, inputName, outputName);
     }
 
-    static void CheckUnit(GatedUnit unit)
-    {
-        if (!Enum.IsDefined(unit))
-            throw new ArgumentOutOfRangeException(nameof(unit), unit, $"unit must be one of {string.Join(", ", Enum.GetNames<GatedUnit>())}.");
-    }
-
     /// <summary>
     /// Keeps the buffers behind the views reachable until the op has been run or queued. The backends work on raw
     /// handles (a host pointer, a cl_mem); without this, a buffer referenced only by a view argument could be
@@ -620,6 +732,9 @@ public abstract class Accelerator : IDisposable
     private protected abstract void RunActivationBackward(Activation activation, bool fromOutput, TensorArg input, TensorArg dy, TensorArg dx);
     private protected abstract void RunPReluBackward(TensorArg x, TensorArg alpha, TensorArg dy, TensorArg dx, TensorArg dAlpha);
     private protected abstract void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d);
+    /// <summary>The gated backward pass; for the packed layouts gate is packed, dGate is dPacked (up, dUp repeat them).</summary>
+    private protected abstract void RunGluBackward(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg dy,
+        TensorArg dGate, TensorArg dUp, long rows, long d);
     private protected abstract void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log, in SoftmaxInput input);
     private protected abstract void RunSoftmaxBackward(TensorArg y, TensorArg dy, TensorArg dx, long rows, long cols, bool log);
     /// <summary>Cross-entropy; <paramref name="targets"/> holds int32 (typed Float32 only for its 4-byte size); no gradient when <paramref name="dLogits"/> is null.</summary>

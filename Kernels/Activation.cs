@@ -178,30 +178,3 @@ internal interface IActivationVisitor<TResult>
     /// <summary>Called with the operator of the activation being visited.</summary>
     TResult Visit<TOp>(TOp op) where TOp : struct, IActivationOp;
 }
-
-/// <summary>The gated linear units: y = act(gate) * up, computed in one pass.</summary>
-public enum GatedUnit
-{
-    /// <summary>silu(gate) * up (Shazeer, 2020).</summary>
-    SwiGlu,
-    /// <summary>gelu(gate) * up with the exact GELU.</summary>
-    GeGlu,
-    /// <summary>gelu_tanh(gate) * up.</summary>
-    GeGluTanh,
-    /// <summary>relu(gate) * up.</summary>
-    ReGlu,
-}
-
-/// <summary>What the gated units put on their gate.</summary>
-internal static class GatedUnits
-{
-    /// <summary>The activation applied to the gate of <paramref name="unit"/>.</summary>
-    public static Activation GateActivation(GatedUnit unit) => unit switch
-    {
-        GatedUnit.SwiGlu => Activation.Silu,
-        GatedUnit.GeGlu => Activation.Gelu,
-        GatedUnit.GeGluTanh => Activation.GeluTanh,
-        GatedUnit.ReGlu => Activation.Relu,
-        _ => throw new ArgumentOutOfRangeException(nameof(unit), unit, "Unknown gated unit."),
-    };
-}

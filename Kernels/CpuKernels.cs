@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using GpuActivations.Cpu;
+using GpuActivations.Device;
 
 namespace GpuActivations;
 
@@ -68,24 +69,55 @@ public static unsafe class CpuKernels
         Guard.Disjoint(dx, dAlpha, nameof(dx), nameof(dAlpha));
         fixed (float* px = x, pa = alpha, pg = dy, pd = dx, pda = dAlpha) CpuOps.PReluBackward(px, pa, pg, pd, pda, alpha.Length, x.Length);
     }
-
-    /// <summary>A gated unit in one pass: y = act(gate) * up.</summary>
+    /// <summary>A gated unit in one pass: y = act(gate) * up (see <see cref="Accelerator.Glu(GatedUnit, BufferView{float}, BufferView{float}, BufferView{float})"/>).</summary>
     public static void Glu(GatedUnit unit, ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y)
     {
+        ArgumentNullException.ThrowIfNull(unit);
         InOut(gate, y, nameof(gate), nameof(y));
         InOut(up, y, nameof(up), nameof(y));
         Guard.SameLength(gate.Length, up.Length, nameof(gate), nameof(up));
-        fixed (float* pg = gate, pu = up, py = y) if (y.Length > 0) CpuOps.Glu(unit, false, pg, pu, py, 1, y.Length);
+        fixed (float* pg = gate, pu = up, py = y) if (y.Length > 0) CpuOps.Glu(unit, GluLayout.Separate, pg, pu, py, 1, y.Length);
     }
 
-    /// <summary>A gated unit on packed [rows, 2d] input (gate half, then up half, per row) into y [rows, d].</summary>
-    public static void GluPacked(GatedUnit unit, ReadOnlySpan<float> packed, Span<float> y, int rows, int d)
+    /// <summary>A gated unit on packed [rows, 2d] input into y [rows, d] (see <see cref="Accelerator.GluPacked(GatedUnit, BufferView{float}, BufferView{float}, long, long, GluPacking)"/>).</summary>
+    public static void GluPacked(GatedUnit unit, ReadOnlySpan<float> packed, Span<float> y, int rows, int d, GluPacking packing = GluPacking.Halves)
     {
-        long outputs = Guard.Shape(rows, d);
-        Guard.Length(packed.Length, Guard.Shape(rows, 2L * d), nameof(packed), $"rows * 2d = {rows} * {2L * d}");
-        Guard.Length(y.Length, outputs, nameof(y), $"rows * d = {rows} * {d}");
+        ArgumentNullException.ThrowIfNull(unit);
+        GluLayout layout = Accelerator.PackedLayout(packing);
+        long outputs = Accelerator.PackedShape(packed.Length, y.Length, nameof(y), rows, d);
         if (packed.Overlaps(y)) throw new ArgumentException("y overlaps packed; the packed layout cannot be computed in place. Use a separate output.", nameof(y));
-        fixed (float* pp = packed, py = y) if (outputs > 0) CpuOps.Glu(unit, true, pp, pp, py, rows, d);
+        fixed (float* pp = packed, py = y) if (outputs > 0) CpuOps.Glu(unit, layout, pp, pp, py, rows, d);
+    }
+
+    /// <summary>The backward pass of <see cref="Glu(GatedUnit, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float})"/>: dGate = dy up act'(gate), dUp = dy act(gate) (see <see cref="Accelerator.GluBackward(GatedUnit, BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float}, BufferView{float})"/>).</summary>
+    public static void GluBackward(GatedUnit unit, ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> dy, Span<float> dGate, Span<float> dUp)
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        Guard.SameLength(gate.Length, up.Length, nameof(gate), nameof(up));
+        Guard.SameLength(gate.Length, dy.Length, nameof(gate), nameof(dy));
+        InOut(gate, dGate, nameof(gate), nameof(dGate));
+        InOut(gate, dUp, nameof(gate), nameof(dUp));
+        Guard.NoPartialOverlap(up, dGate, nameof(up), nameof(dGate));
+        Guard.NoPartialOverlap(dy, dGate, nameof(dy), nameof(dGate));
+        Guard.NoPartialOverlap(up, dUp, nameof(up), nameof(dUp));
+        Guard.NoPartialOverlap(dy, dUp, nameof(dy), nameof(dUp));
+        if (dGate.Overlaps(dUp)) throw new ArgumentException("dUp overlaps dGate; the two gradients must go to separate memory.", nameof(dUp));
+        fixed (float* pg = gate, pu = up, pd = dy, pdg = dGate, pdu = dUp)
+            if (gate.Length > 0) CpuOps.GluBackward(unit, GluLayout.Separate, pg, pu, pd, pdg, pdu, 1, gate.Length);
+    }
+
+    /// <summary>The backward pass of <see cref="GluPacked"/>: dPacked, in packed's layout, from packed and dy [rows, d] (see <see cref="Accelerator.GluPackedBackward(GatedUnit, BufferView{float}, BufferView{float}, BufferView{float}, long, long, GluPacking)"/>).</summary>
+    public static void GluPackedBackward(GatedUnit unit, ReadOnlySpan<float> packed, ReadOnlySpan<float> dy, Span<float> dPacked, int rows, int d,
+        GluPacking packing = GluPacking.Halves)
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        GluLayout layout = Accelerator.PackedLayout(packing);
+        long outputs = Accelerator.PackedShape(packed.Length, dy.Length, nameof(dy), rows, d);
+        Guard.Length(dPacked.Length, 2 * outputs, nameof(dPacked), $"rows * 2d = {rows} * {2L * d}");
+        Guard.NoPartialOverlap(packed, dPacked, nameof(packed), nameof(dPacked));
+        if (dy.Overlaps(dPacked)) throw new ArgumentException("dPacked overlaps dy; dy is half as long as dPacked, so it cannot share its memory.", nameof(dPacked));
+        fixed (float* pp = packed, pd = dy, pdp = dPacked)
+            if (outputs > 0) CpuOps.GluBackward(unit, layout, pp, pp, pd, pdp, pdp, rows, d);
     }
 
     /// <summary>Row-wise softmax of x [rows, cols], max-subtracted (special rows as <see cref="Accelerator.Softmax(BufferView{float}, BufferView{float}, long, long, SoftmaxOptions?)"/>).</summary>
@@ -146,7 +178,7 @@ public static unsafe class CpuKernels
         var type = StorageTypes.Of<T>(nameof(gate));
         fixed (T* pg = gate, pu = up, py = y)
             Staging.Run(y.Length, [new((nint)pg, type, 1, true, false), new((nint)pu, type, 1, true, false), new((nint)py, type, 1, false, true)],
-                (p, n) => CpuOps.Glu(unit, false, (float*)p[0], (float*)p[1], (float*)p[2], 1, n));
+                (p, n) => CpuOps.Glu(unit, Device.GluLayout.Separate, (float*)p[0], (float*)p[1], (float*)p[2], 1, n));
     }
 
     static void SoftmaxStaged<TIn, TOut>(ReadOnlySpan<TIn> x, Span<TOut> y, int rows, int cols, bool log) where TIn : unmanaged where TOut : unmanaged

@@ -81,31 +81,35 @@ internal static class Guard
     /// <summary>Spans are either the same memory (in place) or disjoint.</summary>
     public static void NoPartialOverlap(ReadOnlySpan<float> input, ReadOnlySpan<float> output, string inputName, string outputName)
         => NoPartialOverlap(System.Runtime.InteropServices.MemoryMarshal.AsBytes(input), System.Runtime.InteropServices.MemoryMarshal.AsBytes(output), inputName, outputName);
-    /// <summary>Two views share no element (an output that is written after, or while, the other is read).</summary>
-    public static void Disjoint<T>(BufferView<T> a, BufferView<T> b, string aName, string bName) where T : unmanaged
+
+    /// <summary>
+    /// Two views share no element, not even exactly (an output written while the other is read, or a reduction);
+    /// <paramref name="why"/>, when given, ends the message.
+    /// </summary>
+    public static void Disjoint<T>(BufferView<T> a, BufferView<T> b, string aName, string bName, string? why = null) where T : unmanaged
     {
-        if (ReferenceEquals(a.Buffer.Storage, b.Buffer.Storage)) Disjoint(a.Offset, a.Length, b.Offset, b.Length, aName, bName);
+        if (ReferenceEquals(a.Buffer.Storage, b.Buffer.Storage)) Disjoint(a.Offset, a.Length, b.Offset, b.Length, aName, bName, why);
     }
 
     /// <summary>Two tensor arguments share no element (of different storage types they never share memory).</summary>
-    public static void Disjoint(TensorArg a, TensorArg b, string aName, string bName)
+    public static void Disjoint(TensorArg a, TensorArg b, string aName, string bName, string? why = null)
     {
-        if (ReferenceEquals(a.Storage, b.Storage)) Disjoint(a.Offset, a.Length, b.Offset, b.Length, aName, bName);
+        if (ReferenceEquals(a.Storage, b.Storage)) Disjoint(a.Offset, a.Length, b.Offset, b.Length, aName, bName, why);
     }
 
     /// <summary>Two spans share no element.</summary>
-    public static void Disjoint(ReadOnlySpan<float> a, ReadOnlySpan<float> b, string aName, string bName)
+    public static void Disjoint(ReadOnlySpan<float> a, ReadOnlySpan<float> b, string aName, string bName, string? why = null)
     {
-        if (a.Overlaps(b)) throw Overlapping(aName, bName);
+        if (a.Overlaps(b)) throw Overlapping(aName, bName, why);
     }
 
-    static void Disjoint(long aStart, long aLength, long bStart, long bLength, string aName, string bName)
+    static void Disjoint(long aStart, long aLength, long bStart, long bLength, string aName, string bName, string? why)
     {
-        if (aLength > 0 && bLength > 0 && aStart < bStart + bLength && bStart < aStart + aLength) throw Overlapping(aName, bName);
+        if (aLength > 0 && bLength > 0 && aStart < bStart + bLength && bStart < aStart + aLength) throw Overlapping(aName, bName, why);
     }
 
-    static ArgumentException Overlapping(string aName, string bName) => new(
-        $"{bName} overlaps {aName}; {bName} must be disjoint from it (not even in place). Use a separate buffer.", bName);
+    static ArgumentException Overlapping(string aName, string bName, string? why) => new(
+        $"{bName} overlaps {aName}; " + (why ?? $"{bName} must be disjoint from it (not even in place). Use a separate buffer."), bName);
 
     static void Overlap(long aStart, long aLength, long bStart, long bLength, string inputName, string outputName)
     {

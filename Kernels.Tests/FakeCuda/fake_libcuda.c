@@ -548,21 +548,28 @@ static CUresult run(int id, void **params, unsigned block)
         return OK;
     }
     case K_GLU:
-    case K_GLU_VEC4: { /* (gate, gateOffset, gateStride, up, upOffset, upStride, y, yOffset, rows, d, alpha, beta, threshold) */
+    case K_GLU_VEC4: { /* (gate, gateOffset, up, upOffset, rowStride, step, y, yOffset, rows, d, alpha, beta, threshold, limit) */
         const float *g = ARG(const float *, 0) + ARG(long long, 1);
-        long long gs = ARG(long long, 2);
-        const float *u = ARG(const float *, 3) + ARG(long long, 4);
-        long long us = ARG(long long, 5);
+        const float *u = ARG(const float *, 2) + ARG(long long, 3);
+        long long rs = ARG(long long, 4), step = ARG(long long, 5);
         float *y = ARG(float *, 6) + ARG(long long, 7);
         long long rows = ARG(long long, 8), d = ARG(long long, 9);
-        float alpha = ARG(float, 10), beta = ARG(float, 11);
-        if (id == K_GLU_VEC4 && (!ALIGNED16(g) || !ALIGNED16(u) || !ALIGNED16(y)
-                                 || (rows > 1 && (d % 4 != 0 || gs % 4 != 0 || us % 4 != 0))))
-            FAIL(MISALIGNED_ADDRESS, "ga_glu_vec4 with rows not on 16 bytes (%lld x %lld, strides %lld, %lld)", rows, d, gs, us);
-        CHECK(g, (rows - 1) * gs + d); CHECK(u, (rows - 1) * us + d); CHECK(y, rows * d);
+        float alpha = ARG(float, 10), beta = ARG(float, 11), limit = ARG(float, 13);
+        if (id == K_GLU_VEC4 && (step != 1 || !ALIGNED16(g) || !ALIGNED16(u) || !ALIGNED16(y)
+                                 || (rows > 1 && (d % 4 != 0 || rs % 4 != 0))))
+            FAIL(MISALIGNED_ADDRESS, "ga_glu_vec4 with rows not on 16 bytes (%lld x %lld, row stride %lld, step %lld)", rows, d, rs, step);
+        CHECK(g, (rows - 1) * rs + (d - 1) * step + 1); CHECK(u, (rows - 1) * rs + (d - 1) * step + 1); CHECK(y, rows * d);
         for (long long r = 0; r < rows; r++)
             for (long long j = 0; j < d; j++)
-                y[r * d + j] = (float)(act(g[r * gs + j], alpha, beta) * u[r * us + j]);
+            {
+                float gv = g[r * rs + j * step], uv = u[r * rs + j * step];
+                if (limit > 0)
+                {
+                    gv = gv > limit ? limit : gv;
+                    uv = (uv > limit ? limit : uv < -limit ? -limit : uv) + 1.0f;
+                }
+                y[r * d + j] = (float)(act(gv, alpha, beta) * uv);
+            }
         return OK;
     }
     case K_SOFTMAX_ROWS: return softmax(params, 0, block);

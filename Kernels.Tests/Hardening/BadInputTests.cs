@@ -23,8 +23,10 @@ public enum Fault
     OverlapInputInside,
     /// <summary>rows / cols (d) wrong, negative, zero or overflowing.</summary>
     Shape,
-    /// <summary>A <see cref="GatedUnit"/> value that is not defined.</summary>
-    UnknownUnit,
+    /// <summary>A null <see cref="GatedUnit"/>.</summary>
+    NullUnit,
+    /// <summary>A <see cref="GluPacking"/> value that is not defined.</summary>
+    UnknownPacking,
     /// <summary>A null activation.</summary>
     NullActivation,
 }
@@ -35,13 +37,13 @@ public enum Fault
 /// wrong value and the expected one).
 /// </summary>
 public sealed record BadCall(OpCall Op, Fault Fault, string Target, Type Exception, string Named, string[] Fragments,
-    long NewLength = 0, long Rows = 0, long Cols = 0)
+    long NewLength = 0, long Rows = 0, long Cols = 0, string? Output = null)
 {
     public override string ToString() => Fault switch
     {
         Fault.Length => $"{Op.Name} {Target}.Length={NewLength}",
         Fault.Shape => $"{Op.Name} {Op.RowsName}={Rows} {Op.ColsName}={Cols}",
-        Fault.OverlapOutputInside or Fault.OverlapInputInside => $"{Op.Name} {Fault} {Target}",
+        Fault.OverlapOutputInside or Fault.OverlapInputInside => $"{Op.Name} {Fault} {Target} {Output}",
         _ => $"{Op.Name} {Fault} {Target}",
     };
 }
@@ -115,13 +117,23 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
         ],
         ["SoftmaxBackward"] = [("y", 13, "y", ["y has 13", "rows * cols = 3 * 4 = 12"]), ("dy", 11, "dy", ["dy has 11", "= 12"]), ("dx", 13, "dx", ["dx has 13", "= 12"])],
         ["LogSoftmaxBackward"] = [("y", 11, "y", ["y has 11", "rows * cols = 3 * 4 = 12"]), ("dy", 13, "dy", ["dy has 13", "= 12"]), ("dx", 11, "dx", ["dx has 11", "= 12"])],
+        ["GluBackward"] =
+        [
+            ("gate", 13, "up", ["up has 12", "gate has 13"]), ("up", 11, "up", ["up has 11", "gate has 12"]), ("dy", 13, "dy", ["dy has 13", "gate has 12"]),
+            ("dGate", 11, "dGate", ["dGate has 11", "gate has 12"]), ("dUp", 13, "dUp", ["dUp has 13", "gate has 12"]),
+        ],
+        ["GluPackedBackward"] =
+        [
+            ("packed", 25, "packed", ["packed has 25", "rows * 2d = 3 * 8 = 24"]), ("dy", 13, "dy", ["dy has 13", "rows * d = 3 * 4 = 12"]),
+            ("dPacked", 23, "dPacked", ["dPacked has 23", "= 24"]),
+        ],
     };
 
     /// <summary>Shapes every shaped op must reject (the views keep their valid lengths, 3 x 4).</summary>
     static IEnumerable<(long Rows, long Cols, Type Exception, string Named, string[] Says)> ShapeFaults(OpCall op)
     {
         string input = op.Inputs.First().Name, r = op.RowsName!, c = op.ColsName!;
-        long perRow = op.Name == "GluPacked" ? 2 : 1;
+        long perRow = op.HasPacking ? 2 : 1;
         yield return (-1, 4, typeof(ArgumentOutOfRangeException), r, [$"{r} must be >= 0", "-1"]);
         yield return (long.MinValue, 4, typeof(ArgumentOutOfRangeException), r, [$"{r} must be >= 0"]);
         yield return (3, 0, typeof(ArgumentOutOfRangeException), c, [$"{c} must be >= 1", "0"]);
@@ -132,7 +144,7 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
         yield return (long.MaxValue, 2, typeof(ArgumentOutOfRangeException), r, ["overflows", long.MaxValue.ToString()]);
         yield return (2, long.MaxValue, typeof(ArgumentOutOfRangeException), r, ["overflows", long.MaxValue.ToString()]);
         yield return (1L << 32, 1L << 32, typeof(ArgumentOutOfRangeException), r, ["overflows", (1L << 32).ToString()]);
-        if (op.Name == "GluPacked") // rows * d fits, rows * 2d does not
+        if (op.HasPacking) // rows * d fits, rows * 2d does not
             yield return (1, long.MaxValue / 2 + 1, typeof(ArgumentOutOfRangeException), "d", ["overflows", (long.MaxValue / 2 + 1).ToString()]);
     }
 
@@ -152,19 +164,27 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
             }
             foreach (var (view, length, named, says) in LengthFaults[op.Name])
                 yield return new(op, Fault.Length, view, typeof(ArgumentException), named, says, NewLength: length);
-            foreach (var input in op.Inputs)
-            {
-                string[] says = op.Name == "GluPacked" ? ["y overlaps packed", "separate output"] : [$"{op.Output} partially overlaps {input.Name}", "exactly its input"];
-                yield return new(op, Fault.OverlapOutputInside, input.Name, typeof(ArgumentException), op.Output, says);
-                yield return new(op, Fault.OverlapInputInside, input.Name, typeof(ArgumentException), op.Output, says);
-            }
+            foreach (var output in op.Outputs)
+                foreach (var input in op.Inputs)
+                {
+                    string[] says = (op.Name, input.Name) switch
+                    {
+                        ("GluPacked", _) => ["y overlaps packed", "separate output"],
+                        ("GluPackedBackward", "dy") => ["dPacked overlaps dy", "half as long"],
+                        _ => [$"{output.Name} partially overlaps {input.Name}", "exactly its input"],
+                    };
+                    yield return new(op, Fault.OverlapOutputInside, input.Name, typeof(ArgumentException), output.Name, says, Output: output.Name);
+                    yield return new(op, Fault.OverlapInputInside, input.Name, typeof(ArgumentException), output.Name, says, Output: output.Name);
+                }
             if (op.IsShaped)
             {
                 foreach (var (rows, cols, exception, named, says) in ShapeFaults(op))
                     yield return new(op, Fault.Shape, "", exception, named, says, Rows: rows, Cols: cols);
             }
             if (op.HasUnit)
-                yield return new(op, Fault.UnknownUnit, "unit", typeof(ArgumentOutOfRangeException), "unit", ["unit must be one of", "SwiGlu"]);
+                yield return new(op, Fault.NullUnit, "unit", typeof(ArgumentNullException), "unit", ["unit"]);
+            if (op.HasPacking)
+                yield return new(op, Fault.UnknownPacking, "packing", typeof(ArgumentOutOfRangeException), "packing", ["packing must be GluPacking.Halves or GluPacking.Interleaved", "42"]);
             if (op.HasActivation)
                 yield return new(op, Fault.NullActivation, "activation", typeof(ArgumentNullException), "activation", ["activation"]);
         }
@@ -224,19 +244,23 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
             case Fault.OverlapInputInside:
             {
                 // Input and output in one buffer, overlapping by half of the first one.
-                long inLength = op.Views.Single(v => v.Name == call.Target).Length, outLength = op.Views.First(v => v.IsOutput).Length;
+                string output = call.Output!;
+                long inLength = op.Views.Single(v => v.Name == call.Target).Length, outLength = op.Views.Single(v => v.Name == output).Length;
                 var shared = Add(built, Acc, Contents(inLength + outLength + 2 * Guard, output: true, seed));
                 (long inAt, long outAt) = call.Fault == Fault.OverlapOutputInside ? (Guard, Guard + inLength / 2) : (Guard + outLength / 2, Guard);
                 built.Args.Views[call.Target] = shared.Slice(inAt, inLength);
-                built.Args.Views[op.Output] = shared.Slice(outAt, outLength);
+                built.Args.Views[output] = shared.Slice(outAt, outLength);
                 break;
             }
             case Fault.Shape:
                 built.Args.Rows = call.Rows;
                 built.Args.Cols = call.Cols;
                 break;
-            case Fault.UnknownUnit:
-                built.Args.Unit = (GatedUnit)42;
+            case Fault.NullUnit:
+                built.Args.Unit = null!;
+                break;
+            case Fault.UnknownPacking:
+                built.Args.Packing = (GluPacking)42;
                 break;
             case Fault.NullActivation:
                 built.Args.Activation = null!;
@@ -283,14 +307,31 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
     [TestCaseSource(nameof(InPlaceOps))]
     public void ExactInPlaceIsAcceptedAndMatchesOutOfPlace(OpCall op)
     {
-        foreach (var input in op.Inputs.Where(i => i.Length == op.Views.First(v => v.IsOutput).Length))
+        foreach (var output in op.Outputs)
+            foreach (var input in op.Inputs.Where(i => i.Length == output.Length))
+            {
+                using var built = Build(new BadCall(op, Fault.None, "", typeof(Exception), "", []));
+                op.Invoke(Acc, built.Args);
+                float[] expected = built.Args[output.Name].ToArray();
+                built.Args.Views[output.Name] = built.Args[input.Name];
+                op.Invoke(Acc, built.Args);
+                Assert.That(built.Args[input.Name].ToArray(), Is.EqualTo(expected), $"{op.Name} in place: {output.Name} into {input.Name}");
+            }
+    }
+
+    /// <summary>GluBackward's two outputs may not share memory, not even exactly (each element would get two writes), and nothing is written.</summary>
+    [Test]
+    public void GluBackwardGradientsOverlappingEachOtherAreRejected()
+    {
+        using var inputs = Acc.Allocate<float>(Contents(36, output: false, seed: 1));
+        using var outputs = Acc.Allocate<float>(Contents(24, output: true, seed: 0));
+        foreach (long dUpAt in new long[] { 0, 6, 11 })
         {
-            using var built = Build(new BadCall(op, Fault.None, "", typeof(Exception), "", []));
-            op.Invoke(Acc, built.Args);
-            float[] expected = built.Args[op.Output].ToArray();
-            built.Args.Views[op.Output] = built.Args[input.Name];
-            op.Invoke(Acc, built.Args);
-            Assert.That(built.Args[input.Name].ToArray(), Is.EqualTo(expected), $"{op.Name} in place into {input.Name}");
+            var e = Assert.Throws<ArgumentException>(() => Acc.GluBackward(GatedUnit.SwiGlu, inputs.Slice(0, 12), inputs.Slice(12, 12), inputs.Slice(24, 12),
+                outputs.Slice(0, 12), outputs.Slice(dUpAt, 12)))!;
+            Assert.That(e.ParamName, Is.EqualTo("dUp"));
+            Assert.That(e.Message, Does.Contain("dUp overlaps dGate"));
+            Assert.That(outputs.ToArray(), Is.All.EqualTo(Sentinel), "nothing written");
         }
     }
 

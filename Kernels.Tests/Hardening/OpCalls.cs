@@ -10,6 +10,7 @@ public sealed class OpArgs
     public long Rows { get; set; }
     public long Cols { get; set; }
     public GatedUnit Unit { get; set; } = GatedUnit.SwiGlu;
+    public GluPacking Packing { get; set; } = GluPacking.Halves;
     public Activation Activation { get; set; } = Activation.Gelu;
     public BufferView<float> this[string name] => Views[name];
 }
@@ -29,10 +30,15 @@ public sealed record OpCall(string Name, ViewSpec[] Views, long Rows, long Cols,
 {
     public bool IsShaped => RowsName is not null;
     public bool HasUnit => Name.StartsWith("Glu", StringComparison.Ordinal);
-    /// <summary>The output the overlap and in-place cases pair the inputs with (PReluBackward's dx; its dAlpha is a second output).</summary>
-    public string Output => Views.First(v => v.IsOutput).Name;
     /// <summary>Whether the op takes an <see cref="Activation"/> (and must reject null).</summary>
     public bool HasActivation => Name is "Apply" or "ActivationBackward" or "ActivationBackwardFromOutput";
+    /// <summary>Whether the op takes a <see cref="GluPacking"/>.</summary>
+    public bool HasPacking => Name.StartsWith("GluPacked", StringComparison.Ordinal);
+    /// <summary>
+    /// The outputs the overlap and in-place cases pair with the inputs (GluBackward has two, dGate and dUp). PReluBackward's
+    /// dAlpha is left out: a reduction over every row, it must be disjoint from everything and has its own cases.
+    /// </summary>
+    public IEnumerable<ViewSpec> Outputs => Views.Where(v => v.IsOutput && v.Name != "dAlpha");
     public IEnumerable<ViewSpec> Inputs => Views.Where(v => !v.IsOutput);
     public override string ToString() => Name;
 }
@@ -43,14 +49,18 @@ public static class OpCalls
     static ViewSpec In(string name, long length) => new(name, length, false);
     static ViewSpec Out(string name, long length) => new(name, length, true);
 
-    /// <summary>Apply, PRelu, Glu, SwiGlu, GluPacked, Softmax, LogSoftmax, the backward ops (CrossEntropy, with its int targets and two outputs, has its own cases in BadInputTests).</summary>
+    /// <summary>Apply, PRelu, Glu, SwiGlu, GluPacked, GluBackward, GluPackedBackward, Softmax, LogSoftmax and the backward ops (CrossEntropy, with its int targets and two outputs, has its own cases in BadInputTests).</summary>
     public static IReadOnlyList<OpCall> All { get; } =
     [
         new("Apply", [In("x", 12), Out("y", 12)], 0, 0, null, null, (a, v) => a.Apply(v.Activation, v["x"], v["y"])),
         new("PRelu", [In("x", 12), In("alpha", 3), Out("y", 12)], 0, 0, null, null, (a, v) => a.PRelu(v["x"], v["alpha"], v["y"])),
         new("Glu", [In("gate", 12), In("up", 12), Out("y", 12)], 0, 0, null, null, (a, v) => a.Glu(v.Unit, v["gate"], v["up"], v["y"])),
         new("SwiGlu", [In("gate", 12), In("up", 12), Out("y", 12)], 0, 0, null, null, (a, v) => a.SwiGlu(v["gate"], v["up"], v["y"])),
-        new("GluPacked", [In("packed", 24), Out("y", 12)], 3, 4, "rows", "d", (a, v) => a.GluPacked(v.Unit, v["packed"], v["y"], v.Rows, v.Cols)),
+        new("GluPacked", [In("packed", 24), Out("y", 12)], 3, 4, "rows", "d", (a, v) => a.GluPacked(v.Unit, v["packed"], v["y"], v.Rows, v.Cols, v.Packing)),
+        new("GluBackward", [In("gate", 12), In("up", 12), In("dy", 12), Out("dGate", 12), Out("dUp", 12)], 0, 0, null, null,
+            (a, v) => a.GluBackward(v.Unit, v["gate"], v["up"], v["dy"], v["dGate"], v["dUp"])),
+        new("GluPackedBackward", [In("packed", 24), In("dy", 12), Out("dPacked", 24)], 3, 4, "rows", "d",
+            (a, v) => a.GluPackedBackward(v.Unit, v["packed"], v["dy"], v["dPacked"], v.Rows, v.Cols, v.Packing)),
         new("Softmax", [In("x", 12), Out("y", 12)], 3, 4, "rows", "cols", (a, v) => a.Softmax(v["x"], v["y"], v.Rows, v.Cols)),
         new("LogSoftmax", [In("x", 12), Out("y", 12)], 3, 4, "rows", "cols", (a, v) => a.LogSoftmax(v["x"], v["y"], v.Rows, v.Cols)),
         new("ActivationBackward", [In("x", 12), In("dy", 12), Out("dx", 12)], 0, 0, null, null,

@@ -207,7 +207,7 @@ public sealed class PropertyTests(AcceleratorKind kind) : AcceleratorTest(kind)
         try
         {
             Acc.Glu(c.Unit, gate, up, y);
-            GatedUnitTests.AssertGlu(c.Reference, c.Gate, c.Up, Inside(yb, y, c.ToString()), c.ToString());
+            GatedUnitTests.AssertGlu(c.Unit, c.Reference, c.Gate, c.Up, Inside(yb, y, c.ToString()), c.ToString());
         }
         finally
         {
@@ -233,7 +233,7 @@ public sealed class PropertyTests(AcceleratorKind kind) : AcceleratorTest(kind)
         try
         {
             Acc.GluPacked(c.Unit, packed, y, c.Rows, c.D);
-            GatedUnitTests.AssertGlu(c.Reference, gate, up, Inside(yb, y, c.ToString()), c.ToString());
+            GatedUnitTests.AssertGlu(c.Unit, c.Reference, gate, up, Inside(yb, y, c.ToString()), c.ToString());
         }
         finally
         {

@@ -60,12 +60,23 @@ internal sealed unsafe class CpuAccelerator : Accelerator
 
     private protected override void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d)
     {
-        if (layout == GluLayout.Packed)
+        if (layout != GluLayout.Separate)
             Staging.Run(rows, [StagedTensor.In(gate, 2 * d), StagedTensor.Out(y, d)],
-                (p, n) => CpuOps.Glu(unit, true, (float*)p[0], (float*)p[0], (float*)p[1], n, d));
+                (p, n) => CpuOps.Glu(unit, layout, (float*)p[0], (float*)p[0], (float*)p[1], n, d));
         else
             Staging.Run(y.Length, [StagedTensor.In(gate, 1), StagedTensor.In(up, 1), StagedTensor.Out(y, 1)],
-                (p, n) => CpuOps.Glu(unit, false, (float*)p[0], (float*)p[1], (float*)p[2], 1, n));
+                (p, n) => CpuOps.Glu(unit, layout, (float*)p[0], (float*)p[1], (float*)p[2], 1, n));
+    }
+
+    private protected override void RunGluBackward(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg dy,
+        TensorArg dGate, TensorArg dUp, long rows, long d)
+    {
+        if (layout != GluLayout.Separate)
+            Staging.Run(rows, [StagedTensor.In(gate, 2 * d), StagedTensor.In(dy, d), StagedTensor.Out(dGate, 2 * d)],
+                (p, n) => CpuOps.GluBackward(unit, layout, (float*)p[0], (float*)p[0], (float*)p[1], (float*)p[2], (float*)p[2], n, d));
+        else
+            Staging.Run(gate.Length, [StagedTensor.In(gate, 1), StagedTensor.In(up, 1), StagedTensor.In(dy, 1), StagedTensor.Out(dGate, 1), StagedTensor.Out(dUp, 1)],
+                (p, n) => CpuOps.GluBackward(unit, layout, (float*)p[0], (float*)p[1], (float*)p[2], (float*)p[3], (float*)p[4], 1, n));
     }
 
     private protected override void RunActivationBackward(Activation activation, bool fromOutput, TensorArg input, TensorArg dy, TensorArg dx)

@@ -1,4 +1,6 @@
+using System.Runtime.Intrinsics;
 using GpuActivations.Activations;
+using GpuActivations.Device;
 
 namespace GpuActivations.Cpu;
 
@@ -66,11 +68,21 @@ internal static unsafe class CpuOps
         }, alignment: 1);
     }
 
-    /// <summary>y = act(gate) * up for rows of d, separate (gate, up) or packed (gate | up per row).</summary>
-    public static void Glu(GatedUnit unit, bool packed, float* gate, float* up, float* y, long rows, long d)
+    /// <summary>y = act(gate) * up for rows of d in <paramref name="layout"/> (packed layouts: gate is the packed tensor, up unused).</summary>
+    public static void Glu(GatedUnit unit, GluLayout layout, float* gate, float* up, float* y, long rows, long d)
     {
-        var visitor = new GluVisitor((nint)gate, (nint)up, (nint)y, rows, d, packed);
-        GatedUnits.GateActivation(unit).Accept<GluVisitor, bool>(ref visitor);
+        var visitor = new GluVisitor(layout, (nint)gate, (nint)up, (nint)y, 0, 0, rows, d, Backward: false);
+        unit.Accept<GluVisitor, bool>(ref visitor);
+    }
+
+    /// <summary>
+    /// The backward pass: (dGate, dUp) from (gate, up, dy) for rows of d in <paramref name="layout"/>; for the packed
+    /// layouts gate and dGate are the packed tensors (up, dUp unused). dGate may be gate, dUp may be up.
+    /// </summary>
+    public static void GluBackward(GatedUnit unit, GluLayout layout, float* gate, float* up, float* dy, float* dGate, float* dUp, long rows, long d)
+    {
+        var visitor = new GluVisitor(layout, (nint)gate, (nint)up, (nint)dy, (nint)dGate, (nint)dUp, rows, d, Backward: true);
+        unit.Accept<GluVisitor, bool>(ref visitor);
     }
 
     /// <summary>y[i] = op(a[i], b[i]) over n elements, split across cores.</summary>
@@ -101,27 +113,119 @@ internal static unsafe class CpuOps
         }
     }
 
-    readonly struct GluVisitor(nint gate, nint up, nint y, long rows, long d, bool packed) : IActivationVisitor<bool>
+    /// <summary>n (gate, up) pairs into two arrays: 8 pairs per step with one permute per 256-bit vector, then the rest.</summary>
+    static void Deinterleave(float* pairs, float* gate, float* up, int n)
     {
-        public bool Visit<TOp>(TOp op) where TOp : struct, IActivationOp
-        {
-            nint g = gate, u = up, yp = y;
-            long width = d;
-            var gated = new GatedOp<TOp>(op);
-            if (!packed)
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; k + 8 <= n; k += 8)
             {
-                Binary(gated, g, u, yp, width);
-                return true;
+                // Each half-row of 4 pairs becomes (4 gates | 4 ups).
+                Vector256<float> a = Vector256.Shuffle(Vector256.Load(pairs + 2 * k), Split);
+                Vector256<float> b = Vector256.Shuffle(Vector256.Load(pairs + 2 * k + 8), Split);
+                Vector256.Create(a.GetLower(), b.GetLower()).Store(gate + k);
+                Vector256.Create(a.GetUpper(), b.GetUpper()).Store(up + k);
             }
+        for (; k < n; k++) (gate[k], up[k]) = (pairs[2 * k], pairs[2 * k + 1]);
+    }
+
+    /// <summary>The inverse of <see cref="Deinterleave"/>.</summary>
+    static void Interleave(float* gate, float* up, float* pairs, int n)
+    {
+        int k = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; k + 8 <= n; k += 8)
+            {
+                Vector256<float> g = Vector256.Load(gate + k), u = Vector256.Load(up + k);
+                Vector256.Shuffle(Vector256.Create(g.GetLower(), u.GetLower()), Join).Store(pairs + 2 * k);
+                Vector256.Shuffle(Vector256.Create(g.GetUpper(), u.GetUpper()), Join).Store(pairs + 2 * k + 8);
+            }
+        for (; k < n; k++) (pairs[2 * k], pairs[2 * k + 1]) = (gate[k], up[k]);
+    }
+
+    /// <summary>Permutes (g0 u0 g1 u1 g2 u2 g3 u3) to (g0 g1 g2 g3 u0 u1 u2 u3).</summary>
+    static Vector256<int> Split => Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7);
+
+    /// <summary>Permutes (g0 g1 g2 g3 u0 u1 u2 u3) to (g0 u0 g1 u1 g2 u2 g3 u3).</summary>
+    static Vector256<int> Join => Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7);
+
+    /// <summary>A gated pass on (gate, up) pairs and a dense [n] tensor (forward: y, written; backward: dy, read).</summary>
+    interface IPairKernel
+    {
+        /// <summary>Whether it writes gradients in the pairs' layout (backward).</summary>
+        static abstract bool WritesPairs { get; }
+        /// <summary>Runs n pairs: forward writes dense; backward reads dense and writes dGate, dUp.</summary>
+        void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n);
+    }
+
+    readonly struct ForwardKernel<TOp>(TOp op) : IPairKernel where TOp : struct, IBinaryOp
+    {
+        public static bool WritesPairs => false;
+        public void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n) => ElementwiseDriver.Binary(op, gate, up, dense, n);
+    }
+
+    readonly struct BackwardKernel<TOp>(TOp op) : IPairKernel where TOp : struct, IGradientOp
+    {
+        public static bool WritesPairs => true;
+        public void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n) => ElementwiseDriver.Gradient(op, gate, up, dense, dGate, dUp, n);
+    }
+
+    /// <summary>
+    /// Runs a gated unit forward (dense = y) or backward (dense = dy; gradients into dGate, dUp in the inputs' layout) over
+    /// its layout: separate buffers as one range split across cores; packed rows one row per step (halves: the row's two
+    /// halves are two ranges; interleaved: pairs are split into two stack chunks, run, and the gradients interleaved back).
+    /// </summary>
+    readonly struct GluVisitor(GluLayout layout, nint gate, nint up, nint dense, nint dGate, nint dUp, long rows, long d, bool Backward) : IGateVisitor<bool>
+    {
+        public bool Visit<TGate>(TGate gate, float limit) where TGate : struct, IGate
+        {
+            if (!Backward)
+            {
+                if (limit > 0f) Walk(new ForwardKernel<ClampedGatedOp<TGate>>(new(gate, limit)));
+                else Walk(new ForwardKernel<GatedOp<TGate>>(new(gate)));
+            }
+            else if (limit > 0f) Walk(new BackwardKernel<ClampedGatedGradientOp<TGate>>(new(gate, limit)));
+            else Walk(new BackwardKernel<GatedGradientOp<TGate>>(new(gate)));
+            return true;
+        }
+
+        /// <summary>Interleaved pairs go through stack chunks of this many of each.</summary>
+        const int Chunk = 256;
+
+        void Walk<TKernel>(TKernel kernel) where TKernel : struct, IPairKernel
+        {
+            nint g = gate, u = up, dn = dense, dg = dGate, du = dUp;
+            long width = d;
+            if (layout == GluLayout.Separate)
+            {
+                CpuParallel.For(width * rows, CpuParallel.Parts(width * rows), (start, count) =>
+                    kernel.Run((float*)g + start, (float*)u + start, (float*)dn + start, (float*)dg + start, (float*)du + start, count));
+                return;
+            }
+            bool interleaved = layout == GluLayout.Interleaved;
             CpuParallel.For(rows, CpuParallel.Parts(rows * width), (start, count) =>
             {
+                float* gs = stackalloc float[Chunk];
+                float* us = stackalloc float[Chunk];
                 for (long r = start; r < start + count; r++)
                 {
                     float* row = (float*)g + r * 2 * width;
-                    ElementwiseDriver.Binary(gated, row, row + width, (float*)yp + r * width, width);
+                    float* gradients = (float*)dg + r * 2 * width;
+                    float* denseRow = (float*)dn + r * width;
+                    if (!interleaved)
+                    {
+                        kernel.Run(row, row + width, denseRow, gradients, gradients + width, width);
+                        continue;
+                    }
+                    for (long j = 0; j < width; j += Chunk)
+                    {
+                        int n = (int)Math.Min(Chunk, width - j);
+                        Deinterleave(row + 2 * j, gs, us, n);
+                        kernel.Run(gs, us, denseRow + j, gs, us, n);
+                        if (TKernel.WritesPairs) Interleave(gs, us, gradients + 2 * j, n);
+                    }
                 }
             }, alignment: 1);
-            return true;
         }
     }
 }

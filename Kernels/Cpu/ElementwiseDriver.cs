@@ -21,10 +21,64 @@ internal interface IBinaryOp
 }
 
 /// <summary>act(gate) * up.</summary>
-internal readonly struct GatedOp<TAct>(TAct activation) : IBinaryOp where TAct : struct, IActivationOp
+internal readonly struct GatedOp<TGate>(TGate gate) : IBinaryOp where TGate : struct, IGate
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Invoke<TV>(TV gate, TV up) where TV : unmanaged, ISimd<TV> => activation.Invoke(gate) * up;
+    public TV Invoke<TV>(TV g, TV up) where TV : unmanaged, ISimd<TV> => gate.Value(g) * up;
+}
+
+/// <summary>The clamped SwiGLU: act(min(g, limit)) * (clamp(up, -limit, limit) + 1); NaN is not clamped.</summary>
+internal readonly struct ClampedGatedOp<TGate>(TGate gate, float limit) : IBinaryOp where TGate : struct, IGate
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV g, TV up) where TV : unmanaged, ISimd<TV>
+        => gate.Value(ClampGate(g, limit)) * (ClampUp(up, limit) + TV.Create(1f));
+
+    /// <summary>min(g, limit), NaN kept.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ClampGate<TV>(TV g, float limit) where TV : unmanaged, ISimd<TV>
+        => TV.Select(TV.GreaterThan(g, TV.Create(limit)), TV.Create(limit), g);
+
+    /// <summary>clamp(u, -limit, limit), NaN kept.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ClampUp<TV>(TV u, float limit) where TV : unmanaged, ISimd<TV>
+        => TV.Select(TV.GreaterThan(u, TV.Create(limit)), TV.Create(limit), TV.Select(TV.LessThan(u, TV.Create(-limit)), TV.Create(-limit), u));
+}
+
+/// <summary>An operator from three inputs to two outputs, lane by lane (a gated unit's backward pass).</summary>
+internal interface IGradientOp
+{
+    /// <summary>(dGate, dUp) from (gate, up, dy).</summary>
+    void Invoke<TV>(TV g, TV u, TV dy, out TV dGate, out TV dUp) where TV : unmanaged, ISimd<TV>;
+}
+
+/// <summary>Backward of act(gate) * up: dGate = dy up act'(gate), dUp = dy act(gate).</summary>
+internal readonly struct GatedGradientOp<TGate>(TGate gate) : IGradientOp where TGate : struct, IGate
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Invoke<TV>(TV g, TV u, TV dy, out TV dGate, out TV dUp) where TV : unmanaged, ISimd<TV>
+    {
+        TV value = gate.Value(g);
+        dGate = dy * u * gate.Derivative(g, value);
+        dUp = dy * value;
+    }
+}
+
+/// <summary>
+/// Backward of the clamped SwiGLU: with gc, uc the clamped inputs, dGate = dy (uc + 1) act'(gc) and dUp = dy act(gc),
+/// each 0 where its clamp is active (gate &gt; limit; |up| &gt; limit), as torch.clamp's gradient.
+/// </summary>
+internal readonly struct ClampedGatedGradientOp<TGate>(TGate gate, float limit) : IGradientOp where TGate : struct, IGate
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Invoke<TV>(TV g, TV u, TV dy, out TV dGate, out TV dUp) where TV : unmanaged, ISimd<TV>
+    {
+        TV gc = ClampedGatedOp<TGate>.ClampGate(g, limit);
+        TV uc = ClampedGatedOp<TGate>.ClampUp(u, limit);
+        TV value = gate.Value(gc);
+        dGate = TV.Select(TV.GreaterThan(g, TV.Create(limit)), TV.Create(0f), dy * (uc + TV.Create(1f)) * gate.Derivative(gc, value));
+        dUp = TV.Select(TV.GreaterThan(Simd.Abs(u), TV.Create(limit)), TV.Create(0f), dy * value);
+    }
 }
 
 /// <summary>The backward pass of an activation from its input: dx = dy * f'(x) (a = x, b = dy).</summary>
@@ -154,6 +208,26 @@ internal static unsafe class ElementwiseDriver
         return sum + TV.Sum(tail & TV.GreaterThanOrEqual(TV.Indices, TV.Create(i - last)));
     }
 
+    /// <summary>(dg[i], du[i]) = op(g[i], u[i], dy[i]) for i in [0, n); dg may equal g, du may equal u.</summary>
+    public static void Gradient<TOp>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long n) where TOp : struct, IGradientOp
+    {
+        if (V512.IsSupported && n >= V512.Count) Gradient<TOp, V512>(op, g, u, dy, dg, du, n);
+        else if (V256.IsSupported && n >= V256.Count) Gradient<TOp, V256>(op, g, u, dy, dg, du, n);
+        else if (n >= V128.Count) Gradient<TOp, V128>(op, g, u, dy, dg, du, n);
+        else if (n > 0)
+        {
+            float* pg = stackalloc float[V128.Count];
+            float* pu = stackalloc float[V128.Count];
+            float* pd = stackalloc float[V128.Count];
+            new Span<float>(g, (int)n).CopyTo(new Span<float>(pg, V128.Count));
+            new Span<float>(u, (int)n).CopyTo(new Span<float>(pu, V128.Count));
+            new Span<float>(dy, (int)n).CopyTo(new Span<float>(pd, V128.Count));
+            Gradient<TOp, V128>(op, pg, pu, pd, pg, pu, V128.Count);
+            new Span<float>(pg, (int)n).CopyTo(new Span<float>(dg, (int)n));
+            new Span<float>(pu, (int)n).CopyTo(new Span<float>(du, (int)n));
+        }
+    }
+
     // Fully optimised from the first call: tier-0 code of these generic SIMD loops is ~50x slower.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Unary<TOp, TV>(TOp op, float* x, float* y, long n) where TOp : struct, IUnaryOp where TV : unmanaged, ISimd<TV>
@@ -179,6 +253,26 @@ internal static unsafe class ElementwiseDriver
         for (long i = 0; i < last; i += TV.Count) TV.Store(op.Invoke(TV.Load(a + i), TV.Load(b + i)), y + i);
         TV.Store(tail, y + last);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Gradient<TOp, TV>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long n) where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV>
+    {
+        long last = n - TV.Count;
+        GradientAt<TOp, TV>(op, g + last, u + last, dy + last, out TV tailG, out TV tailU);
+        for (long i = 0; i < last; i += TV.Count)
+        {
+            op.Invoke(TV.Load(g + i), TV.Load(u + i), TV.Load(dy + i), out TV a, out TV b);
+            TV.Store(a, dg + i);
+            TV.Store(b, du + i);
+        }
+        TV.Store(tailG, dg + last);
+        TV.Store(tailU, du + last);
+    }
+
+    /// <summary>The op on one triple of vectors, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void GradientAt<TOp, TV>(TOp op, float* g, float* u, float* dy, out TV dg, out TV du) where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV>
+        => op.Invoke(TV.Load(g), TV.Load(u), TV.Load(dy), out dg, out du);
 
     /// <summary>The op on one pair of vectors, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]

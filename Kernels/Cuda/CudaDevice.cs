@@ -598,42 +598,57 @@ internal sealed unsafe class CudaDevice : IDeviceKernels, IDisposable
             KernelArgument.Int64(n));
     }
 
-    /// <inheritdoc />
+    /// <summary>The gated unit with default (zero) activation parameters and no clamp.</summary>
     /// <remarks>
-    /// Separate buffers are one row of rows * d; packed [rows, 2d] passes the buffer twice (up at column d), both with
-    /// row stride 2d. <c>ga_glu_vec4</c> when every row of gate, up and y starts on 16 bytes, else <c>ga_glu</c>.
+    /// Separate buffers are one row of rows * d; packed halves [rows, 2d] pass the buffer twice (up at column d), interleaved
+    /// with up at element 1 and an element step of 2, both with row stride 2d. <c>ga_glu_vec4</c> when the step is 1 and
+    /// every row of gate, up and y starts on 16 bytes, else <c>ga_glu</c>.
     /// </remarks>
     public void Glu(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion y, long rows, long d)
         => Glu(gateActivation, layout, gate, up, y, rows, d, default);
 
-    /// <summary>The gated unit with parameters for the gate's activation.</summary>
+    /// <inheritdoc />
     public void Glu(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion y, long rows, long d,
-        ActivationParameters parameters)
+        ActivationParameters parameters, float limit = 0f)
     {
         ArgumentNullException.ThrowIfNull(gateActivation);
         if (rows <= 0 || d <= 0)
             return;
-        long gateStride, upStride;
-        if (layout == GluLayout.Packed)
-        {
-            up = new DeviceRegion(gate.Handle, gate.ElementOffset + d);
-            gateStride = upStride = checked(2 * d);
-        }
-        else
-        {
-            (d, rows) = (checked(rows * d), 1);
-            gateStride = upStride = d;
-        }
-
-        bool vector = d >= 4 && Aligned16(gate) && Aligned16(up) && Aligned16(y)
-            && (rows == 1 || (d % 4 == 0 && gateStride % 4 == 0 && upStride % 4 == 0));
-        CudaModule module = FamilyModule(KernelFamily.Glu, gateActivation);
-        Launch(module.Function(vector ? GluKernels.GluVec4 : GluKernels.Glu), GluShape(rows, vector ? d / 4 : d),
-            KernelArgument.Pointer(gate.Handle), KernelArgument.Int64(gate.ElementOffset), KernelArgument.Int64(gateStride),
-            KernelArgument.Pointer(up.Handle), KernelArgument.Int64(up.ElementOffset), KernelArgument.Int64(upStride),
+        var at = GluRows.Of(layout, gate, up, rows, d);
+        bool vector = at.Step == 1 && at.D >= 4 && Aligned16(at.Gate) && Aligned16(at.Up) && Aligned16(y)
+            && (at.Rows == 1 || (at.D % 4 == 0 && at.RowStride % 4 == 0));
+        CudaModule module = FamilyModule(KernelFamily.Glu, gateActivation, ProgramStorage.Of(gate, y));
+        Launch(module.Function(vector ? GluKernels.GluVec4 : GluKernels.Glu), GluShape(at.Rows, vector ? at.D / 4 : at.D),
+            KernelArgument.Pointer(at.Gate.Handle), KernelArgument.Int64(at.Gate.ElementOffset),
+            KernelArgument.Pointer(at.Up.Handle), KernelArgument.Int64(at.Up.ElementOffset),
+            KernelArgument.Int64(at.RowStride), KernelArgument.Int64(at.Step),
             KernelArgument.Pointer(y.Handle), KernelArgument.Int64(y.ElementOffset),
-            KernelArgument.Int64(rows), KernelArgument.Int64(d),
-            KernelArgument.Float32(parameters.Alpha), KernelArgument.Float32(parameters.Beta), KernelArgument.Float32(parameters.Threshold));
+            KernelArgument.Int64(at.Rows), KernelArgument.Int64(at.D),
+            KernelArgument.Float32(parameters.Alpha), KernelArgument.Float32(parameters.Beta), KernelArgument.Float32(parameters.Threshold),
+            KernelArgument.Float32(limit));
+    }
+
+    /// <inheritdoc />
+    /// <remarks><c>ga_glu_backward</c> over the layout's walk (<see cref="GluRows"/>), the 2-D launch of <see cref="GluShape"/>.</remarks>
+    public void GluBackward(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion dy,
+        DeviceRegion dGate, DeviceRegion dUp, long rows, long d, ActivationParameters parameters, float limit)
+    {
+        ArgumentNullException.ThrowIfNull(gateActivation);
+        if (rows <= 0 || d <= 0)
+            return;
+        var at = GluRows.Of(layout, gate, up, rows, d);
+        var gradients = GluRows.Of(layout, dGate, dUp, rows, d);
+        CudaModule module = FamilyModule(KernelFamily.GluBackward, gateActivation, ProgramStorage.Of(gate, dGate));
+        Launch(module.Function(GluKernels.Backward), GluShape(at.Rows, at.D),
+            KernelArgument.Pointer(at.Gate.Handle), KernelArgument.Int64(at.Gate.ElementOffset),
+            KernelArgument.Pointer(at.Up.Handle), KernelArgument.Int64(at.Up.ElementOffset),
+            KernelArgument.Int64(at.RowStride), KernelArgument.Int64(at.Step),
+            KernelArgument.Pointer(dy.Handle), KernelArgument.Int64(dy.ElementOffset),
+            KernelArgument.Pointer(gradients.Gate.Handle), KernelArgument.Int64(gradients.Gate.ElementOffset),
+            KernelArgument.Pointer(gradients.Up.Handle), KernelArgument.Int64(gradients.Up.ElementOffset),
+            KernelArgument.Int64(at.Rows), KernelArgument.Int64(at.D),
+            KernelArgument.Float32(parameters.Alpha), KernelArgument.Float32(parameters.Beta), KernelArgument.Float32(parameters.Threshold),
+            KernelArgument.Float32(limit));
     }
 
     /// <summary>Plain softmax (no scale, mask or safe rows).</summary>

@@ -26,28 +26,35 @@ internal abstract class DeviceAccelerator(AcceleratorInfo info, IDeviceKernels k
     static DeviceRegion Region(TensorArg t) => new(t.Storage.Handle, t.Offset, t.Type);
 
     private protected override void RunActivation(Activation activation, TensorArg x, TensorArg y)
-        => kernels.Unary(DeviceForm(activation), Region(x), Region(y), x.Length,
-            new ActivationParameters(activation.Alpha, activation.Beta, activation.Threshold));
+        => kernels.Unary(DeviceForm(activation), Region(x), Region(y), x.Length, Parameters(activation));
 
     private protected override void RunActivationBackward(Activation activation, bool fromOutput, TensorArg input, TensorArg dy, TensorArg dx)
         => kernels.UnaryBackward(DeviceForm(activation), fromOutput, Region(input), Region(dy), Region(dx), input.Length,
-            new ActivationParameters(activation.Alpha, activation.Beta, activation.Threshold));
+            Parameters(activation));
 
     private protected override void RunPReluBackward(TensorArg x, TensorArg alpha, TensorArg dy, TensorArg dx, TensorArg dAlpha)
         => kernels.PReluBackward(Region(x), Region(alpha), Region(dy), Region(dx), Region(dAlpha), Channels(alpha), x.Length);
+
+    private protected override void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d)
+    {
+        Activation act = unit.GateActivation;
+        kernels.Glu(DeviceForm(act), layout, Region(gate), Region(up), Region(y), rows, d, Parameters(act), unit.Limit);
+    }
+
+    private protected override void RunGluBackward(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg dy,
+        TensorArg dGate, TensorArg dUp, long rows, long d)
+    {
+        Activation act = unit.GateActivation;
+        kernels.GluBackward(DeviceForm(act), layout, Region(gate), Region(up), Region(dy), Region(dGate), Region(dUp), rows, d, Parameters(act), unit.Limit);
+    }
+
+    static ActivationParameters Parameters(Activation activation) => new(activation.Alpha, activation.Beta, activation.Threshold);
 
     static int Channels(TensorArg alpha) => alpha.Length <= int.MaxValue ? (int)alpha.Length
         : throw new ArgumentException($"alpha has {alpha.Length} channels; device PReLU supports at most {int.MaxValue}.", nameof(alpha));
 
     private protected override void RunPRelu(TensorArg x, TensorArg alpha, TensorArg y)
         => kernels.PRelu(Region(x), Region(alpha), Channels(alpha), Region(y), x.Length);
-
-    private protected override void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d)
-        => FloatOnly(gate, y).Glu(DeviceForm(GatedUnits.GateActivation(unit)), layout, Region(gate), Region(up), Region(y), rows, d);
-
-    // TODO(storage): the GLU kernels read float pointers until their sources take ga_in_t/ga_out_t.
-    IDeviceKernels FloatOnly(TensorArg input, TensorArg output) => input.IsFloat && output.IsFloat ? kernels
-        : throw new NotSupportedException($"fp16/bf16 storage for this op is not on {Info.Kind} yet; use float32 buffers or the CPU accelerator.");
 
     private protected override void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log, in SoftmaxInput input)
         => kernels.Softmax(Region(x), Region(y), rows, cols, log,

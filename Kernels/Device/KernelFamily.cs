@@ -8,11 +8,13 @@ namespace GpuActivations.Device;
 internal sealed class KernelFamily
 {
     readonly Func<DeviceActivation, string> functions;
+    readonly Func<DeviceActivation, bool>? supports;
 
     KernelFamily(int index, string name, string source, bool takesActivation, IReadOnlyList<string> kernels,
-        Func<DeviceActivation, string>? functions = null)
+        Func<DeviceActivation, string>? functions = null, Func<DeviceActivation, bool>? supports = null)
     {
         this.functions = functions ?? DevicePrelude.ActivationFunction;
+        this.supports = supports;
         Index = index;
         Name = name;
         Source = source;
@@ -42,13 +44,23 @@ internal sealed class KernelFamily
     /// <summary>Softmax / log-softmax backward and cross-entropy from logits: <see cref="SoftmaxGradKernels.Source"/>.</summary>
     public static KernelFamily SoftmaxGrad { get; } = new(6, "softmax_grad", SoftmaxGradKernels.Source, false, SoftmaxGradKernels.Kernels);
 
+    /// <summary>
+    /// The gated units' backward pass: <see cref="GluKernels.BackwardSource"/>, with the gate activation and its derivative
+    /// (<see cref="GluKernels.GateDerivative"/>), so it is built for the gate activations only.
+    /// </summary>
+    public static KernelFamily GluBackward { get; } = new(7, "glu_backward", GluKernels.BackwardSource, true, GluKernels.BackwardKernels,
+        a => DevicePrelude.ActivationFunction(a) + GluKernels.GateDerivative(a), GluKernels.HasGateDerivative);
+
     /// <summary>Every family, in <see cref="Index"/> order.</summary>
-    public static IReadOnlyList<KernelFamily> All { get; } = [Unary, PRelu, Glu, Softmax, UnaryBackward, PReluBackward, SoftmaxGrad];
+    public static IReadOnlyList<KernelFamily> All { get; } = [Unary, PRelu, Glu, Softmax, UnaryBackward, PReluBackward, SoftmaxGrad, GluBackward];
+
+    /// <summary>Whether the family can be built for <paramref name="activation"/> (every activation, except for <see cref="GluBackward"/>: the gates).</summary>
+    public bool Supports(DeviceActivation activation) => TakesActivation && (supports?.Invoke(activation) ?? true);
 
     /// <summary>The family's position in <see cref="All"/> (for per-family caches).</summary>
     public int Index { get; }
 
-    /// <summary>The family's name: "unary", "prelu", "glu", "softmax", "unary_backward", "prelu_backward", "softmax_grad".</summary>
+    /// <summary>The family's name: "unary", "prelu", "glu", "softmax", "unary_backward", "prelu_backward", "softmax_grad", "glu_backward".</summary>
     public string Name { get; }
 
     /// <summary>The kernels' source, without the prelude.</summary>

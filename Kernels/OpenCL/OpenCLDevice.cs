@@ -339,33 +339,56 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
         }
     }
 
-    /// <inheritdoc/>
+    /// <summary>The gated unit with default (zero) activation parameters and no clamp.</summary>
     public void Glu(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion y, long rows, long d)
         => Glu(gateActivation, layout, gate, up, y, rows, d, default);
 
-    /// <summary><see cref="Glu(DeviceActivation, GluLayout, DeviceRegion, DeviceRegion, DeviceRegion, long, long)"/> with activation parameters.</summary>
+    /// <inheritdoc/>
     public void Glu(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion y, long rows, long d,
-                    ActivationParameters parameters)
+                    ActivationParameters parameters, float limit = 0f)
     {
         if (rows <= 0 || d <= 0) return;
-        CompiledProgram program = GetProgram(KernelFamily.Glu, gateActivation);
-        long gateStride, upStride, upOffset;
-        nint upHandle;
-        if (layout == GluLayout.Packed)
-        {
-            (gateStride, upHandle, upOffset, upStride) = (2 * d, gate.Handle, gate.ElementOffset + d, 2 * d);
-        }
-        else
-        {
-            // Contiguous: one row of rows*d elements.
-            (d, rows) = (rows * d, 1);
-            (gateStride, upHandle, upOffset, upStride) = (d, up.Handle, up.ElementOffset, d);
-        }
+        CompiledProgram program = GetProgram(KernelFamily.Glu, gateActivation, ProgramStorage.Of(gate, y));
+        var rowsOf = GluRows.Of(layout, gate, up, rows, d);
         // float4 loads and stores when every row of all three starts on 16 bytes (cl_mem bases are aligned far beyond that).
-        bool vector = !FlatLaunches && d >= 4 && gate.ElementOffset % 4 == 0 && upOffset % 4 == 0 && y.ElementOffset % 4 == 0
-            && (rows == 1 || (d % 4 == 0 && gateStride % 4 == 0 && upStride % 4 == 0));
-        long columns = vector ? d / 4 : d;
-        int g = program.GroupSize;
+        bool vector = !FlatLaunches && gate.IsFloat && rowsOf.Step == 1 && rowsOf.D >= 4 && rowsOf.Gate.ElementOffset % 4 == 0 && rowsOf.Up.ElementOffset % 4 == 0
+            && y.ElementOffset % 4 == 0 && (rowsOf.Rows == 1 || (rowsOf.D % 4 == 0 && rowsOf.RowStride % 4 == 0));
+        lock (_launchLock)
+        {
+            ThrowIfDisposed();
+            var launch = new Launch(this, program.Kernel(FlatLaunches ? GluKernels.GluFlat : vector ? GluKernels.GluVec4 : GluKernels.Glu))
+                .Arg(rowsOf.Gate.Handle).Arg(rowsOf.Gate.ElementOffset).Arg(rowsOf.Up.Handle).Arg(rowsOf.Up.ElementOffset)
+                .Arg(rowsOf.RowStride).Arg(rowsOf.Step)
+                .Arg(y.Handle).Arg(y.ElementOffset).Arg(rowsOf.Rows).Arg(rowsOf.D)
+                .Arg(parameters.Alpha).Arg(parameters.Beta).Arg(parameters.Threshold).Arg(limit);
+            RunRows(launch, program.GroupSize, rowsOf.Rows, vector ? rowsOf.D / 4 : rowsOf.D);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void GluBackward(DeviceActivation gateActivation, GluLayout layout, DeviceRegion gate, DeviceRegion up, DeviceRegion dy,
+        DeviceRegion dGate, DeviceRegion dUp, long rows, long d, ActivationParameters parameters, float limit)
+    {
+        if (rows <= 0 || d <= 0) return;
+        CompiledProgram program = GetProgram(KernelFamily.GluBackward, gateActivation, ProgramStorage.Of(gate, dGate));
+        var rowsOf = GluRows.Of(layout, gate, up, rows, d);
+        var gradients = GluRows.Of(layout, dGate, dUp, rows, d);
+        lock (_launchLock)
+        {
+            ThrowIfDisposed();
+            var launch = new Launch(this, program.Kernel(FlatLaunches ? GluKernels.BackwardFlat : GluKernels.Backward))
+                .Arg(rowsOf.Gate.Handle).Arg(rowsOf.Gate.ElementOffset).Arg(rowsOf.Up.Handle).Arg(rowsOf.Up.ElementOffset)
+                .Arg(rowsOf.RowStride).Arg(rowsOf.Step).Arg(dy.Handle).Arg(dy.ElementOffset)
+                .Arg(gradients.Gate.Handle).Arg(gradients.Gate.ElementOffset).Arg(gradients.Up.Handle).Arg(gradients.Up.ElementOffset)
+                .Arg(rowsOf.Rows).Arg(rowsOf.D)
+                .Arg(parameters.Alpha).Arg(parameters.Beta).Arg(parameters.Threshold).Arg(limit);
+            RunRows(launch, program.GroupSize, rowsOf.Rows, rowsOf.D);
+        }
+    }
+
+    /// <summary>Runs a 2-D GLU launch over rows of <paramref name="columns"/> items (a power-of-two slice of the group per row).</summary>
+    void RunRows(Launch launch, int g, long rows, long columns)
+    {
         int localX = (int)Math.Min((ulong)g, BitOperations.RoundUpToPowerOf2((ulong)columns));
         int localY = g / localX;
         long groupsX = CeilDiv(columns, localX), groupsY = CeilDiv(rows, localY);
@@ -374,16 +397,7 @@ internal sealed unsafe class OpenCLDevice : IDeviceKernels, IDisposable
             groupsX = Math.Min(groupsX, _maxGroups);
             groupsY = Math.Min(groupsY, Math.Max(1, _maxGroups / groupsX));
         }
-        lock (_launchLock)
-        {
-            ThrowIfDisposed();
-            new Launch(this, program.Kernel(FlatLaunches ? GluKernels.GluFlat : vector ? GluKernels.GluVec4 : GluKernels.Glu))
-                .Arg(gate.Handle).Arg(gate.ElementOffset).Arg(gateStride)
-                .Arg(upHandle).Arg(upOffset).Arg(upStride)
-                .Arg(y.Handle).Arg(y.ElementOffset).Arg(rows).Arg(d)
-                .Arg(parameters.Alpha).Arg(parameters.Beta).Arg(parameters.Threshold)
-                .Run2D(groupsX * localX, groupsY * localY, localX, localY);
-        }
+        launch.Run2D(groupsX * localX, groupsY * localY, localX, localY);
     }
 
     /// <summary>Plain softmax (no scale, mask or safe rows).</summary>
