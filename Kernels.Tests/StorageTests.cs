@@ -59,10 +59,6 @@ public sealed class StorageTests(AcceleratorKind kind) : AcceleratorTest(kind)
         from f in Format16.All from c in OpTable.Activations
         select new TestCaseData(f, c).SetArgDisplayNames(f.Name, c.ToString());
 
-    static IEnumerable<TestCaseData> UnitsByFormat =>
-        from f in Format16.All from u in OpTable.GatedUnits
-        select new TestCaseData(f, u.Unit, u.Reference).SetArgDisplayNames(f.Name, u.Unit.ToString());
-
     /// <summary>A buffer of the format's element type holding <paramref name="bits"/>.</summary>
     object Allocate(Format16 f, ushort[] bits) => f == Format16.Half
         ? Acc.Allocate<Half>(bits.Select(BitConverter.UInt16BitsToHalf).ToArray())
@@ -143,43 +139,6 @@ public sealed class StorageTests(AcceleratorKind kind) : AcceleratorTest(kind)
             AssertWithinOneUlp(f, x, Bits(yb), i => expected[i], "prelu");
         }
         finally { ((IDisposable)xb).Dispose(); ((IDisposable)yb).Dispose(); }
-    }
-
-    [TestCaseSource(nameof(UnitsByFormat))]
-    public void GatedUnitsWithinOneUlp(Format16 f, GatedUnit unit, GluId reference)
-    {
-        const int rows = 5, d = 203;
-        // The gate takes every kind of value; up stays finite in both formats (the check is the rounding, not inf * an underflowed gate).
-        ushort[] gateBits = RoundAll(f, TestData.Values(rows * d, 11)), upBits = RoundAll(f, TestData.Logits(rows * d, 12, 300f));
-        float[] gate = gateBits.Select(f.ToFloat).ToArray(), up = upBits.Select(f.ToFloat).ToArray();
-        var expected = new float[gate.Length];
-        ScalarReference.Glu(reference, gate, up, expected);
-        // Packed: each row's gate half, then its up half.
-        var packedBits = new ushort[2 * rows * d];
-        var packedExpected = new float[rows * d];
-        for (int r = 0; r < rows; r++)
-        {
-            Array.Copy(gateBits, r * d, packedBits, 2 * r * d, d);
-            Array.Copy(upBits, r * d, packedBits, 2 * r * d + d, d);
-        }
-        ScalarReference.GluPacked(reference, packedBits.Select(f.ToFloat).ToArray(), packedExpected, rows, d);
-        var (gb, ub, yb, pb, pyb) = (Allocate(f, gateBits), Allocate(f, upBits), Allocate(f, gate.Length), Allocate(f, packedBits), Allocate(f, rows * d));
-        try
-        {
-            if (gb is DeviceBuffer<Half> hg)
-            {
-                Acc.Glu(unit, hg, (DeviceBuffer<Half>)ub, (DeviceBuffer<Half>)yb);
-                Acc.GluPacked(unit, (DeviceBuffer<Half>)pb, (DeviceBuffer<Half>)pyb, rows, d);
-            }
-            else
-            {
-                Acc.Glu(unit, (DeviceBuffer<BFloat16>)gb, (DeviceBuffer<BFloat16>)ub, (DeviceBuffer<BFloat16>)yb);
-                Acc.GluPacked(unit, (DeviceBuffer<BFloat16>)pb, (DeviceBuffer<BFloat16>)pyb, rows, d);
-            }
-            AssertWithinOneUlp(f, gate, Bits(yb), i => expected[i], $"{unit} separate");
-            AssertWithinOneUlp(f, gate, Bits(pyb), i => packedExpected[i], $"{unit} packed");
-        }
-        finally { foreach (var b in new[] { gb, ub, yb, pb, pyb }) ((IDisposable)b).Dispose(); }
     }
 
     static IEnumerable<TestCaseData> SoftmaxCases =>
@@ -349,8 +308,11 @@ public sealed class StorageBackwardTests(AcceleratorKind kind) : AcceleratorTest
 
     static ushort[] RoundAll(Format16 f, float[] values) => values.Select(v => f.Round(v)).ToArray();
 
-    /// <summary>Runs <paramref name="op"/> on float32 copies and on 16-bit buffers; asserts the latter is the former rounded.</summary>
-    void AssertOneRounding(Format16 f, ushort[][] inputs, Action<BufferView<float>[]> floatOp, Action<object[]> storedOp, string what)
+    /// <summary>
+    /// Runs an op on float32 copies of <paramref name="inputs"/> and on 16-bit buffers of them; asserts that each of the last
+    /// <paramref name="outputs"/> buffers of the 16-bit run is the float32 run's result rounded once (NaN payloads aside).
+    /// </summary>
+    void AssertOneRounding(Format16 f, ushort[][] inputs, Action<BufferView<float>[]> floatOp, Action<object[]> storedOp, string what, int outputs = 1)
     {
         var floats = inputs.Select(b => Acc.Allocate<float>(b.Select(f.ToFloat).ToArray())).ToArray();
         object[] stored = inputs.Select(b => f == Format16.Half
@@ -360,18 +322,21 @@ public sealed class StorageBackwardTests(AcceleratorKind kind) : AcceleratorTest
         {
             floatOp([.. floats.Select(b => b.View)]);
             storedOp(stored);
-            float[] expected = floats[^1].ToArray();
-            ushort[] actual = stored[^1] switch
+            for (int k = inputs.Length - outputs; k < inputs.Length; k++)
             {
-                DeviceBuffer<Half> h => h.ToArray().Select(BitConverter.HalfToUInt16Bits).ToArray(),
-                DeviceBuffer<BFloat16> b => b.ToArray().Select(v => v.Bits).ToArray(),
-                _ => throw new InvalidOperationException(),
-            };
-            for (int i = 0; i < actual.Length; i++)
-            {
-                ushort e = f.Round(expected[i]);
-                bool same = float.IsNaN(expected[i]) ? float.IsNaN(f.ToFloat(actual[i])) : actual[i] == e;
-                if (!same) Assert.Fail($"{what} ({f}) element {i}: stored {f.ToFloat(actual[i]):R}, float32 result {expected[i]:R} rounds to {f.ToFloat(e):R}");
+                float[] expected = floats[k].ToArray();
+                ushort[] actual = stored[k] switch
+                {
+                    DeviceBuffer<Half> h => h.ToArray().Select(BitConverter.HalfToUInt16Bits).ToArray(),
+                    DeviceBuffer<BFloat16> b => b.ToArray().Select(v => v.Bits).ToArray(),
+                    _ => throw new InvalidOperationException(),
+                };
+                for (int i = 0; i < actual.Length; i++)
+                {
+                    ushort e = f.Round(expected[i]);
+                    bool same = float.IsNaN(expected[i]) ? float.IsNaN(f.ToFloat(actual[i])) : actual[i] == e;
+                    if (!same) Assert.Fail($"{what} ({f}) output {k} element {i}: stored {f.ToFloat(actual[i]):R}, float32 result {expected[i]:R} rounds to {f.ToFloat(e):R}");
+                }
             }
         }
         finally
@@ -400,6 +365,71 @@ public sealed class StorageBackwardTests(AcceleratorKind kind) : AcceleratorTest
                 if (s[0] is DeviceBuffer<Half> h) Acc.ActivationBackwardFromOutput(c.Activation, h, (DeviceBuffer<Half>)s[1], (DeviceBuffer<Half>)s[2]);
                 else Acc.ActivationBackwardFromOutput(c.Activation, (DeviceBuffer<BFloat16>)s[0], (DeviceBuffer<BFloat16>)s[1], (DeviceBuffer<BFloat16>)s[2]);
             }, c + " backward from output");
+    }
+
+    /// <summary>Calls the fp16 or the bf16 overload with the buffers cast to their type.</summary>
+    static void Call(object[] s, Action<DeviceBuffer<Half>[]> half, Action<DeviceBuffer<BFloat16>[]> bf16)
+    {
+        if (s[0] is DeviceBuffer<Half>) half([.. s.Cast<DeviceBuffer<Half>>()]);
+        else bf16([.. s.Cast<DeviceBuffer<BFloat16>>()]);
+    }
+
+    static IEnumerable<TestCaseData> UnitsByFormat =>
+        from f in Format16.All from u in OpTable.GatedUnits from packing in new[] { GluPacking.Halves, GluPacking.Interleaved }
+        select new TestCaseData(f, u.Unit, packing).SetArgDisplayNames(f.Name, u.Unit.ToString(), packing.ToString());
+
+    [TestCaseSource(nameof(UnitsByFormat))]
+    public void GatedUnitsAreTheFloatResultRoundedOnce(Format16 f, GatedUnit unit, GluPacking packing)
+    {
+        const int rows = 5, d = 203;
+        ushort[] gate = RoundAll(f, TestData.Values(rows * d, 11)), up = RoundAll(f, TestData.Logits(rows * d, 12, 9f));
+        ushort[] dy = RoundAll(f, TestData.Logits(rows * d, 13, 3f)), packed = RoundAll(f, TestData.Values(2 * rows * d, 14));
+        var dense = new ushort[rows * d];
+        AssertOneRounding(f, [gate, up, dense], v => Acc.Glu(unit, v[0], v[1], v[2]),
+            s => Call(s, h => Acc.Glu(unit, h[0], h[1], h[2]), b => Acc.Glu(unit, b[0], b[1], b[2])), $"{unit} separate");
+        AssertOneRounding(f, [packed, dense], v => Acc.GluPacked(unit, v[0], v[1], rows, d, packing),
+            s => Call(s, h => Acc.GluPacked(unit, h[0], h[1], rows, d, packing), b => Acc.GluPacked(unit, b[0], b[1], rows, d, packing)), $"{unit} {packing}");
+        AssertOneRounding(f, [gate, up, dy, dense, dense], v => Acc.GluBackward(unit, v[0], v[1], v[2], v[3], v[4]),
+            s => Call(s, h => Acc.GluBackward(unit, h[0], h[1], h[2], h[3], h[4]), b => Acc.GluBackward(unit, b[0], b[1], b[2], b[3], b[4])),
+            $"{unit} backward", outputs: 2);
+        AssertOneRounding(f, [packed, dy, new ushort[packed.Length]], v => Acc.GluPackedBackward(unit, v[0], v[1], v[2], rows, d, packing),
+            s => Call(s, h => Acc.GluPackedBackward(unit, h[0], h[1], h[2], rows, d, packing), b => Acc.GluPackedBackward(unit, b[0], b[1], b[2], rows, d, packing)),
+            $"{unit} {packing} backward");
+    }
+
+    static IEnumerable<TestCaseData> RowShapes =>
+        from f in Format16.All from shape in new (int Rows, int Cols)[] { (3, 1), (7, 33), (4, 1000), (2, 5000), (1, 1 << 17) }
+        select new TestCaseData(f, shape.Rows, shape.Cols).SetArgDisplayNames(f.Name, $"{shape.Rows}x{shape.Cols}");
+
+    [TestCaseSource(nameof(RowShapes))]
+    public void SoftmaxBackwardIsTheFloatResultRoundedOnce(Format16 f, int rows, int cols)
+    {
+        float[] logits = TestData.Logits((long)rows * cols, 51, 6f);
+        var probabilities = new float[logits.Length];
+        var logProbabilities = new float[logits.Length];
+        Reference.ScalarReference.Softmax(logits, probabilities, rows, cols);
+        Reference.ScalarReference.LogSoftmax(logits, logProbabilities, rows, cols);
+        ushort[] y = RoundAll(f, probabilities), logY = RoundAll(f, logProbabilities), dy = RoundAll(f, TestData.Logits(logits.Length, 52, 2f));
+        var dx = new ushort[logits.Length];
+        AssertOneRounding(f, [y, dy, dx], v => Acc.SoftmaxBackward(v[0], v[1], v[2], rows, cols),
+            s => Call(s, h => Acc.SoftmaxBackward(h[0], h[1], h[2], rows, cols), b => Acc.SoftmaxBackward(b[0], b[1], b[2], rows, cols)), "softmax backward");
+        AssertOneRounding(f, [logY, dy, dx], v => Acc.LogSoftmaxBackward(v[0], v[1], v[2], rows, cols),
+            s => Call(s, h => Acc.LogSoftmaxBackward(h[0], h[1], h[2], rows, cols), b => Acc.LogSoftmaxBackward(b[0], b[1], b[2], rows, cols)), "log-softmax backward");
+    }
+
+    [TestCaseSource(nameof(RowShapes))]
+    public void CrossEntropyGradientIsTheFloatResultRoundedOnceAndLossesMatch(Format16 f, int rows, int cols)
+    {
+        ushort[] logits = RoundAll(f, TestData.Logits((long)rows * cols, 53, 8f));
+        int[] targets = Enumerable.Range(0, rows).Select(r => r == 1 ? -100 : (r * 7919) % cols).ToArray();
+        var options = new CrossEntropyOptions { LabelSmoothing = 0.1f, GradientScale = 0.5f };
+        using var t = Acc.Allocate<int>(targets);
+        using var floatLosses = Acc.Allocate<float>(rows);
+        using var storedLosses = Acc.Allocate<float>(rows);
+        AssertOneRounding(f, [logits, new ushort[logits.Length]], v => Acc.CrossEntropy(v[0], t, floatLosses, v[1], rows, cols, options),
+            s => Call(s, h => Acc.CrossEntropy(h[0], t, storedLosses, h[1], rows, cols, options), b => Acc.CrossEntropy(b[0], t, storedLosses, b[1], rows, cols, options)),
+            "cross-entropy gradient");
+        Assert.That(storedLosses.ToArray(), Is.EqualTo(floatLosses.ToArray()), "float32 losses from the same widened logits");
     }
 
     [TestCaseSource(typeof(Format16), nameof(Format16.All))]
