@@ -50,11 +50,15 @@ public readonly record struct Shape(long Rows, long Cols)
 /// <param name="Unit">The gated unit (GLU ops).</param>
 /// <param name="Reference">The reference id of the activation (elementwise ops).</param>
 /// <param name="Packing">The packed GLU ops' layout.</param>
+/// <param name="Packing">The packed layout (packed GLU ops).</param>
+/// <param name="Bf16">Whether every tensor is stored as bf16 (computed in float32); bytes are then counted at 2 per element.</param>
 public sealed record BenchOp(string Name, OpFamily Family, Activation? Activation, GatedUnit? Unit, ActivationId Reference,
-    GluPacking Packing = GluPacking.Halves)
+    GluPacking Packing = GluPacking.Halves, bool Bf16 = false)
 {
-    /// <summary>Bytes read plus written for <paramref name="shape"/> (the op's contract, not a kernel's passes).</summary>
-    public long BytesMoved(Shape shape) => Family switch
+    /// <summary>Bytes read plus written for <paramref name="shape"/> (the op's contract, not a kernel's passes), in the storage type.</summary>
+    public long BytesMoved(Shape shape) => Bf16 ? Float32Bytes(shape) / 2 : Float32Bytes(shape);
+
+    long Float32Bytes(Shape shape) => Family switch
     {
         OpFamily.Glu or OpFamily.GluPacked or OpFamily.Backward or OpFamily.SoftmaxBackward => 12 * shape.Elements,
         OpFamily.GluBackward or OpFamily.GluPackedBackward => 20 * shape.Elements,
@@ -116,6 +120,12 @@ public static class Catalog
         .. Activations.Select(a => new BenchOp(a.Activation.Kind + "Backward", OpFamily.Backward, a.Activation, null, a.Reference)),
         new("SoftmaxBackward", OpFamily.SoftmaxBackward, null, null, default),
         new("CrossEntropy", OpFamily.CrossEntropy, null, null, default),
+        // bf16 storage: load, compute in float32, round once; bytes counted at 2 per element.
+        new("Silu-bf16", OpFamily.Elementwise, Activation.Silu, null, ActivationId.Silu, Bf16: true),
+        new("Gelu-bf16", OpFamily.Elementwise, Activation.Gelu, null, ActivationId.Gelu, Bf16: true),
+        new("SwiGlu-bf16", OpFamily.Glu, Activation.Silu, GatedUnit.SwiGlu, default, Bf16: true),
+        new("SiluBackward-bf16", OpFamily.Backward, Activation.Silu, null, ActivationId.Silu, Bf16: true),
+        new("Softmax-bf16", OpFamily.Softmax, null, null, default, Bf16: true),
     ];
 
     /// <summary>Piecewise-linear ops, held to the ReLU figure (>= 90% of copy bandwidth).</summary>
@@ -141,6 +151,7 @@ public static class Catalog
                 "all" => Ops,
                 "elementwise" or "activations" => Ops.Where(o => o.Family == OpFamily.Elementwise),
                 "backward" => Ops.Where(o => o.Family == OpFamily.Backward),
+                "bf16" => Ops.Where(o => o.Bf16),
                 "glu" => Ops.Where(o => o.IsGlu),
                 "softmax-family" or "rowwise" => Ops.Where(o => o.IsRowwise),
                 "relu-like" => Ops.Where(o => ReluLike.Contains(o.Name)),

@@ -55,6 +55,53 @@ public static class Verification
     /// <summary>The elementwise inputs: specials, then <paramref name="n"/> / 2 spread bit patterns and as many dense values.</summary>
     public static float[] ElementwiseInputs(int n) => [.. Specials, .. Accuracy.Inputs(n / 2 + 1, n / 2)];
 
+    /// <summary>
+    /// A bf16 op: the same computation in float32 on the widened inputs (verified against the reference by its own row),
+    /// rounded once to bf16, must equal the bf16 result bit for bit (NaN matching NaN). MaxUlp is in bf16 steps.
+    /// </summary>
+    static VerifyRow Bf16(Accelerator accelerator, string label, BenchOp op, float[] x)
+    {
+        const int Rows = 7, Cols = 1031;
+        var random = new Random(17);
+        int n = op.Family == OpFamily.Softmax ? Rows * Cols : x.Length;
+        float[] Widened(float[] values) => values.Select(v => (float)(BFloat16)v).ToArray();
+        float[] first = op.Family == OpFamily.Softmax ? Widened(TestValues(n, random, 10f)) : Widened(x);
+        float[] second = Widened(TestValues(n, random, op.Family == OpFamily.Backward ? 2f : 8f));
+        using var f1 = accelerator.Allocate<float>(first);
+        using var f2 = accelerator.Allocate<float>(second);
+        using var fy = accelerator.Allocate<float>(n);
+        using var b1 = accelerator.Allocate<BFloat16>(first.Select(v => (BFloat16)v).ToArray());
+        using var b2 = accelerator.Allocate<BFloat16>(second.Select(v => (BFloat16)v).ToArray());
+        using var by = accelerator.Allocate<BFloat16>(n);
+        switch (op.Family)
+        {
+            case OpFamily.Elementwise: accelerator.Apply(op.Activation!, f1, fy); accelerator.Apply(op.Activation!, b1, by); break;
+            case OpFamily.Glu: accelerator.Glu(op.Unit!, f1, f2, fy); accelerator.Glu(op.Unit!, b1, b2, by); break;
+            case OpFamily.Backward: accelerator.ActivationBackward(op.Activation!, f1, f2, fy); accelerator.ActivationBackward(op.Activation!, b1, b2, by); break;
+            default: accelerator.Softmax(f1, fy, Rows, Cols); accelerator.Softmax(b1, by, Rows, Cols); break;
+        }
+        float[] expected = fy.ToArray();
+        BFloat16[] actual = by.ToArray();
+        double worst = 0;
+        int at = -1;
+        for (int i = 0; i < n; i++)
+        {
+            var e = (BFloat16)expected[i];
+            double d = e.IsNaN || actual[i].IsNaN ? (e.IsNaN && actual[i].IsNaN ? 0 : double.PositiveInfinity)
+                : Math.Abs(StorageReference.Ordinal(actual[i].Bits) - StorageReference.Ordinal(e.Bits));
+            if (d > worst) { worst = d; at = i; }
+        }
+        return new VerifyRow(op.Name, label, n, worst, double.NaN, double.NaN, "= the float32 result rounded once to bf16", worst == 0,
+            at < 0 ? "" : $"element {at}: {(float)actual[at]:R} vs {expected[at]:R}");
+    }
+
+    static float[] TestValues(int n, Random random, float range)
+    {
+        var values = new float[n];
+        Workload.Fill(values, random, range);
+        return values;
+    }
+
     /// <summary>Verifies <paramref name="ops"/> on <paramref name="accelerator"/>; <paramref name="smoke"/> uses fewer inputs.</summary>
     public static List<VerifyRow> Run(Accelerator accelerator, string label, IEnumerable<BenchOp> ops, bool smoke, Action<string>? progress = null)
     {
@@ -63,7 +110,7 @@ public static class Verification
         foreach (var op in ops)
         {
             progress?.Invoke($"verify {op.Name} on {label}");
-            rows.Add(op.Family switch
+            rows.Add(op.Bf16 ? Bf16(accelerator, label, op, x) : op.Family switch
             {
                 OpFamily.Elementwise => Elementwise(accelerator, label, op, x),
                 OpFamily.PRelu => PRelu(accelerator, label, op, x),

@@ -10,10 +10,11 @@ namespace GpuActivations.Bench;
 public sealed class Workload : IDisposable
 {
     readonly Accelerator accelerator;
-    readonly DeviceBuffer<float> a;
+    readonly DeviceBuffer<float>? a;
     readonly DeviceBuffer<float>? b;
     readonly DeviceBuffer<float>? c;
-    readonly DeviceBuffer<float> y;
+    readonly DeviceBuffer<float>? y;
+    readonly List<IDisposable> bf16Buffers = [];
     readonly DeviceBuffer<int>? targets;
     readonly DeviceBuffer<float>? y2;
     readonly Action run;
@@ -30,6 +31,11 @@ public sealed class Workload : IDisposable
         Shape = shape;
         var random = new Random(seed);
         long n = shape.Elements;
+        if (op.Bf16)
+        {
+            run = Bf16(accelerator, op, shape, random, bf16Buffers);
+            return;
+        }
         switch (op.Family)
         {
             case OpFamily.Elementwise:
@@ -114,12 +120,45 @@ public sealed class Workload : IDisposable
     /// <summary>Frees the buffers.</summary>
     public void Dispose()
     {
-        a.Dispose();
+        a?.Dispose();
         b?.Dispose();
+        foreach (var buffer in bf16Buffers) buffer.Dispose();
         targets?.Dispose();
         c?.Dispose();
-        y.Dispose();
+        y?.Dispose();
         y2?.Dispose();
+    }
+
+    /// <summary>The bf16 ops: every tensor bf16 (filled like the float32 ones, then rounded).</summary>
+    static Action Bf16(Accelerator accelerator, BenchOp op, Shape shape, Random random, List<IDisposable> owned)
+    {
+        long n = shape.Elements;
+        DeviceBuffer<BFloat16> Input(float range) { var b = FilledBf16(accelerator, n, random, range); owned.Add(b); return b; }
+        DeviceBuffer<BFloat16> Output() { var b = accelerator.Allocate<BFloat16>(n); owned.Add(b); return b; }
+        switch (op.Family)
+        {
+            case OpFamily.Elementwise: { var (x, y) = (Input(8f), Output()); return () => accelerator.Apply(op.Activation!, x, y); }
+            case OpFamily.Glu: { var (g, u, y) = (Input(8f), Input(8f), Output()); return () => accelerator.Glu(op.Unit!, g, u, y); }
+            case OpFamily.Backward: { var (x, dy, dx) = (Input(8f), Input(2f), Output()); return () => accelerator.ActivationBackward(op.Activation!, x, dy, dx); }
+            case OpFamily.Softmax: { var (x, y) = (Input(10f), Output()); return () => accelerator.Softmax(x, y, shape.Rows, shape.Cols); }
+            default: throw new ArgumentException($"{op.Name}: no bf16 workload for {op.Family}", nameof(op));
+        }
+    }
+
+    /// <summary>A bf16 buffer of <paramref name="n"/> values uniform in [-range, range), rounded to bf16, filled in slices.</summary>
+    public static DeviceBuffer<BFloat16> FilledBf16(Accelerator accelerator, long n, Random random, float range)
+    {
+        var buffer = accelerator.Allocate<BFloat16>(n);
+        var host = new float[Math.Min(n, 1 << 22)];
+        var rounded = new BFloat16[host.Length];
+        for (long offset = 0; offset < n; offset += host.Length)
+        {
+            int count = (int)Math.Min(host.Length, n - offset);
+            Fill(host.AsSpan(0, count), random, range);
+            for (int i = 0; i < count; i++) rounded[i] = (BFloat16)host[i];
+            buffer.Slice(offset, count).CopyFrom(rounded.AsSpan(0, count));
+        }
+        return buffer;
     }
 
     /// <summary>A buffer of <paramref name="n"/> values uniform in [-range, range), filled in slices to bound host memory.</summary>
