@@ -56,23 +56,61 @@ def prelu_channels(n):
 
 
 # name -> (family, expression text, builder(n or shape, device) -> zero-argument callable)
-def uniform(shape, device, scale):
-    return (torch.rand(shape, device=device, dtype=torch.float32) * 2 - 1) * scale
+def uniform(shape, device, scale, dtype=torch.float32):
+    return ((torch.rand(shape, device=device, dtype=torch.float32) * 2 - 1) * scale).to(dtype)
 
 
-def unary(expression, fn):
+def unary(expression, fn, dtype=torch.float32):
     def build(rows, cols, device):
-        x = uniform((rows * cols,), device, 8.0)
+        x = uniform((rows * cols,), device, 8.0, dtype)
         return lambda: fn(x)
     return ("elementwise", expression, build)
 
 
-def gated(expression, act):
+def backward(expression, fn, dtype=torch.float32):
+    """dx from (x, dy) with ATen's fused backward kernels (what autograd calls)."""
     def build(rows, cols, device):
-        g = uniform((rows * cols,), device, 8.0)
-        u = uniform((rows * cols,), device, 8.0)
+        x = uniform((rows * cols,), device, 8.0, dtype)
+        dy = uniform((rows * cols,), device, 2.0, dtype)
+        return lambda: fn(dy, x)
+    return ("backward", expression, build)
+
+
+def gated(expression, act, dtype=torch.float32):
+    def build(rows, cols, device):
+        g = uniform((rows * cols,), device, 8.0, dtype)
+        u = uniform((rows * cols,), device, 8.0, dtype)
         return lambda: act(g) * u
     return ("glu", expression, build)
+
+
+def swiglu_backward(rows, cols, device):
+    """dGate, dUp of silu(g) * u from eager ops (PyTorch has no fused SwiGLU backward)."""
+    g = uniform((rows * cols,), device, 8.0)
+    u = uniform((rows * cols,), device, 8.0)
+    dy = uniform((rows * cols,), device, 1.0)
+
+    def run():
+        return torch.ops.aten.silu_backward(dy * u, g), dy * F.silu(g)
+    return run
+
+
+def softmax_backward(rows, cols, device):
+    y = torch.softmax(uniform((rows, cols), device, 10.0), dim=-1)
+    dy = uniform((rows, cols), device, 1.0)
+    return lambda: torch._softmax_backward_data(dy, y, -1, torch.float32)
+
+
+def cross_entropy(rows, cols, device):
+    """Loss per row and its gradient (forward + backward, as the fused op computes both)."""
+    x = uniform((rows, cols), device, 10.0).requires_grad_()
+    t = torch.randint(0, cols, (rows,), device=device)
+
+    def run():
+        x.grad = None
+        F.cross_entropy(x, t, reduction="none").backward(torch.ones(rows, device=device))
+        return x.grad
+    return run
 
 
 def packed_swiglu(rows, cols, device):
@@ -92,9 +130,9 @@ def prelu(rows, cols, device):
     return lambda: F.prelu(x, w)
 
 
-def rowwise(expression, fn):
+def rowwise(expression, fn, dtype=torch.float32):
     def build(rows, cols, device):
-        x = uniform((rows, cols), device, 10.0)
+        x = uniform((rows, cols), device, 10.0, dtype)
         return lambda: fn(x)
     return ("rowwise", expression, build)
 
@@ -124,20 +162,38 @@ OPS = {
     "SwiGluPacked": ("packed", "g, u = packed.chunk(2, -1); F.silu(g) * u", packed_swiglu),
     "Softmax": rowwise("torch.softmax(x, dim=-1)", lambda x: torch.softmax(x, dim=-1)),
     "LogSoftmax": rowwise("torch.log_softmax(x, dim=-1)", lambda x: torch.log_softmax(x, dim=-1)),
+    "SigmoidBackward": backward("aten.sigmoid_backward(dy, sigmoid(x))", lambda dy, x: torch.ops.aten.sigmoid_backward(dy, x)),
+    "SiluBackward": backward("aten.silu_backward(dy, x)", torch.ops.aten.silu_backward),
+    "GeluBackward": backward("aten.gelu_backward(dy, x)", torch.ops.aten.gelu_backward),
+    "SwiGluBackward": ("backward2", "aten.silu_backward(dy * u, g), dy * F.silu(g)", swiglu_backward),
+    "SoftmaxBackward": ("rowwise2", "torch._softmax_backward_data(dy, y, -1)", softmax_backward),
+    "CrossEntropy": ("ce", "F.cross_entropy(x, t, reduction='none').backward()", cross_entropy),
+    "Silu-bf16": unary("F.silu(x) on bf16", F.silu, torch.bfloat16),
+    "Gelu-bf16": unary("F.gelu(x) on bf16", F.gelu, torch.bfloat16),
+    "SwiGlu-bf16": gated("F.silu(g) * u on bf16", F.silu, torch.bfloat16),
+    "SiluBackward-bf16": backward("aten.silu_backward(dy, x) on bf16", torch.ops.aten.silu_backward, torch.bfloat16),
+    "Softmax-bf16": rowwise("torch.softmax(x, dim=-1) on bf16", lambda x: torch.softmax(x, dim=-1), torch.bfloat16),
 }
 
 
 def bytes_moved(name, family, rows, cols):
+    """The bench's BenchOp.BytesMoved: the op's contract in its storage type (bf16 ops: half the float32 bytes)."""
     n = rows * cols
-    if family in ("glu", "packed"):
-        return 12 * n
-    if name == "PRelu":
-        return 8 * n + 4 * prelu_channels(n)
-    return 8 * n
+    if family in ("glu", "packed", "backward", "rowwise2"):
+        bytes_ = 12 * n
+    elif family == "backward2":
+        bytes_ = 20 * n
+    elif family == "ce":
+        bytes_ = 8 * n + 8 * rows
+    elif name == "PRelu":
+        bytes_ = 8 * n + 4 * prelu_channels(n)
+    else:
+        bytes_ = 8 * n
+    return bytes_ // 2 if name.endswith("-bf16") else bytes_
 
 
 def shapes_for(family, gpu, args):
-    if family == "rowwise":
+    if family in ("rowwise", "rowwise2", "ce"):
         if args.shapes:
             return args.shapes
         if args.smoke:
