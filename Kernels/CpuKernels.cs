@@ -165,7 +165,8 @@ public static unsafe class CpuKernels
         Guard.NoPartialOverlap(MemoryMarshal.AsBytes(x), MemoryMarshal.AsBytes(y), nameof(x), nameof(y));
         var type = StorageTypes.Of<T>(nameof(x));
         fixed (T* px = x, py = y)
-            Staging.Run(x.Length, [new((nint)px, type, 1, true, false), new((nint)py, type, 1, false, true)],
+            if (type == StorageType.BFloat16) CpuOps.ActivationBFloat16(activation, (ushort*)px, (ushort*)py, x.Length);
+            else Staging.Run(x.Length, [new((nint)px, type, 1, true, false), new((nint)py, type, 1, false, true)],
                 (p, n) => CpuOps.Activation(activation, (float*)p[0], (float*)p[1], n));
     }
 

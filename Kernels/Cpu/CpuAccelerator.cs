@@ -48,8 +48,13 @@ internal sealed unsafe class CpuAccelerator : Accelerator
 
     // Every op goes through Staging: float32 tensors pass straight to the kernel, fp16/bf16 ones are converted a tile at a time.
     private protected override void RunActivation(Activation activation, TensorArg x, TensorArg y)
-        => Staging.Run(x.Length, [StagedTensor.In(x, 1), StagedTensor.Out(y, 1)],
+    {
+        if (x.Type == StorageType.BFloat16 && y.Type == StorageType.BFloat16)
+            CpuOps.ActivationBFloat16(activation, (ushort*)x.HostPointer, (ushort*)y.HostPointer, x.Length); // converts in registers
+        else
+            Staging.Run(x.Length, [StagedTensor.In(x, 1), StagedTensor.Out(y, 1)],
             (p, n) => CpuOps.Activation(activation, (float*)p[0], (float*)p[1], n));
+    }
 
     private protected override void RunPRelu(TensorArg x, TensorArg alpha, TensorArg y)
     {
@@ -80,8 +85,13 @@ internal sealed unsafe class CpuAccelerator : Accelerator
     }
 
     private protected override void RunActivationBackward(Activation activation, bool fromOutput, TensorArg input, TensorArg dy, TensorArg dx)
-        => Staging.Run(input.Length, [StagedTensor.In(input, 1), StagedTensor.In(dy, 1), StagedTensor.Out(dx, 1)],
+    {
+        if (input.Type == StorageType.BFloat16)
+            CpuOps.ActivationBackwardBFloat16(activation, fromOutput, (ushort*)input.HostPointer, (ushort*)dy.HostPointer, (ushort*)dx.HostPointer, input.Length);
+        else
+            Staging.Run(input.Length, [StagedTensor.In(input, 1), StagedTensor.In(dy, 1), StagedTensor.Out(dx, 1)],
             (p, n) => CpuOps.ActivationBackward(activation, fromOutput, (float*)p[0], (float*)p[1], (float*)p[2], n));
+    }
 
     // dAlpha sums over every row, so the 16-bit case is staged as one tile (float32 copies of x, dy and dx) rather than per tile.
     private protected override void RunPReluBackward(TensorArg x, TensorArg alpha, TensorArg dy, TensorArg dx, TensorArg dAlpha)

@@ -10,7 +10,14 @@ internal static unsafe class CpuOps
     /// <summary>y = activation(x) over n elements.</summary>
     public static void Activation(Activation activation, float* x, float* y, long n)
     {
-        var visitor = new UnaryVisitor((nint)x, (nint)y, n);
+        var visitor = new UnaryVisitor((nint)x, (nint)y, n, false);
+        activation.Accept<UnaryVisitor, bool>(ref visitor);
+    }
+
+    /// <summary>y = activation(x) over n bf16 elements, converting in registers (<see cref="BFloat16Driver"/>).</summary>
+    public static void ActivationBFloat16(Activation activation, ushort* x, ushort* y, long n)
+    {
+        var visitor = new UnaryVisitor((nint)x, (nint)y, n, true);
         activation.Accept<UnaryVisitor, bool>(ref visitor);
     }
 
@@ -36,7 +43,14 @@ internal static unsafe class CpuOps
     /// <summary>dx = dy * f'(x) over n elements, or from the output (<paramref name="a"/> is then y = f(x)).</summary>
     public static void ActivationBackward(Activation activation, bool fromOutput, float* a, float* dy, float* dx, long n)
     {
-        var visitor = new BackwardVisitor((nint)a, (nint)dy, (nint)dx, n, fromOutput, activation.Alpha);
+        var visitor = new BackwardVisitor((nint)a, (nint)dy, (nint)dx, n, fromOutput, activation.Alpha, false);
+        activation.Accept<BackwardVisitor, bool>(ref visitor);
+    }
+
+    /// <summary><see cref="ActivationBackward"/> on bf16 storage, converting in registers.</summary>
+    public static void ActivationBackwardBFloat16(Activation activation, bool fromOutput, ushort* a, ushort* dy, ushort* dx, long n)
+    {
+        var visitor = new BackwardVisitor((nint)a, (nint)dy, (nint)dx, n, fromOutput, activation.Alpha, true);
         activation.Accept<BackwardVisitor, bool>(ref visitor);
     }
 
@@ -94,22 +108,35 @@ internal static unsafe class CpuOps
         => CpuParallel.For(n, CpuParallel.Parts(n), (start, count) =>
             ElementwiseDriver.Unary(op, (float*)x + start, (float*)y + start, count));
 
-    readonly struct UnaryVisitor(nint x, nint y, long n) : IActivationVisitor<bool>
+    static void UnaryBFloat16<TOp>(TOp op, nint x, nint y, long n) where TOp : struct, IUnaryOp
+        => CpuParallel.For(n, CpuParallel.Parts(n), (start, count) =>
+            BFloat16Driver.Unary(op, (ushort*)x + start, (ushort*)y + start, count));
+
+    static void BinaryBFloat16<TOp>(TOp op, nint a, nint b, nint y, long n) where TOp : struct, IBinaryOp
+        => CpuParallel.For(n, CpuParallel.Parts(n), (start, count) =>
+            BFloat16Driver.Binary(op, (ushort*)a + start, (ushort*)b + start, (ushort*)y + start, count));
+
+    readonly struct UnaryVisitor(nint x, nint y, long n, bool bf16) : IActivationVisitor<bool>
     {
         public bool Visit<TOp>(TOp op) where TOp : struct, IActivationOp
         {
-            Unary(op, x, y, n);
+            if (bf16) UnaryBFloat16(op, x, y, n); else Unary(op, x, y, n);
             return true;
         }
     }
 
-    readonly struct BackwardVisitor(nint a, nint dy, nint dx, long n, bool fromOutput, float alpha) : IActivationVisitor<bool>
+    readonly struct BackwardVisitor(nint a, nint dy, nint dx, long n, bool fromOutput, float alpha, bool bf16) : IActivationVisitor<bool>
     {
         public bool Visit<TOp>(TOp op) where TOp : struct, IActivationOp
         {
-            if (fromOutput) Binary(new OutputBackwardOp<TOp>(alpha), a, dy, dx, n);
-            else Binary(new BackwardOp<TOp>(op), a, dy, dx, n);
+            if (fromOutput) Run(new OutputBackwardOp<TOp>(alpha));
+            else Run(new BackwardOp<TOp>(op));
             return true;
+        }
+
+        void Run<TBinary>(TBinary op) where TBinary : struct, IBinaryOp
+        {
+            if (bf16) BinaryBFloat16(op, a, dy, dx, n); else Binary(op, a, dy, dx, n);
         }
     }
 

@@ -16,6 +16,10 @@ internal interface ISimd<TSelf> where TSelf : unmanaged, ISimd<TSelf>
     static abstract TSelf Create(float value);
     static abstract unsafe TSelf Load(float* source);
     static abstract unsafe void Store(TSelf value, float* destination);
+    /// <summary>Count bf16 values widened to float (exact: a shift into the upper half).</summary>
+    static abstract unsafe TSelf LoadBFloat16(ushort* source);
+    /// <summary>Count floats rounded to bf16, nearest even, NaN kept quiet (<see cref="BFloat16.Round"/> lane by lane).</summary>
+    static abstract unsafe void StoreBFloat16(TSelf value, ushort* destination);
     static abstract TSelf operator +(TSelf a, TSelf b);
     static abstract TSelf operator -(TSelf a, TSelf b);
     static abstract TSelf operator *(TSelf a, TSelf b);
@@ -83,6 +87,18 @@ internal readonly struct V128 : ISimd<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Create(float value) => new(Vector128.Create(value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe V128 Load(float* source) => new(Vector128.Load(source));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe void Store(V128 value, float* destination) => value.V.Store(destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe V128 LoadBFloat16(ushort* source)
+        => new(Vector128.ShiftLeft(Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)source).AsUInt16()), 16).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void StoreBFloat16(V128 value, ushort* destination)
+    {
+        Vector128<uint> b = value.V.AsUInt32();
+        Vector128<uint> rounded = Vector128.ConditionalSelect(
+            Vector128.GreaterThan(b & Vector128.Create(0x7FFFFFFFu), Vector128.Create(0x7F800000u)),
+            (b >> 16) | Vector128.Create(0x40u), (b + Vector128.Create(0x7FFFu) + ((b >> 16) & Vector128<uint>.One)) >> 16);
+        *(ulong*)destination = Vector128.Narrow(rounded, rounded).AsUInt64().ToScalar();
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 operator +(V128 a, V128 b) => new(a.V + b.V);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 operator -(V128 a, V128 b) => new(a.V - b.V);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 operator *(V128 a, V128 b) => new(a.V * b.V);
@@ -125,6 +141,18 @@ internal readonly struct V256 : ISimd<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Create(float value) => new(Vector256.Create(value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe V256 Load(float* source) => new(Vector256.Load(source));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe void Store(V256 value, float* destination) => value.V.Store(destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe V256 LoadBFloat16(ushort* source)
+        => new(Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()), 16).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void StoreBFloat16(V256 value, ushort* destination)
+    {
+        Vector256<uint> b = value.V.AsUInt32();
+        Vector256<uint> rounded = Vector256.ConditionalSelect(
+            Vector256.GreaterThan(b & Vector256.Create(0x7FFFFFFFu), Vector256.Create(0x7F800000u)),
+            (b >> 16) | Vector256.Create(0x40u), (b + Vector256.Create(0x7FFFu) + ((b >> 16) & Vector256<uint>.One)) >> 16);
+        Vector128.Narrow(rounded.GetLower(), rounded.GetUpper()).Store(destination);
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator +(V256 a, V256 b) => new(a.V + b.V);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator -(V256 a, V256 b) => new(a.V - b.V);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 operator *(V256 a, V256 b) => new(a.V * b.V);
@@ -167,6 +195,18 @@ internal readonly struct V512 : ISimd<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Create(float value) => new(Vector512.Create(value));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe V512 Load(float* source) => new(Vector512.Load(source));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static unsafe void Store(V512 value, float* destination) => value.V.Store(destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe V512 LoadBFloat16(ushort* source)
+        => new(Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()), 16).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void StoreBFloat16(V512 value, ushort* destination)
+    {
+        Vector512<uint> b = value.V.AsUInt32();
+        Vector512<uint> rounded = Vector512.ConditionalSelect(
+            Vector512.GreaterThan(b & Vector512.Create(0x7FFFFFFFu), Vector512.Create(0x7F800000u)),
+            (b >> 16) | Vector512.Create(0x40u), (b + Vector512.Create(0x7FFFu) + ((b >> 16) & Vector512<uint>.One)) >> 16);
+        Vector256.Narrow(rounded.GetLower(), rounded.GetUpper()).Store(destination);
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator +(V512 a, V512 b) => new(a.V + b.V);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator -(V512 a, V512 b) => new(a.V - b.V);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 operator *(V512 a, V512 b) => new(a.V * b.V);
