@@ -89,6 +89,23 @@ internal static unsafe class CpuOps
         unit.Accept<GluVisitor, bool>(ref visitor);
     }
 
+    /// <summary>y = act(gate) * up over n bf16 elements in separate buffers, converting in registers (<see cref="BFloat16Driver"/>).</summary>
+    public static void GluBFloat16(GatedUnit unit, ushort* gate, ushort* up, ushort* y, long n)
+    {
+        var visitor = new GluBFloat16Visitor((nint)gate, (nint)up, (nint)y, n);
+        unit.Accept<GluBFloat16Visitor, bool>(ref visitor);
+    }
+
+    readonly struct GluBFloat16Visitor(nint gate, nint up, nint y, long n) : IGateVisitor<bool>
+    {
+        public bool Visit<TGate>(TGate g, float limit) where TGate : struct, IGate
+        {
+            if (limit > 0f) BinaryBFloat16(new ClampedGatedOp<TGate>(g, limit), gate, up, y, n);
+            else BinaryBFloat16(new GatedOp<TGate>(g), gate, up, y, n);
+            return true;
+        }
+    }
+
     /// <summary>
     /// The backward pass: (dGate, dUp) from (gate, up, dy) for rows of d in <paramref name="layout"/>; for the packed
     /// layouts gate and dGate are the packed tensors (up, dUp unused). dGate may be gate, dUp may be up.
