@@ -69,7 +69,7 @@ internal static unsafe class SoftmaxCpu
             float* padded = stackalloc float[V128.Count];
             for (int i = 0; i < V128.Count; i++) padded[i] = i < count ? Z(x, mask, scale, i) : float.NegativeInfinity;
             state = Partial<V128, ScaledInput>(new ScaledInput(padded, 1f), padded, V128.Count, store);
-            if (store) new Span<float>(padded, (int)count).CopyTo(new Span<float>(y, (int)count));
+            if (store && state.Max != float.NegativeInfinity) new Span<float>(padded, (int)count).CopyTo(new Span<float>(y, (int)count));
         }
         else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store);
         else state = Partial(new MaskedInput(x, mask, scale), y, count, store);
@@ -104,6 +104,9 @@ internal static unsafe class SoftmaxCpu
         TV maxV = input.Load<TV>(last);
         for (long i = 0; i < last; i += TV.Count) maxV = TV.Max(maxV, input.Load<TV>(i));
         TV m = TV.Create(TV.MaxAcross(maxV));
+        // A max of -inf: every z is -inf (or a NaN the vector max dropped). Store nothing, so the input stays intact for
+        // Reduce's all -inf test even in place (e^(-inf - -inf) would overwrite it with NaN); Write fills such slices.
+        if (TV.First(m) == float.NegativeInfinity) return (float.NegativeInfinity, double.NaN);
 
         // For the sum the overlap is masked out; the end is computed before any store (in place).
         TV tail = ExpDifference(input.Load<TV>(last), m);
