@@ -7,8 +7,9 @@ namespace GpuActivations;
 /// A device that runs the ops: the CPU (always present), an OpenCL device or a CUDA GPU, all behind the same
 /// calls. Create one with <see cref="Create(AcceleratorKind, int)"/> or <see cref="Best"/>, allocate
 /// <see cref="DeviceBuffer{T}"/>s on it, call the ops, and <see cref="Synchronize"/> (host copies synchronize by
-/// themselves). Ops are queued in order; on the CPU they complete before returning. Every op accepts an
-/// output equal to its input (in place). An accelerator is safe to call from several threads.
+/// themselves). Ops are queued in order; on the CPU they complete before returning. An output may be exactly an input
+/// of its length (in place) except where an op says otherwise (packed GLU's y, cross-entropy's losses, PReLU's dAlpha
+/// must be disjoint). An accelerator is safe to call from several threads.
 /// <para>
 /// Tensors may be stored as <see cref="float"/>, <see cref="Half"/> or <see cref="BFloat16"/> (the ops' element type
 /// parameter; any other type throws <see cref="NotSupportedException"/>): every op loads its inputs, computes in float32
@@ -522,17 +523,17 @@ public abstract class Accelerator : IDisposable
         if (options is not null)
         {
             if (!float.IsFinite(options.Scale) || options.Scale <= 0)
-                throw new ArgumentOutOfRangeException("Scale", options.Scale, "options.Scale must be finite and > 0 (1 for none).");
+                throw new ArgumentOutOfRangeException("options.Scale", options.Scale, "options.Scale must be finite and > 0 (1 for none).");
             long maskStride = 0;
             if (options.HasMask)
             {
-                Guard.On(this, options.Mask, "Mask");
+                Guard.On(this, options.Mask, "options.Mask");
                 long length = options.Mask.Length;
                 if (length != cols && length != total)
                     throw new ArgumentException(
-                        $"Mask has {length} elements; it must hold cols = {cols} (one row for all rows) or rows * cols = {total} (one per element).", "Mask");
+                        $"options.Mask has {length} elements; it must hold cols = {cols} (one row for all rows) or rows * cols = {total} (one per element).", "options.Mask");
                 maskStride = length == cols && rows != 1 ? 0 : cols;
-                Guard.NoPartialOverlap(TensorArg.Of(options.Mask), ty, "Mask", nameof(y));
+                Guard.NoPartialOverlap(TensorArg.Of(options.Mask), ty, "options.Mask", nameof(y));
             }
             input = new SoftmaxInput(options.Scale, options.HasMask ? TensorArg.Of(options.Mask) : default, maskStride, options.Safe);
         }
@@ -632,9 +633,9 @@ public abstract class Accelerator : IDisposable
         ThrowIfDisposed();
         options ??= DefaultCrossEntropy;
         if (!(options.LabelSmoothing >= 0 && options.LabelSmoothing <= 1))
-            throw new ArgumentOutOfRangeException("LabelSmoothing", options.LabelSmoothing, "options.LabelSmoothing must be in [0, 1].");
+            throw new ArgumentOutOfRangeException("options.LabelSmoothing", options.LabelSmoothing, "options.LabelSmoothing must be in [0, 1].");
         if (!float.IsFinite(options.GradientScale))
-            throw new ArgumentOutOfRangeException("GradientScale", options.GradientScale, "options.GradientScale must be finite.");
+            throw new ArgumentOutOfRangeException("options.GradientScale", options.GradientScale, "options.GradientScale must be finite.");
         Guard.On(this, logits, nameof(logits));
         Guard.On(this, targets, nameof(targets));
         Guard.On(this, losses, nameof(losses));

@@ -378,12 +378,12 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
     public static IEnumerable<TestCaseData> BadSoftmaxOptions()
     {
         foreach (float scale in new[] { 0f, -1f, float.NaN, float.PositiveInfinity })
-            yield return new TestCaseData("scale", scale, 0L, "Scale").SetArgDisplayNames($"Scale={scale}");
+            yield return new TestCaseData("scale", scale, 0L, "options.Scale").SetArgDisplayNames($"Scale={scale}");
         foreach (long length in new[] { 3L, 5L, 11L, 13L })
-            yield return new TestCaseData("mask length", 1f, length, "Mask").SetArgDisplayNames($"Mask.Length={length}");
+            yield return new TestCaseData("mask length", 1f, length, "options.Mask").SetArgDisplayNames($"Mask.Length={length}");
         yield return new TestCaseData("mask overlaps y", 1f, 12L, "y").SetArgDisplayNames("Mask partially overlaps y");
-        yield return new TestCaseData("foreign mask", 1f, 4L, "Mask").SetArgDisplayNames("Mask of another accelerator");
-        yield return new TestCaseData("disposed mask", 1f, 4L, "Mask").SetArgDisplayNames("Mask disposed");
+        yield return new TestCaseData("foreign mask", 1f, 4L, "options.Mask").SetArgDisplayNames("Mask of another accelerator");
+        yield return new TestCaseData("disposed mask", 1f, 4L, "options.Mask").SetArgDisplayNames("Mask disposed");
     }
 
     [TestCaseSource(nameof(BadSoftmaxOptions))]
@@ -418,7 +418,7 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
             ("losses inside dLogits", "losses", "losses overlaps dLogits"), ("dLogits partially over logits", "dLogits", "dLogits partially overlaps logits"),
             ("foreign targets", "targets", "belongs to"), ("disposed targets", "targets", "disposed buffer"),
             ("rows", "rows", "rows must be >= 0"), ("cols", "cols", "cols must be >= 1"),
-            ("smoothing", "LabelSmoothing", "[0, 1]"), ("smoothing NaN", "LabelSmoothing", "[0, 1]"), ("gradient scale", "GradientScale", "finite"),
+            ("smoothing", "options.LabelSmoothing", "[0, 1]"), ("smoothing NaN", "options.LabelSmoothing", "[0, 1]"), ("gradient scale", "options.GradientScale", "finite"),
         ];
         return cases.Select(c => new TestCaseData(c.Fault, c.Named, c.Says).SetArgDisplayNames(c.Fault));
     }

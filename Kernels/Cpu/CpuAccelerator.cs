@@ -95,13 +95,26 @@ internal sealed unsafe class CpuAccelerator : Accelerator
             (p, n) => CpuOps.ActivationBackward(activation, fromOutput, (float*)p[0], (float*)p[1], (float*)p[2], n));
     }
 
-    // dAlpha sums over every row, so the 16-bit case is staged as one tile (float32 copies of x, dy and dx) rather than per tile.
+    // dAlpha sums over every row: the 16-bit case is staged tile by tile in row order on one thread, the per-channel sums
+    // running on across tiles (the float32 kernel's order, so the same bits).
     private protected override void RunPReluBackward(TensorArg x, TensorArg alpha, TensorArg dy, TensorArg dx, TensorArg dAlpha)
     {
         long channels = alpha.Length, rows = x.Length / channels;
-        Staging.Run(rows, [StagedTensor.In(x, channels), StagedTensor.In(alpha, 0), StagedTensor.In(dy, channels), StagedTensor.Out(dx, channels), StagedTensor.Out(dAlpha, 0)],
-            (p, n) => CpuOps.PReluBackward((float*)p[0], (float*)p[1], (float*)p[2], (float*)p[3], (float*)p[4], channels, n * channels),
-            singleTile: true);
+        if (x.IsFloat)
+        {
+            CpuOps.PReluBackward((float*)x.HostPointer, (float*)alpha.HostPointer, (float*)dy.HostPointer, (float*)dx.HostPointer,
+                (float*)dAlpha.HostPointer, channels, x.Length);
+            return;
+        }
+        double[] sums = new double[channels];
+        fixed (double* s = sums)
+        {
+            nint sp = (nint)s;
+            Staging.Run(rows, [StagedTensor.In(x, channels), StagedTensor.In(alpha, 0), StagedTensor.In(dy, channels), StagedTensor.Out(dx, channels)],
+                (p, n) => CpuOps.PReluBackwardRows((float*)p[0], (float*)p[1], (float*)p[2], (float*)p[3], (double*)sp, channels, n, 0, channels),
+                serial: true);
+        }
+        for (long c = 0; c < channels; c++) ((float*)dAlpha.HostPointer)[c] = (float)sums[c];
     }
 
     private protected override void RunSoftmax(TensorArg x, TensorArg y, long rows, long cols, bool log, in SoftmaxInput input)

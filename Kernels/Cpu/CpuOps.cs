@@ -67,19 +67,29 @@ internal static unsafe class CpuOps
         CpuParallel.For(channels, (int)Math.Min(CpuParallel.Parts(n), channels), (start, count) =>
         {
             double[] sums = new double[count];
-            for (long r = 0; r < rows; r++)
-            {
-                long row = r * channels + start;
-                float* xr = (float*)xp + row, gr = (float*)gp + row, dr = (float*)dxp + row, ar = (float*)ap + start;
-                for (long c = 0; c < count; c++)
-                {
-                    float v = xr[c], g = gr[c];
-                    if (!(v >= 0f)) sums[c] += (double)v * g;
-                    dr[c] = v < 0f ? ar[c] * g : float.IsNaN(v) ? v : g;
-                }
-            }
+            fixed (double* s = sums) PReluBackwardRows((float*)xp, (float*)ap, (float*)gp, (float*)dxp, s, channels, rows, start, count);
             for (long c = 0; c < count; c++) ((float*)dap)[start + c] = (float)sums[c];
         }, alignment: 1);
+    }
+
+    /// <summary>
+    /// PReLU's backward over <paramref name="rows"/> rows for channels [start, start + count): dx, and x dy (x &lt; 0 or NaN)
+    /// added to <paramref name="sums"/>[c - start] in row order. Called on consecutive row tiles with the same sums, it
+    /// gives the whole tensor's sums in the same order, so staged 16-bit storage gets float32's dAlpha bit for bit.
+    /// </summary>
+    public static void PReluBackwardRows(float* x, float* alpha, float* dy, float* dx, double* sums, long channels, long rows, long start, long count)
+    {
+        for (long r = 0; r < rows; r++)
+        {
+            long row = r * channels + start;
+            float* xr = x + row, gr = dy + row, dr = dx + row, ar = alpha + start;
+            for (long c = 0; c < count; c++)
+            {
+                float v = xr[c], g = gr[c];
+                if (!(v >= 0f)) sums[c] += (double)v * g;
+                dr[c] = v < 0f ? ar[c] * g : float.IsNaN(v) ? v : g;
+            }
+        }
     }
 
     /// <summary>y = act(gate) * up for rows of d in <paramref name="layout"/> (packed layouts: gate is the packed tensor, up unused).</summary>

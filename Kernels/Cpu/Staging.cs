@@ -31,9 +31,10 @@ internal static unsafe class Staging
 
     /// <summary>
     /// Runs <paramref name="kernel"/> over <paramref name="rows"/> rows in float32 tiles, split across cores when large; with
-    /// <paramref name="singleTile"/>, as one tile of every row (for kernels that reduce over rows, like PReLU's dAlpha).
+    /// <paramref name="serial"/>, on the calling thread with the tiles in row order (for kernels that reduce over rows,
+    /// like PReLU's dAlpha).
     /// </summary>
-    public static void Run(long rows, StagedTensor[] tensors, TileKernel kernel, bool singleTile = false)
+    public static void Run(long rows, StagedTensor[] tensors, TileKernel kernel, bool serial = false)
     {
         if (rows == 0 || Array.TrueForAll(tensors, t => t.Type == StorageType.Float32))
         {
@@ -46,8 +47,8 @@ internal static unsafe class Staging
         }
         long widest = 1;
         foreach (var t in tensors) widest = Math.Max(widest, t.RowLength);
-        long tileRows = singleTile ? rows : Math.Max(1, TileElements / widest);
-        int parts = singleTile ? 1 : (int)Math.Min(CpuParallel.Parts(rows * widest), rows);
+        long tileRows = Math.Max(1, TileElements / widest);
+        int parts = serial ? 1 : (int)Math.Min(CpuParallel.Parts(rows * widest), rows);
         CpuParallel.For(rows, parts, (start, count) => Part(tensors, kernel, start, count, tileRows), alignment: 1);
     }
 
