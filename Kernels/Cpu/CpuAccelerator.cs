@@ -65,11 +65,13 @@ internal sealed unsafe class CpuAccelerator : Accelerator
 
     private protected override void RunGlu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d)
     {
-        if (layout != GluLayout.Separate)
+        // bf16 separate and packed halves convert in registers; interleaved pairs and fp16 are staged.
+        if (gate.Type == StorageType.BFloat16 && layout != GluLayout.Interleaved)
+            CpuOps.GluBFloat16(unit, layout == GluLayout.Packed, (ushort*)gate.HostPointer, (ushort*)up.HostPointer, (ushort*)y.HostPointer,
+                layout == GluLayout.Packed ? rows : 1, layout == GluLayout.Packed ? d : y.Length);
+        else if (layout != GluLayout.Separate)
             Staging.Run(rows, [StagedTensor.In(gate, 2 * d), StagedTensor.Out(y, d)],
                 (p, n) => CpuOps.Glu(unit, layout, (float*)p[0], (float*)p[0], (float*)p[1], n, d));
-        else if (gate.Type == StorageType.BFloat16)
-            CpuOps.GluBFloat16(unit, (ushort*)gate.HostPointer, (ushort*)up.HostPointer, (ushort*)y.HostPointer, y.Length); // converts in registers
         else
             Staging.Run(y.Length, [StagedTensor.In(gate, 1), StagedTensor.In(up, 1), StagedTensor.Out(y, 1)],
                 (p, n) => CpuOps.Glu(unit, layout, (float*)p[0], (float*)p[1], (float*)p[2], 1, n));

@@ -99,20 +99,42 @@ internal static unsafe class CpuOps
         unit.Accept<GluVisitor, bool>(ref visitor);
     }
 
-    /// <summary>y = act(gate) * up over n bf16 elements in separate buffers, converting in registers (<see cref="BFloat16Driver"/>).</summary>
-    public static void GluBFloat16(GatedUnit unit, ushort* gate, ushort* up, ushort* y, long n)
+    /// <summary>
+    /// y = act(gate) * up on bf16, converting in registers (<see cref="BFloat16Driver"/>): separate buffers (rows = 1,
+    /// d = n) or packed halves ([rows, 2d], gate then up per row; <paramref name="up"/> unused).
+    /// </summary>
+    public static void GluBFloat16(GatedUnit unit, bool packed, ushort* gate, ushort* up, ushort* y, long rows, long d)
     {
-        var visitor = new GluBFloat16Visitor((nint)gate, (nint)up, (nint)y, n);
+        var visitor = new GluBFloat16Visitor(packed, (nint)gate, (nint)up, (nint)y, rows, d);
         unit.Accept<GluBFloat16Visitor, bool>(ref visitor);
     }
 
-    readonly struct GluBFloat16Visitor(nint gate, nint up, nint y, long n) : IGateVisitor<bool>
+    readonly struct GluBFloat16Visitor(bool packed, nint gate, nint up, nint y, long rows, long d) : IGateVisitor<bool>
     {
         public bool Visit<TGate>(TGate g, float limit) where TGate : struct, IGate
         {
-            if (limit > 0f) BinaryBFloat16(new ClampedGatedOp<TGate>(g, limit), gate, up, y, n);
-            else BinaryBFloat16(new GatedOp<TGate>(g), gate, up, y, n);
+            if (limit > 0f) Walk(new ClampedGatedOp<TGate>(g, limit));
+            else Walk(new GatedOp<TGate>(g));
             return true;
+        }
+
+        void Walk<TOp>(TOp op) where TOp : struct, IBinaryOp
+        {
+            if (!packed)
+            {
+                BinaryBFloat16(op, gate, up, y, d);
+                return;
+            }
+            nint pg = gate, py = y;
+            long width = d;
+            CpuParallel.For(rows, CpuParallel.Parts(rows * width), (start, count) =>
+            {
+                for (long r = start; r < start + count; r++)
+                {
+                    ushort* row = (ushort*)pg + r * 2 * width;
+                    BFloat16Driver.Binary(op, row, row + width, (ushort*)py + r * width, width);
+                }
+            }, alignment: 1);
         }
     }
 
