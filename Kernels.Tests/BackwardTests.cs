@@ -52,9 +52,11 @@ public sealed class BackwardTests(AcceleratorKind kind) : AcceleratorTest(kind)
     /// An infinite dy times a derivative below the smallest normal float: the float derivative may flush to 0
     /// (DESIGN.md), and inf * 0 is NaN where the reference's tiny value gives inf. Either is accepted there.
     /// </summary>
-    static bool Undetermined(float dy, double derivative) => float.IsInfinity(dy) && Math.Abs(derivative) < 1.17549435e-38;
+    static bool Undetermined(float dy, double derivative) => float.IsInfinity(dy) && Math.Abs(derivative) < SmallestNormal;
 
-    static void AssertGradient(ActivationCase op, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> dx, string what)
+    const double SmallestNormal = 1.17549435e-38;
+
+    internal static void AssertGradient(ActivationCase op, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> dx, string what)
     {
         var a = op.Activation;
         double worst = 0;
@@ -63,6 +65,9 @@ public sealed class BackwardTests(AcceleratorKind kind) : AcceleratorTest(kind)
         {
             double derivative = ScalarReference.Derivative(op.Reference, x[i], a.Alpha, a.Beta, a.Threshold);
             if (Undetermined(dy[i], derivative)) continue;
+            // f' below the smallest normal float may be flushed or kept subnormal (DESIGN.md), losing its precision: a
+            // large finite dy brings that error into the normal range, so there it is bounded by |dy| * 2^-126.
+            if (Math.Abs(derivative) < SmallestNormal && float.IsFinite(dy[i]) && Math.Abs(dx[i] - dy[i] * derivative) <= Math.Abs(dy[i]) * SmallestNormal) continue;
             double scale = Math.Abs(dy[i]) * ScalarReference.DerivativeScale(op.Reference, x[i], a.Alpha, a.Beta, a.Threshold);
             double d = ErrorMetrics.ScaledUlpDistance(dx[i], dy[i] * derivative, scale);
             if (d > worst) { worst = d; at = i; }

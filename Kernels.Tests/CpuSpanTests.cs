@@ -86,6 +86,74 @@ public sealed class CpuSpanTests
         Assert.Throws<ArgumentNullException>(() => CpuKernels.Glu(null!, g, g, g));
     }
 
+    /// <summary>Softmax and log-softmax backward and cross-entropy on spans equal the CPU accelerator's bit for bit (in place too), and check like it.</summary>
+    [Test]
+    public void SoftmaxGradientsAndCrossEntropyMatchTheCpuAcceleratorBitForBit()
+    {
+        using var acc = Accelerator.Create(AcceleratorKind.Cpu);
+        foreach (var (rows, cols) in new[] { (7, 301), (2, 70_000) }) // 70000: a row split across cores
+        {
+            int n = rows * cols;
+            var logits = TestData.Logits(n, seed: 6, scale: 8f);
+            for (int i = 0; i < n; i += 11) logits[i] = float.NegativeInfinity;
+            var dy = TestData.Logits(n, seed: 7, scale: 3f);
+            using var yb = acc.Allocate<float>(n);
+            using var dyb = acc.Allocate<float>(dy);
+            using var dxb = acc.Allocate<float>(n);
+            foreach (bool log in new[] { false, true })
+            {
+                var y = new float[n];
+                if (log) CpuKernels.LogSoftmax(logits, y, rows, cols); else CpuKernels.Softmax(logits, y, rows, cols);
+                yb.CopyFrom(y);
+                var dx = new float[n];
+                var inPlace = dy.ToArray();
+                if (log)
+                {
+                    CpuKernels.LogSoftmaxBackward(y, dy, dx, rows, cols);
+                    CpuKernels.LogSoftmaxBackward(y, inPlace, inPlace, rows, cols);
+                    acc.LogSoftmaxBackward(yb, dyb, dxb, rows, cols);
+                }
+                else
+                {
+                    CpuKernels.SoftmaxBackward(y, dy, dx, rows, cols);
+                    CpuKernels.SoftmaxBackward(y, inPlace, inPlace, rows, cols);
+                    acc.SoftmaxBackward(yb, dyb, dxb, rows, cols);
+                }
+                Assert.That(dx, Is.EqualTo(dxb.ToArray()).AsCollection, $"{(log ? "log-" : "")}softmax backward {rows}x{cols}");
+                Assert.That(inPlace, Is.EqualTo(dx).AsCollection, $"{(log ? "log-" : "")}softmax backward {rows}x{cols} into dy");
+            }
+            var random = new Random(8);
+            int[] targets = [.. Enumerable.Range(0, rows).Select(r => r == 1 ? -100 : r == 3 ? cols : random.Next(cols))];
+            var options = new CrossEntropyOptions { LabelSmoothing = 0.1f, GradientScale = 0.5f };
+            var losses = new float[rows];
+            var grad = new float[n];
+            CpuKernels.CrossEntropy(logits, targets, losses, grad, rows, cols, options);
+            using var zb = acc.Allocate<float>(logits);
+            using var tb = acc.Allocate<int>(targets);
+            using var lb = acc.Allocate<float>(rows);
+            acc.CrossEntropy(zb, tb, lb, dxb, rows, cols, options);
+            Assert.That(losses, Is.EqualTo(lb.ToArray()).AsCollection, $"cross-entropy losses {rows}x{cols}");
+            Assert.That(grad, Is.EqualTo(dxb.ToArray()).AsCollection, $"cross-entropy gradient {rows}x{cols}");
+            var alone = new float[rows];
+            var overwritten = logits.ToArray();
+            CpuKernels.CrossEntropy(logits, targets, alone, default, rows, cols, options);
+            CpuKernels.CrossEntropy(overwritten, targets, losses, overwritten, rows, cols, options);
+            Assert.That(alone, Is.EqualTo(lb.ToArray()).AsCollection, "losses without the gradient");
+            Assert.That(overwritten, Is.EqualTo(grad).AsCollection, "the gradient over the logits");
+        }
+        var s = new float[12];
+        Assert.That(Assert.Throws<ArgumentException>(() => CpuKernels.SoftmaxBackward(s, s.AsSpan(0, 11), new float[12], 3, 4))!.ParamName, Is.EqualTo("dy"));
+        Assert.That(Assert.Throws<ArgumentException>(() => CpuKernels.LogSoftmaxBackward(s, s, s.AsSpan(1, 11).ToArray().AsSpan(), 3, 4))!.ParamName, Is.EqualTo("dx"));
+        Assert.That(Assert.Throws<ArgumentException>(() => CpuKernels.SoftmaxBackward(s.AsSpan(0, 10), s.AsSpan(0, 10), s.AsSpan(2, 10), 2, 5))!.ParamName, Is.EqualTo("dx"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => CpuKernels.SoftmaxBackward(s, s, s, 3, 0))!.ParamName, Is.EqualTo("cols"));
+        Assert.That(Assert.Throws<ArgumentException>(() => CpuKernels.CrossEntropy(s, new int[3], s.AsSpan(0, 3), default, 3, 4))!.ParamName, Is.EqualTo("losses"));
+        Assert.That(Assert.Throws<ArgumentException>(() => CpuKernels.CrossEntropy(s, new int[2], new float[3], default, 3, 4))!.ParamName, Is.EqualTo("targets"));
+        Assert.That(Assert.Throws<ArgumentException>(() => CpuKernels.CrossEntropy(s, new int[3], new float[3], s.AsSpan(1, 11).ToArray(), 3, 4))!.ParamName, Is.EqualTo("dLogits"));
+        Assert.That(Assert.Throws<ArgumentException>(() => CpuKernels.CrossEntropy(s, new int[3], new float[3], s.AsSpan(0, 11), 3, 4))!.ParamName, Is.EqualTo("dLogits"));
+        Assert.That(Assert.Throws<ArgumentOutOfRangeException>(() => CpuKernels.CrossEntropy(s, new int[3], new float[3], default, 3, 4,
+            new CrossEntropyOptions { LabelSmoothing = 1.5f }))!.ParamName, Is.EqualTo("options.LabelSmoothing"));
+    }
+
     [Test]
     public void CpuIsAlwaysPresent()
     {

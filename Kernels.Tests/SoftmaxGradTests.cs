@@ -162,7 +162,7 @@ public sealed class SoftmaxGradTests(AcceleratorKind kind) : AcceleratorTest(kin
     /// 2.4e-7 |ref_j|, with b_j = y_j (|dy_j| + sum |dy y|) (softmax) or |dy_j| + e^y_j sum |dy| (log-softmax): the float sum
     /// errs by a small multiple of its terms' absolute sum, and dy_j - S cancels. NaN where the reference is NaN.
     /// </summary>
-    static void AssertBackward(float[] y, float[] dy, float[] dx, int rows, int cols, bool log, string what)
+    internal static void AssertBackward(float[] y, float[] dy, float[] dx, int rows, int cols, bool log, string what)
     {
         var expected = new float[y.Length];
         ScalarReference.SoftmaxBackward(y, dy, expected, rows, cols, log);
@@ -209,6 +209,35 @@ public sealed class SoftmaxGradTests(AcceleratorKind kind) : AcceleratorTest(kin
         AssertCrossEntropy(logits, targets, losses, grad, rows, cols, options, "CE in place");
         var (alone, _) = RunCrossEntropy(logits, targets, rows, cols, options, inPlace: false, gradient: false, offset: 0);
         AssertCrossEntropy(logits, targets, alone, null, rows, cols, options, "CE losses only");
+    }
+
+    /// <summary>A safe softmax in place (found by the concurrency tests): an all -inf row gives zeros, as out of place.</summary>
+    [Test]
+    public void SafeSoftmaxInPlaceGivesZerosForAnAllMinusInfinityRow()
+    {
+        using var xb = Acc.Allocate<float>([1, 2, 3, float.NegativeInfinity, float.NegativeInfinity, float.NegativeInfinity]);
+        Acc.Softmax(xb, xb, 2, 3, new SoftmaxOptions { Safe = true });
+        Assert.That(xb.ToArray()[3..], Is.EqualTo(new float[3]).AsCollection, "the all -inf row, in place");
+    }
+
+    /// <summary>
+    /// Label smoothing on rows of finite logits near the float extremes, one with a -inf (found by the cross-entropy property
+    /// test): the smoothing term sums the row's logits, and a float sum overflows (FLT_MAX + FLT_MAX, 3e38 + 3e38) where the
+    /// double reference does not, giving NaN for a loss of +inf (row 0: -inf logit, so lse - z_j is +inf) or 3e37 (row 1:
+    /// the logits' mean is 0, loss = 0.1 * (lse - 0) + 0.9 * (lse - z_t)). Neither row holds NaN or +inf.
+    /// </summary>
+    [Test]
+    public void CrossEntropySmoothingWithLogitsNearTheFloatExtremes()
+    {
+        const int cols = 16;
+        var logits = new float[2 * cols];
+        float[] extremes = [float.MaxValue, float.MaxValue, float.NegativeInfinity, 0, 1, 2, 3, 4];
+        extremes.CopyTo(logits, 0);
+        for (int j = 0; j < cols; j++) logits[cols + j] = j % 8 == 0 ? 3e38f : j % 8 == 1 ? -3e38f : 0f;
+        int[] targets = [3, 0];
+        var options = new CrossEntropyOptions { LabelSmoothing = 0.1f };
+        var (losses, grad) = RunCrossEntropy(logits, targets, 2, cols, options, inPlace: false, gradient: true, offset: 1);
+        AssertCrossEntropy(logits, targets, losses, grad, 2, cols, options, "CE smoothing, logits near +-FLT_MAX");
     }
 
     /// <summary>
@@ -260,7 +289,7 @@ public sealed class SoftmaxGradTests(AcceleratorKind kind) : AcceleratorTest(kin
     /// |gradScale| (1e-5 p_j + 2.4e-7): softmax's 1e-5 on p_j, and two ulps of the one-hot and eps / C terms. NaN and
     /// infinities exactly.
     /// </summary>
-    static void AssertCrossEntropy(float[] logits, int[] targets, float[] losses, float[]? grad, int rows, int cols, CrossEntropyOptions o, string what)
+    internal static void AssertCrossEntropy(float[] logits, int[] targets, float[] losses, float[]? grad, int rows, int cols, CrossEntropyOptions o, string what)
     {
         var expectedLoss = new float[rows];
         var expectedGrad = new float[logits.Length];

@@ -631,11 +631,7 @@ public abstract class Accelerator : IDisposable
         long rows, long cols, CrossEntropyOptions? options) where T : unmanaged
     {
         ThrowIfDisposed();
-        options ??= DefaultCrossEntropy;
-        if (!(options.LabelSmoothing >= 0 && options.LabelSmoothing <= 1))
-            throw new ArgumentOutOfRangeException("options.LabelSmoothing", options.LabelSmoothing, "options.LabelSmoothing must be in [0, 1].");
-        if (!float.IsFinite(options.GradientScale))
-            throw new ArgumentOutOfRangeException("options.GradientScale", options.GradientScale, "options.GradientScale must be finite.");
+        options = CheckCrossEntropyOptions(options);
         Guard.On(this, logits, nameof(logits));
         Guard.On(this, targets, nameof(targets));
         Guard.On(this, losses, nameof(losses));
@@ -659,6 +655,17 @@ public abstract class Accelerator : IDisposable
     }
 
     static readonly CrossEntropyOptions DefaultCrossEntropy = new();
+
+    /// <summary>The options, or the defaults for null; throws, naming the option, for a smoothing outside [0, 1] or a non-finite gradient scale.</summary>
+    internal static CrossEntropyOptions CheckCrossEntropyOptions(CrossEntropyOptions? options)
+    {
+        options ??= DefaultCrossEntropy;
+        if (!(options.LabelSmoothing >= 0 && options.LabelSmoothing <= 1))
+            throw new ArgumentOutOfRangeException("options.LabelSmoothing", options.LabelSmoothing, "options.LabelSmoothing must be in [0, 1].");
+        if (!float.IsFinite(options.GradientScale))
+            throw new ArgumentOutOfRangeException("options.GradientScale", options.GradientScale, "options.GradientScale must be finite.");
+        return options;
+    }
 
     /// <summary>Checks the shape and that every tensor holds rows * cols; returns rows * cols.</summary>
     static long CheckRows(long rows, long cols, params ReadOnlySpan<(TensorArg Tensor, string Name)> tensors)

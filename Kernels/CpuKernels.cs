@@ -134,6 +134,77 @@ public static unsafe class CpuKernels
         fixed (float* px = x, py = y) if (total > 0) SoftmaxCpu.Run(px, py, rows, cols, log);
     }
 
+    /// <summary>
+    /// The gradient of <see cref="Softmax(ReadOnlySpan{float}, Span{float}, int, int)"/> from its output y [rows, cols]:
+    /// dx = y (dy - sum_j dy_j y_j) per row, row sums accumulated in double (see
+    /// <see cref="Accelerator.SoftmaxBackward(BufferView{float}, BufferView{float}, BufferView{float}, long, long)"/>).
+    /// </summary>
+    /// <param name="y">The forward output, rows * cols.</param>
+    /// <param name="dy">The gradient with respect to y, rows * cols.</param>
+    /// <param name="dx">The gradient with respect to the softmax input, rows * cols; may be <paramref name="dy"/> or <paramref name="y"/> (in place).</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Columns per row (&gt;= 1).</param>
+    public static void SoftmaxBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int rows, int cols)
+        => SoftmaxBackwardCore(y, dy, dx, rows, cols, log: false);
+
+    /// <summary>
+    /// The gradient of <see cref="LogSoftmax(ReadOnlySpan{float}, Span{float}, int, int)"/> from its output y [rows, cols]:
+    /// dx = dy - e^y sum_j dy_j per row (see
+    /// <see cref="Accelerator.LogSoftmaxBackward(BufferView{float}, BufferView{float}, BufferView{float}, long, long)"/>).
+    /// </summary>
+    /// <param name="y">The forward output (log-probabilities), rows * cols.</param>
+    /// <param name="dy">The gradient with respect to y, rows * cols.</param>
+    /// <param name="dx">The gradient with respect to the log-softmax input, rows * cols; may be <paramref name="dy"/> or <paramref name="y"/> (in place).</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Columns per row (&gt;= 1).</param>
+    public static void LogSoftmaxBackward(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int rows, int cols)
+        => SoftmaxBackwardCore(y, dy, dx, rows, cols, log: true);
+
+    static void SoftmaxBackwardCore(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, Span<float> dx, int rows, int cols, bool log)
+    {
+        Guard.NoPartialOverlap(dy, dx, nameof(dy), nameof(dx));
+        Guard.NoPartialOverlap(y, dx, nameof(y), nameof(dx));
+        long total = Guard.Shape(rows, cols);
+        Guard.Length(y.Length, total, nameof(y), $"rows * cols = {rows} * {cols}");
+        Guard.Length(dy.Length, total, nameof(dy), $"rows * cols = {rows} * {cols}");
+        Guard.Length(dx.Length, total, nameof(dx), $"rows * cols = {rows} * {cols}");
+        fixed (float* py = y, pdy = dy, pdx = dx) if (total > 0) SoftmaxGradCpu.Backward(py, pdy, pdx, rows, cols, log);
+    }
+
+    /// <summary>
+    /// Cross-entropy from logits, fused per row (see
+    /// <see cref="Accelerator.CrossEntropy(BufferView{float}, BufferView{int}, BufferView{float}, BufferView{float}, long, long, CrossEntropyOptions?)"/>):
+    /// each row's loss (1 - eps)(lse - z_t) + eps/C sum_j (lse - z_j) and, when <paramref name="dLogits"/> is not empty, its
+    /// gradient GradientScale (softmax(z) - (1 - eps) onehot(t) - eps/C). Ignored rows get loss and gradient 0; a target out of
+    /// [0, cols) or a row holding NaN, +inf or only -inf gives a NaN loss and gradient row.
+    /// </summary>
+    /// <param name="logits">The logits z, rows * cols.</param>
+    /// <param name="targets">The class index of each row (or the ignore index), rows.</param>
+    /// <param name="losses">The loss of each row, rows; disjoint from the other spans.</param>
+    /// <param name="dLogits">The gradient, rows * cols, or an empty span for none; may be <paramref name="logits"/> (the gradient overwrites them).</param>
+    /// <param name="rows">Rows (&gt;= 0).</param>
+    /// <param name="cols">Classes (&gt;= 1).</param>
+    /// <param name="options">Ignore index, label smoothing, gradient scale; null: the defaults.</param>
+    public static void CrossEntropy(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> losses, Span<float> dLogits,
+        int rows, int cols, CrossEntropyOptions? options = null)
+    {
+        options = Accelerator.CheckCrossEntropyOptions(options);
+        long total = Guard.Shape(rows, cols);
+        bool gradient = !dLogits.IsEmpty;
+        if (gradient)
+        {
+            Guard.NoPartialOverlap(logits, dLogits, nameof(logits), nameof(dLogits));
+            Guard.Disjoint(dLogits, losses, nameof(dLogits), nameof(losses));
+        }
+        Guard.Disjoint(logits, losses, nameof(logits), nameof(losses));
+        Guard.Length(logits.Length, total, nameof(logits), $"rows * cols = {rows} * {cols}");
+        if (gradient) Guard.Length(dLogits.Length, total, nameof(dLogits), $"rows * cols = {rows} * {cols}");
+        Guard.Length(targets.Length, rows, nameof(targets), "rows");
+        Guard.Length(losses.Length, rows, nameof(losses), "rows");
+        fixed (float* pz = logits, pl = losses, pg = dLogits) fixed (int* pt = targets)
+            if (total > 0) SoftmaxGradCpu.CrossEntropy(pz, pt, pl, gradient ? pg : null, rows, cols, options);
+    }
+
     /// <summary>y = activation(x) on fp16 storage: computed in float32, each result rounded once to fp16.</summary>
     public static void Apply(Activation activation, ReadOnlySpan<Half> x, Span<Half> y) => ApplyStaged(activation, x, y);
 

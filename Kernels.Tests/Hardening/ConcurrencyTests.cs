@@ -25,7 +25,7 @@ public sealed class ConcurrencyTests(AcceleratorKind kind) : AcceleratorTest(kin
         public override string ToString() => Name;
     }
 
-    /// <summary>Every op: each activation, PReLU, each gated unit, packed GLU, softmax and log-softmax; small and multi-core sizes.</summary>
+    /// <summary>Every op: each activation, PReLU, each gated unit, packed GLU, softmax and log-softmax, the training ops (<see cref="AddTrainingOps"/>); small and multi-core sizes.</summary>
     static List<Work> Workload()
     {
         var work = new List<Work>();
@@ -40,7 +40,64 @@ public sealed class ConcurrencyTests(AcceleratorKind kind) : AcceleratorTest(kin
         work.Add(new("Softmax 33x500", [TestData.Logits(33 * 500, seed: 9, scale: 20f)], 33 * 500, 0, (a, i, y) => a.Softmax(i[0], y, 33, 500)));
         work.Add(new("LogSoftmax 33x500", [TestData.Logits(33 * 500, seed: 10, scale: 20f)], 33 * 500, 0, (a, i, y) => a.LogSoftmax(i[0], y, 33, 500)));
         work.Add(new("Softmax 2x70000 (rows split)", [TestData.Logits(140_000, seed: 11, scale: 20f)], 140_000, 0, (a, i, y) => a.Softmax(i[0], y, 2, 70_000)));
+        AddTrainingOps(work);
         return work;
+    }
+
+    /// <summary>
+    /// The training ops and 16-bit storage: activation backward (from x and from y), PReLU backward, gated backward (separate
+    /// and packed), softmax and log-softmax with scale, mask and safe rows, their backward passes, cross-entropy with
+    /// smoothing, and bf16 SiLU. Ops with two outputs write them to consecutive slices of the one output view.
+    /// </summary>
+    static void AddTrainingOps(List<Work> work)
+    {
+        const int n = 3001, rows = 33, cols = 500;
+        float[] x = TestData.Values(n, seed: 20), dy = TestData.Logits(n, seed: 21, scale: 2f);
+        work.Add(new("Gelu backward n=3001", [x, dy], n, 1, (a, i, y) => a.ActivationBackward(Activation.Gelu, i[0], i[1], y)));
+        work.Add(new("Elu backward n=300000 (split across cores)", [TestData.Values(300_000, seed: 22), TestData.Logits(300_000, seed: 23, scale: 2f)], 300_000, 0,
+            (a, i, y) => a.ActivationBackward(Activation.Elu(), i[0], i[1], y)));
+        work.Add(new("Sigmoid backward from y n=3001", [TestData.Logits(n, seed: 24, scale: 0.5f), dy], n, 0,
+            (a, i, y) => a.ActivationBackwardFromOutput(Activation.Sigmoid, i[0], i[1], y)));
+        work.Add(new("PRelu backward 64x37 (dx, then dAlpha)", [TestData.Values(64 * 37, seed: 25), TestData.Logits(37, seed: 26, scale: 0.5f), TestData.Logits(64 * 37, seed: 27)],
+            64 * 37 + 37, -1, (a, i, y) => a.PReluBackward(i[0], i[1], i[2], y.Slice(0, 64 * 37), y.Slice(64 * 37, 37))));
+        foreach (var unit in new[] { GatedUnit.SwiGlu, GatedUnit.ClampedSwiGlu() })
+            work.Add(new($"{unit} backward n=4099 (dGate, then dUp)", [TestData.Values(4099, seed: 28), TestData.Values(4099, seed: 29), TestData.Logits(4099, seed: 30)],
+                2 * 4099, -1, (a, i, y) => a.GluBackward(unit, i[0], i[1], i[2], y.Slice(0, 4099), y.Slice(4099, 4099))));
+        work.Add(new("GluPackedBackward GeGlu interleaved 17x300", [TestData.Values(17 * 600, seed: 31), TestData.Logits(17 * 300, seed: 32)], 17 * 600, 0,
+            (a, i, y) => a.GluPackedBackward(GatedUnit.GeGlu, i[0], i[1], y, 17, 300, GluPacking.Interleaved)));
+        var mask = TestData.Logits(cols, seed: 33);
+        for (int j = 0; j < cols; j += 3) mask[j] = float.NegativeInfinity;
+        var masked = TestData.Logits(rows * cols, seed: 34, scale: 20f);
+        Array.Fill(masked, float.NegativeInfinity, cols, cols); // an all -inf row: zeros when safe
+        foreach (bool log in new[] { false, true })
+            work.Add(new($"{(log ? "LogSoftmax" : "Softmax")} 33x500 scale 0.125, row mask, safe", [masked, mask], rows * cols, 0, (a, i, y) =>
+            {
+                var options = new SoftmaxOptions { Scale = 0.125f, Mask = i[1], Safe = true };
+                if (log) a.LogSoftmax(i[0], y, rows, cols, options); else a.Softmax(i[0], y, rows, cols, options);
+            }));
+        var logits = TestData.Logits(rows * cols, seed: 35, scale: 8f);
+        var probabilities = new float[logits.Length];
+        var logProbabilities = new float[logits.Length];
+        GpuActivations.Reference.ScalarReference.Softmax(logits, probabilities, rows, cols);
+        GpuActivations.Reference.ScalarReference.LogSoftmax(logits, logProbabilities, rows, cols);
+        var grad = TestData.Logits(rows * cols, seed: 36, scale: 3f);
+        work.Add(new("SoftmaxBackward 33x500", [probabilities, grad], rows * cols, 1, (a, i, y) => a.SoftmaxBackward(i[0], i[1], y, rows, cols)));
+        work.Add(new("LogSoftmaxBackward 33x500", [logProbabilities, grad], rows * cols, 0, (a, i, y) => a.LogSoftmaxBackward(i[0], i[1], y, rows, cols)));
+        var targets = Enumerable.Range(0, rows).Select(r => r == 5 ? -100 : r * 37 % cols).ToArray();
+        work.Add(new("CrossEntropy 33x500 smoothing 0.1 (losses, then gradient)", [logits], rows + rows * cols, -1, (a, i, y) =>
+        {
+            using var t = a.Allocate<int>(targets);
+            a.CrossEntropy(i[0], t, y.Slice(0, rows), y.Slice(rows, rows * cols), rows, cols, new CrossEntropyOptions { LabelSmoothing = 0.1f });
+            a.Synchronize(); // the targets buffer is freed on leaving
+        }));
+        work.Add(new("Silu bf16 n=3001 (widened)", [x], n, -1, (a, i, y) =>
+        {
+            using var b = a.Allocate<BFloat16>(i[0].Offset + n);
+            var view = b.Slice(i[0].Offset, n);
+            view.CopyFrom([.. i[0].ToArray().Select(v => (BFloat16)v)]);
+            a.Apply(Activation.Silu, view, view);
+            y.CopyFrom([.. view.ToArray().Select(v => (float)v)]);
+        }));
     }
 
     /// <summary>Runs <paramref name="w"/> on <paramref name="acc"/> with every view at <paramref name="offset"/>, optionally in place; returns the output.</summary>
