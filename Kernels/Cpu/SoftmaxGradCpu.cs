@@ -44,7 +44,8 @@ internal static unsafe class SoftmaxGradCpu
             if (t == ignore) return default;
             float* z = logits + row * cols + start;
             SoftmaxState softmax = SoftmaxCpu.Reduce(z, null, 1f, null, count, store: false);
-            double sumZ = eps > 0 ? ElementwiseDriver.Sum(new SecondOp(), z, z, count) : 0;
+            // Scaled by 2^-24 (exact) so float lanes of logits near +-FLT_MAX cannot overflow; the blocks add up in double.
+            double sumZ = eps > 0 ? ElementwiseDriver.Sum(new ScaledSecondOp(), z, z, count) * 16777216.0 : 0;
             // z_t is read here, before any slice is written: the gradient may overwrite the logits.
             float zt = start == 0 && (uint)t < (ulong)cols ? logits[row * cols + t] : 0f;
             return new(softmax, sumZ, zt);
@@ -92,6 +93,13 @@ internal static unsafe class SoftmaxGradCpu
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public TV Invoke<TV>(TV a, TV b) where TV : unmanaged, ISimd<TV> => b;
+    }
+
+    /// <summary>b * 2^-24: logits summed without overflow (the caller scales the double total back).</summary>
+    readonly struct ScaledSecondOp : IBinaryOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public TV Invoke<TV>(TV a, TV b) where TV : unmanaged, ISimd<TV> => b * TV.Create(5.9604644775390625e-8f);
     }
 
     /// <summary>y (dy - s).</summary>

@@ -116,7 +116,8 @@ internal static class SoftmaxGradKernels
             }
         }
 
-        /* Cross-entropy: the online state and the logits' sum over columns [begin, end), strided by `step` from begin + lane. */
+        /* Cross-entropy: the online state and the logits' sum over columns [begin, end), strided by `step` from begin + lane.
+           The sum is kept scaled by 2^-24 (exact for every normal result): up to 2^24 logits of FLT_MAX then still fit. */
         GA_DEVICE_FN void ga_ce_reduce(GLOBAL const ga_in_t* zr, ga_index begin, ga_index end, int lane, int step, int active,
                                        float* m, float* s, float* sz)
         {
@@ -130,7 +131,7 @@ internal static class SoftmaxGradKernels
                 {
                     const float z = GA_LOAD_IN(zr, j);
                     ga_sm_add(m, s, z);
-                    *sz += z;
+                    *sz += z * 5.9604644775390625e-8f; /* 2^-24, exact: a sum of logits near +-FLT_MAX must not overflow */
                 }
                 GA_LOOP_BARRIER();
             }
@@ -144,7 +145,7 @@ internal static class SoftmaxGradKernels
             if (t < 0 || t >= cols || ga_sm_bad(m, 0)) return GA_NAN;
             float loss = log(s);
             if (eps < 1.0f) loss += (1.0f - eps) * (m - zt);
-            if (eps > 0.0f) loss += eps * (m - sz / (float)cols);
+            if (eps > 0.0f) loss += eps * (m - sz / (float)cols * 16777216.0f); /* sz holds the sum times 2^-24 */
             return loss;
         }
 
