@@ -135,6 +135,16 @@ fi
 bench=Kernels.Bench/bin/Release/net10.0/Kernels.Bench.dll
 if [ "$mode" != tests ]; then
   if [ -f "$bench" ]; then
+    # The PyTorch peer, timed in the same session on the same GPU, when torch sees CUDA: its JSON goes beside our rows.
+    if python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+      if python3 Kernels.Bench/torch_peer.py --device cuda --out "$out/torch.json" 2>&1 | tee "$out/torch.log"; then
+        set -- "$@" --torch-results "$out/torch.json"
+      else
+        say "torch_peer.py failed (see torch.log); the benchmark runs without the PyTorch peer"
+      fi
+    else
+      say "no CUDA PyTorch: the benchmark runs without the PyTorch peer"
+    fi
     "$DOTNET_ROOT/dotnet" "$bench" "$@" 2>&1 | tee "$out/bench.log"
     bench_status=${PIPESTATUS[0]}
     say "benchmark exit code: $bench_status"
