@@ -93,6 +93,27 @@ public static partial class ScalarReference
     }
 
     /// <summary>
+    /// The scale of a float32 softmax (log-softmax) backward's error per element: b_j = y_j (|dy_j| + sum |dy y|)
+    /// (log: |dy_j| + e^y_j sum |dy|). A float row sum errs by a small multiple of its terms' absolute sum and dy_j - S
+    /// cancels, so implementations are held to a small multiple of b_j (plus ulps of the result), not to ulps alone.
+    /// </summary>
+    public static double[] SoftmaxBackwardBound(ReadOnlySpan<float> y, ReadOnlySpan<float> dy, int rows, int cols, bool log)
+    {
+        var bound = new double[(long)rows * cols];
+        for (int r = 0; r < rows; r++)
+        {
+            double absSum = 0;
+            for (int j = 0; j < cols; j++) absSum += Math.Abs((double)dy[r * cols + j] * (log ? 1 : y[r * cols + j]));
+            for (int j = 0; j < cols; j++)
+            {
+                int i = r * cols + j;
+                bound[i] = log ? Math.Abs(dy[i]) + Math.Exp(y[i]) * absSum : y[i] * (Math.Abs(dy[i]) + absSum);
+            }
+        }
+        return bound;
+    }
+
+    /// <summary>
     /// Softmax backward (dx = y·(dy - Σ dy·y)) or log-softmax backward (dx = dy - e^y·Σ dy) per row, in double from the
     /// float forward output <paramref name="y"/> and <paramref name="dy"/>.
     /// </summary>
