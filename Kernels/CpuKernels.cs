@@ -8,6 +8,9 @@ namespace GpuActivations;
 /// The CPU ops on spans, for engines that keep their tensors in managed or native host memory (like
 /// <c>TensorPrimitives</c>): same kernels, semantics and checks as the CPU <see cref="Accelerator"/>, no buffers.
 /// Outputs may be their inputs (in place) but must not partially overlap them. Large spans use every core.
+/// Every op takes float spans; fp16/bf16 spans are offered for the inference ops (Apply, Glu, and Softmax with 16-bit
+/// or float32 output); the other ops' 16-bit forms, and softmax options, are on <see cref="Accelerator"/> (its CPU
+/// accelerator wraps host memory with <see cref="Accelerator.Wrap{T}"/> without copying).
 /// </summary>
 public static unsafe class CpuKernels
 {
