@@ -47,6 +47,22 @@ public static partial class ScalarReference
     }
 
     /// <summary>
+    /// Row-wise softmax (or log-softmax) of x [rows, cols] in double, unrounded (<see cref="SoftmaxRow"/> per row, not safe):
+    /// for tests that judge a float result against the exact value rather than its rounding.
+    /// </summary>
+    public static double[] SoftmaxExact(ReadOnlySpan<float> x, long rows, long cols, bool log)
+    {
+        var y = new double[rows * cols];
+        var z = new double[cols];
+        for (long r = 0; r < rows; r++)
+        {
+            for (long j = 0; j < cols; j++) z[j] = x[(int)(r * cols + j)];
+            SoftmaxRow(z, y.AsSpan((int)(r * cols), (int)cols), safe: false, log);
+        }
+        return y;
+    }
+
+    /// <summary>
     /// Softmax (or log-softmax) of one row in double, max-subtracted. NaN or +∞ anywhere, or only -∞ (unless
     /// <paramref name="safe"/>: then 0, log -∞), gives an all-NaN row.
     /// </summary>

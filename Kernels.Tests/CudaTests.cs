@@ -1,3 +1,4 @@
+using GpuActivations.Reference;
 using GpuActivations.Cuda;
 using GpuActivations.Device;
 using NUnit.Framework;
@@ -453,34 +454,7 @@ public class CudaDeviceTests(string driverKind)
     // ------------------------------------------------------------------------------------------------- softmax
 
     /// <summary>The double reference: max-subtracted; NaN or +inf in a row, or a row of only -inf, gives a NaN row.</summary>
-    private static double[] SoftmaxReference(float[] x, long rows, long cols, bool log)
-    {
-        var y = new double[x.Length];
-        for (long r = 0; r < rows; r++)
-        {
-            long o = r * cols;
-            double max = double.NegativeInfinity;
-            bool bad = false;
-            for (long j = 0; j < cols; j++)
-            {
-                double v = x[o + j];
-                if (double.IsNaN(v) || double.IsPositiveInfinity(v)) bad = true;
-                else max = Math.Max(max, v);
-            }
-
-            if (bad || double.IsNegativeInfinity(max))
-            {
-                for (long j = 0; j < cols; j++) y[o + j] = double.NaN;
-                continue;
-            }
-
-            double sum = 0;
-            for (long j = 0; j < cols; j++) sum += Math.Exp(x[o + j] - max);
-            for (long j = 0; j < cols; j++) y[o + j] = log ? (x[o + j] - max) - Math.Log(sum) : Math.Exp(x[o + j] - max) / sum;
-        }
-
-        return y;
-    }
+    static double[] SoftmaxReference(float[] x, long rows, long cols, bool log) => ScalarReference.SoftmaxExact(x, rows, cols, log);
 
     private void CheckSoftmax(float[] x, long rows, long cols, bool log, SoftmaxPlan plan, (int X, int Y) offsets)
     {

@@ -598,32 +598,7 @@ public sealed class OpenCLDeviceTests
     }
 
     /// <summary>The double reference: max-subtracted; NaN or +inf in a row, or a row of only -inf, gives a NaN row.</summary>
-    static double[] SoftmaxReference(float[] x, long rows, long cols, bool log)
-    {
-        double[] y = new double[x.Length];
-        for (long r = 0; r < rows; r++)
-        {
-            long o = r * cols;
-            double max = double.NegativeInfinity;
-            bool bad = false;
-            for (long j = 0; j < cols; j++)
-            {
-                double v = x[o + j];
-                if (double.IsNaN(v) || double.IsPositiveInfinity(v)) bad = true;
-                else max = Math.Max(max, v);
-            }
-            if (bad || double.IsNegativeInfinity(max))
-            {
-                for (long j = 0; j < cols; j++) y[o + j] = double.NaN;
-                continue;
-            }
-            double sum = 0;
-            for (long j = 0; j < cols; j++) sum += Math.Exp(x[o + j] - max);
-            for (long j = 0; j < cols; j++)
-                y[o + j] = log ? (x[o + j] - max) - Math.Log(sum) : Math.Exp(x[o + j] - max) / sum;
-        }
-        return y;
-    }
+    static double[] SoftmaxReference(float[] x, long rows, long cols, bool log) => ScalarReference.SoftmaxExact(x, rows, cols, log);
 
     /// <summary>Writes every composed program (sigmoid as the activation) to GA_DUMP_DIR, to compile them elsewhere (NVRTC, clang -x cuda).</summary>
     [Test, Explicit("writes files")]
