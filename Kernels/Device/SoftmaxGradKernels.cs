@@ -177,7 +177,6 @@ internal static class SoftmaxGradKernels
             LOCAL float scratch[GA_ROW_SCRATCH];
             const int lid = GA_LOCAL_ID(0);
             const int lane = lid & (slice - 1);
-            const int first = lid - lane;
             const ga_index rowsPerGroup = GA_GROUP_SIZE / slice;
             for (ga_index base = GA_GROUP_ID(0) * rowsPerGroup; base < rows; base += GA_NUM_GROUPS(0) * rowsPerGroup)
             {
@@ -189,13 +188,7 @@ internal static class SoftmaxGradKernels
                 ga_ce_reduce(zr, 0, cols, lane, slice, active, &m, &s, &sz);
                 /* z_t before the barriers below: after them the gradient may overwrite the logits. */
                 const float zt = t >= 0 && t < cols ? GA_LOAD_IN(zr, t) : 0.0f;
-                lm[lid] = m;
-                ls[lid] = s;
-                BARRIER();
-                ga_sm_reduce(lm, ls, lid, lane, slice);
-                m = lm[first];
-                s = ls[first];
-                BARRIER();
+                ga_sm_slice_state(&m, &s, lm, ls, lid, lane, slice);
                 sz = ga_row_reduce(sz, scratch, lid, slice, 0);
                 if (active && lane == 0) losses[lossOffset + row] = ga_ce_loss(t, ignoreIndex, cols, m, s, sz, zt, eps);
                 if (hasGrad)

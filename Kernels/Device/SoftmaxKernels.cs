@@ -218,6 +218,20 @@ internal static class SoftmaxKernels
         }
         #endif
 
+        /* Merges the (m, s) of the `slice` work-items holding one row (this one is `lane` of them) through the local arrays
+           and gives every one of them the row's state; the barriers make it safe to call again at once. All work-items of
+           the group must call it (uniform control flow). */
+        GA_DEVICE_FN void ga_sm_slice_state(float* m, float* s, LOCAL_PTR float* lm, LOCAL_PTR float* ls, int lid, int lane, int slice)
+        {
+            lm[lid] = *m;
+            ls[lid] = *s;
+            BARRIER();
+            ga_sm_reduce(lm, ls, lid, lane, slice);
+            *m = lm[lid - lane];
+            *s = ls[lid - lane];
+            BARRIER();
+        }
+
         /* The (m, s) of the row's pieces in the scratch, merged by the whole group; every group of the row merges them in
            the same order, so all agree. */
         GA_DEVICE_FN void ga_sm_row_state(GLOBAL const float* rowPartials, ga_index chunks, int stride, LOCAL_PTR float* lm,
@@ -227,13 +241,9 @@ internal static class SoftmaxKernels
             float pm = -GA_INFINITY, ps = 0.0f;
             for (ga_index k = lid; k < chunks; k += GA_GROUP_SIZE)
                 ga_sm_merge(&pm, &ps, rowPartials[stride * k], rowPartials[stride * k + 1]);
-            lm[lid] = pm;
-            ls[lid] = ps;
-            BARRIER();
-            ga_sm_reduce(lm, ls, lid, lid, GA_GROUP_SIZE);
-            *m = lm[0];
-            *s = ls[0];
-            BARRIER();
+            ga_sm_slice_state(&pm, &ps, lm, ls, lid, lid, GA_GROUP_SIZE);
+            *m = pm;
+            *s = ps;
         }
 
         """;
@@ -316,7 +326,6 @@ internal static class SoftmaxKernels
             LOCAL float ls[GA_GROUP_SIZE];
             const int lid = GA_LOCAL_ID(0);
             const int lane = lid & (slice - 1);
-            const int first = lid - lane;
             const int logMode = flags & GA_SM_LOG;
             const ga_index rowsPerGroup = GA_GROUP_SIZE / slice;
             const ga_index rowStep = GA_NUM_GROUPS(0) * rowsPerGroup;
@@ -334,13 +343,7 @@ internal static class SoftmaxKernels
                     if (active && j < cols) ga_sm_add(&m, &s, ga_sm_z(GA_LOAD_IN(xr, j), scale, mr, j));
                     GA_LOOP_BARRIER();
                 }
-                lm[lid] = m;
-                ls[lid] = s;
-                BARRIER();
-                ga_sm_reduce(lm, ls, lid, lane, slice);
-                m = lm[first];
-                s = ls[first];
-                BARRIER();
+                ga_sm_slice_state(&m, &s, lm, ls, lid, lane, slice);
                 const int bad = ga_sm_bad(m, flags);
                 const float norm = ga_sm_scale(s, logMode);
                 for (ga_index j0 = 0; j0 < cols; j0 += slice)
