@@ -240,32 +240,4 @@ internal static class VectorMath
         lo &= TV.LessThan(Simd.Abs(hi), TV.Create(float.PositiveInfinity));
         return hi;
     }
-
-    /// <summary>
-    /// The polynomial c[0] + c[1] v + ... (at most 16 terms) by Horner's rule with FMAs. Written as a ladder of
-    /// guarded steps rather than a loop: inlined with a constant span (<c>static ReadOnlySpan&lt;float&gt; C =&gt; [...]</c>)
-    /// every guard and index folds away and what remains is straight-line FMAs on constants.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Polynomial<TV>(TV v, ReadOnlySpan<float> c) where TV : unmanaged, ISimd<TV>
-    {
-        int i = c.Length - 1;
-        TV p = TV.Create(c[i--]);
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        if (i >= 0) p = TV.Fma(p, v, TV.Create(c[i--]));
-        return p;
-    }
 }
