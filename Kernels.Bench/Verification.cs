@@ -43,7 +43,7 @@ public static class Verification
     const float SmallestNormal = 1.17549435e-38f;
 
     static readonly Dictionary<ActivationKind, ActivationId> ReferenceIds =
-        Enum.GetValues<ActivationKind>().ToDictionary(k => k, k => Enum.Parse<ActivationId>(k.ToString()));
+        Enum.GetValues<ActivationKind>().Where(k => k != ActivationKind.Custom).ToDictionary(k => k, k => Enum.Parse<ActivationId>(k.ToString()));
 
     static readonly float[] Specials =
     [

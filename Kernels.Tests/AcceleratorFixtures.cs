@@ -9,9 +9,13 @@ namespace GpuActivations.Tests;
 /// </summary>
 public static class AcceleratorFixtures
 {
-    /// <summary>The fixture arguments: one per accelerator kind.</summary>
+    /// <summary>
+    /// The fixture arguments: the library's own CPU, OpenCL and CUDA accelerators; ILGPU's first GPU (when present); and
+    /// ILGPU's CPU accelerator, once on the SIMD path (as engines' CI runs it) and running the ILGPU kernels themselves in
+    /// three device shapes (warp 4, warp 32 with groups of 1024, warp 64), so a kernel that assumes a warp size fails here.
+    /// </summary>
     public static IEnumerable<TestFixtureData> Kinds =>
-        Enum.GetValues<AcceleratorKind>().Select(k => new TestFixtureData(k).SetArgDisplayNames(k.ToString()));
+        AcceleratorTarget.All.Select(t => new TestFixtureData(t).SetArgDisplayNames(t.ToString()));
 
     /// <summary>The kinds whose absence is a failure.</summary>
     public static IReadOnlySet<AcceleratorKind> Required { get; } = ParseRequired(Environment.GetEnvironmentVariable("GPUACTIVATIONS_REQUIRE"));
@@ -24,9 +28,19 @@ public static class AcceleratorFixtures
         return kinds;
     }
 
-    /// <summary>Creates the accelerator of <paramref name="kind"/>, or ignores (fails, if required) the fixture with the reason it is absent.</summary>
-    public static Accelerator CreateOrSkip(AcceleratorKind kind)
+    /// <summary>Creates the accelerator of <paramref name="target"/>, or ignores (fails, if required) the fixture with the reason it is absent.</summary>
+    public static Accelerator CreateOrSkip(AcceleratorTarget target)
     {
+        if (target.CpuShape is { } shape) return Kernels.IlgpuDevices.CreateCpu(shape, target.RunKernels);
+        var kind = target.Kind;
+        if (kind == AcceleratorKind.Ilgpu)
+        {
+            var gpu = Accelerator.Probe(kind).Devices.FirstOrDefault(d => d.Vendor != "CPU");
+            if (gpu is not null) return Accelerator.Create(gpu);
+            string why = "ILGPU found no CUDA or OpenCL 2.0 device here (the ILGPU CPU fixtures run the kernels)";
+            if (Required.Contains(kind)) Assert.Fail(why + " (required by GPUACTIVATIONS_REQUIRE)");
+            Assert.Ignore(why);
+        }
         var availability = Accelerator.Probe(kind);
         if (availability.IsAvailable) return Accelerator.Create(kind);
         string message = $"{kind} is absent: {availability.Reason}";
@@ -38,8 +52,10 @@ public static class AcceleratorFixtures
 
 /// <summary>A fixture run once per accelerator kind, holding the accelerator for its tests.</summary>
 [TestFixtureSource(typeof(AcceleratorFixtures), nameof(AcceleratorFixtures.Kinds))]
-public abstract class AcceleratorTest(AcceleratorKind kind)
+public abstract class AcceleratorTest(AcceleratorTarget target)
 {
+    readonly AcceleratorKind kind = target.Kind;
+
     Accelerator? accelerator;
 
     /// <summary>The accelerator under test.</summary>
@@ -48,8 +64,14 @@ public abstract class AcceleratorTest(AcceleratorKind kind)
     /// <summary>The kind under test.</summary>
     protected AcceleratorKind Kind => kind;
 
+    /// <summary>The fixture's accelerator, as named in test results.</summary>
+    protected AcceleratorTarget Fixture => target;
+
+    /// <summary>Whether the ops run as ILGPU kernels on ILGPU's CPU emulator (slow: size-heavy tests take smaller cases).</summary>
+    protected bool IsEmulated => target.CpuShape is not null && target.RunKernels;
+
     [OneTimeSetUp]
-    public void CreateAccelerator() => accelerator = AcceleratorFixtures.CreateOrSkip(kind);
+    public void CreateAccelerator() => accelerator = AcceleratorFixtures.CreateOrSkip(target);
 
     [OneTimeTearDown]
     public void DisposeAccelerator() => accelerator?.Dispose();
@@ -63,4 +85,25 @@ public abstract class AcceleratorTest(AcceleratorKind kind)
         op(xb, yb);
         return yb.ToArray();
     }
+}
+
+/// <summary>One accelerator the fixtures run on: a kind, or an ILGPU CPU accelerator of a device shape.</summary>
+/// <param name="Kind">The library's accelerator kind.</param>
+/// <param name="CpuShape">For ILGPU's CPU accelerator, its device shape; null otherwise.</param>
+/// <param name="ShapeName">The shape's name in test results.</param>
+/// <param name="RunKernels">On ILGPU's CPU accelerator: the ILGPU kernels (true) or the SIMD path on host memory.</param>
+public sealed record AcceleratorTarget(AcceleratorKind Kind, ILGPU.Runtime.CPU.CPUDevice? CpuShape = null, string? ShapeName = null, bool RunKernels = false)
+{
+    /// <summary>Every target, the library's own kinds first.</summary>
+    public static IReadOnlyList<AcceleratorTarget> All { get; } =
+    [
+        new(AcceleratorKind.Cpu), new(AcceleratorKind.OpenCL), new(AcceleratorKind.Cuda), new(AcceleratorKind.Ilgpu),
+        new(AcceleratorKind.Ilgpu, ILGPU.Runtime.CPU.CPUDevice.Default, "IlgpuCpuSimd"),
+        new(AcceleratorKind.Ilgpu, ILGPU.Runtime.CPU.CPUDevice.Default, "IlgpuCpuWarp4", RunKernels: true),
+        new(AcceleratorKind.Ilgpu, ILGPU.Runtime.CPU.CPUDevice.Nvidia, "IlgpuCpuWarp32", RunKernels: true),
+        new(AcceleratorKind.Ilgpu, ILGPU.Runtime.CPU.CPUDevice.LegacyAMD, "IlgpuCpuWarp64", RunKernels: true),
+    ];
+
+    /// <summary>The name in test results, e.g. "Cpu" or "IlgpuCpuWarp32".</summary>
+    public override string ToString() => ShapeName ?? (Kind == AcceleratorKind.Ilgpu ? "IlgpuGpu" : Kind.ToString());
 }

@@ -7,7 +7,7 @@ namespace GpuActivations.Tests;
 /// default views, lengths, shapes, foreign and disposed buffers, overlap, unknown units, non-finite parameters) is
 /// table-driven in <see cref="Hardening.BadInputTests"/>.
 /// </summary>
-public sealed class ArgumentTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class ArgumentTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     DeviceBuffer<float> Filled(int n, float value = 1f) => Acc.Allocate<float>(Enumerable.Repeat(value, n).ToArray());
 

@@ -7,7 +7,7 @@ namespace GpuActivations.Tests;
 /// The backward ops on every accelerator against the double reference (<see cref="ScalarReference.Derivative"/>):
 /// dx = dy * f'(x) for every activation of <see cref="OpTable"/>, the output form, and PReLU's dx and dAlpha.
 /// </summary>
-public sealed class BackwardTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class BackwardTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     /// <summary>
     /// The bound on dx, in ulps of |dy| * <see cref="ScalarReference.DerivativeScale"/> (the magnitude of the terms f'

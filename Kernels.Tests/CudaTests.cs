@@ -61,7 +61,7 @@ public class CudaDiscoveryTests
             // where its absence is a failure, and that is not a thing to trigger from inside another test).
             if (!AcceleratorFixtures.Required.Contains(AcceleratorKind.Cuda))
             {
-                IgnoreException skipped = Assert.Throws<IgnoreException>(() => AcceleratorFixtures.CreateOrSkip(AcceleratorKind.Cuda))!;
+                IgnoreException skipped = Assert.Throws<IgnoreException>(() => AcceleratorFixtures.CreateOrSkip(new AcceleratorTarget(AcceleratorKind.Cuda)))!;
                 Assert.That(skipped.Message, Is.EqualTo($"Cuda is absent: {Missing} not found"));
             }
         }

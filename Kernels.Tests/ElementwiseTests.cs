@@ -3,7 +3,7 @@ using NUnit.Framework;
 namespace GpuActivations.Tests;
 
 /// <summary>Every activation of <see cref="OpTable"/> on every accelerator, against the double reference.</summary>
-public sealed class ElementwiseTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class ElementwiseTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     static IEnumerable<ActivationCase> Cases => OpTable.Activations;
 

@@ -4,7 +4,7 @@ using NUnit.Framework;
 namespace GpuActivations.Tests;
 
 /// <summary>Gated units (every unit, every layout, forward and backward) and PReLU on every accelerator, against the double reference.</summary>
-public sealed class GatedUnitTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class GatedUnitTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     /// <summary>act(gate) * up rounds twice at most beside the activation's own error; the clamped unit's up + 1 once more.</summary>
     const double GluUlp = OpTable.ElementwiseUlp + 1;

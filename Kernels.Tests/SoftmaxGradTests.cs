@@ -8,7 +8,7 @@ namespace GpuActivations.Tests;
 /// reference. Shapes cross every kernel shape: one column, short rows (several per group), rows of 1000+ columns (a group
 /// each) and 262144 columns (split across groups on devices, across cores on the CPU when there is one row).
 /// </summary>
-public sealed class SoftmaxGradTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class SoftmaxGradTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     /// <summary>Softmax outputs: DESIGN.md's 1e-5 relative per element.</summary>
     const double Relative = 1e-5;
@@ -315,7 +315,7 @@ public sealed class SoftmaxGradTests(AcceleratorKind kind) : AcceleratorTest(kin
 /// In place, the rows whose z are all -inf must be recognised from the input before it is overwritten (a review found
 /// the CPU storing e^(-inf - -inf) = NaN over them first): safe rows stay zeros and a long row's -inf slice adds nothing.
 /// </summary>
-public sealed class SoftmaxInPlaceTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class SoftmaxInPlaceTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     [TestCase(2, 8)]
     [TestCase(2, 3)]

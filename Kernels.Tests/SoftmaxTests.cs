@@ -4,7 +4,7 @@ using NUnit.Framework;
 namespace GpuActivations.Tests;
 
 /// <summary>Softmax and log-softmax on every accelerator: shapes across the kernel-shape boundaries and the special rows.</summary>
-public sealed class SoftmaxTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class SoftmaxTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     const double Relative = 1e-5;
     const double Absolute = 1e-5;

@@ -53,7 +53,7 @@ public sealed class Format16
 /// far below half a bf16/fp16 ulp, so only near a rounding boundary can it land on the neighbour). Elementwise ops are
 /// checked on every one of the 65536 bit patterns.
 /// </summary>
-public sealed class StorageTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class StorageTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     static IEnumerable<TestCaseData> ActivationsByFormat =>
         from f in Format16.All from c in OpTable.Activations
@@ -300,7 +300,7 @@ public sealed class CpuSpanStorageTests
 /// float32 op's result on the widened inputs, rounded to the format (NaN payloads aside). The float32 results are
 /// checked against the reference by BackwardTests; this checks the storage path adds exactly one rounding.
 /// </summary>
-public sealed class StorageBackwardTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class StorageBackwardTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     static IEnumerable<TestCaseData> ActivationsByFormat =>
         from f in Format16.All from c in OpTable.Activations

@@ -74,6 +74,24 @@ public abstract class Accelerator : IDisposable
     /// <exception cref="AcceleratorUnavailableException">The CUDA driver or NVRTC is missing; the message says which and why.</exception>
     public static Accelerator WrapCuda(nint context, nint stream) => Cuda.CudaAccelerator.Wrap(context, stream);
 
+    /// <summary>
+    /// The library's ops on an engine's own ILGPU accelerator, queued on <paramref name="stream"/> (the accelerator's default
+    /// stream when null). Nothing is taken over: disposing the result frees only the buffers allocated through it, never the
+    /// ILGPU accelerator, its context or the stream. On CUDA and OpenCL every op is an ILGPU kernel. On ILGPU's CPU
+    /// accelerator the ops run the library's SIMD path on the buffers' host memory (CPU speed), unless
+    /// <paramref name="runKernelsOnCpu"/> asks for the ILGPU kernels themselves (emulated thread by thread: for testing them).
+    /// </summary>
+    /// <param name="accelerator">The engine's ILGPU accelerator.</param>
+    /// <param name="stream">The stream to queue on, one of <paramref name="accelerator"/>'s; null for its default stream.</param>
+    /// <param name="runKernelsOnCpu">On ILGPU's CPU accelerator, run the ILGPU kernels instead of the SIMD path.</param>
+    public static Accelerator FromIlgpu(ILGPU.Runtime.Accelerator accelerator, ILGPU.Runtime.AcceleratorStream? stream = null, bool runKernelsOnCpu = false)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (stream is not null && stream.Accelerator != accelerator)
+            throw new ArgumentException($"stream belongs to {stream.Accelerator.Name}, not to {accelerator.Name}; pass one of accelerator's streams.", nameof(stream));
+        return Kernels.IlgpuBackend.Over(accelerator, stream, runKernelsOnCpu);
+    }
+
     /// <summary>Allocates a buffer of <paramref name="length"/> elements (contents undefined until written).</summary>
     public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
     {
@@ -109,7 +127,14 @@ public abstract class Accelerator : IDisposable
         catch (OverflowException) { throw new ArgumentOutOfRangeException(nameof(length), length, "length * element size overflows a 64-bit byte count."); }
     }
 
-    DeviceBuffer<T> Track<T>(DeviceBuffer<T> buffer) where T : unmanaged
+    /// <summary>
+    /// Whether buffers of <paramref name="other"/> are this accelerator's memory: the same accelerator, or (ILGPU) another
+    /// stream of the same ILGPU accelerator.
+    /// </summary>
+    internal virtual bool SharesMemoryWith(Accelerator other) => ReferenceEquals(this, other);
+
+    /// <summary>Lists <paramref name="buffer"/> among the live buffers that disposing this accelerator releases.</summary>
+    internal DeviceBuffer<T> Track<T>(DeviceBuffer<T> buffer) where T : unmanaged
     {
         liveBuffers.AddOrUpdate(buffer.Storage, null);
         return buffer;

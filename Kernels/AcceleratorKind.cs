@@ -9,6 +9,12 @@ public enum AcceleratorKind
     OpenCL,
     /// <summary>An NVIDIA GPU through the CUDA driver API and NVRTC.</summary>
     Cuda,
+    /// <summary>
+    /// An ILGPU accelerator (CUDA, OpenCL 2.0+, or ILGPU's CPU accelerator) running the library's ILGPU kernels; on ILGPU's
+    /// CPU accelerator the ops run the SIMD path on host memory unless the kernels are asked for
+    /// (<see cref="Accelerator.FromIlgpu"/>).
+    /// </summary>
+    Ilgpu,
 }
 
 /// <summary>One device an accelerator can be created on, as <see cref="Accelerator.Enumerate"/> reports it.</summary>

@@ -37,6 +37,8 @@ public enum ActivationKind
     HardSwish,
     /// <summary>min(max(x, 0), 6).</summary>
     Relu6,
+    /// <summary>A user-defined function (<see cref="Activation.Custom{TFunction}(TFunction)"/>).</summary>
+    Custom,
 }
 
 /// <summary>
@@ -53,6 +55,19 @@ public sealed class Activation : IEquatable<Activation>
         Beta = beta;
         Threshold = threshold;
     }
+
+    /// <summary>The user function of a <see cref="ActivationKind.Custom"/> activation; null for the built-ins.</summary>
+    internal CustomFunction? Function { get; private init; }
+
+    /// <summary>
+    /// A user-defined activation: <paramref name="function"/>'s forward and derivative (plain C# on one float) run through
+    /// every elementwise and backward op on the CPU and on ILGPU accelerators, specialised for the struct. See
+    /// <see cref="IActivationFunction"/> for what the code may do.
+    /// </summary>
+    /// <typeparam name="TFunction">The user's struct.</typeparam>
+    /// <param name="function">Its value (fields are parameters).</param>
+    public static Activation Custom<TFunction>(TFunction function = default) where TFunction : struct, IActivationFunction
+        => new(ActivationKind.Custom) { Function = new CustomFunction<TFunction>(function) };
 
     /// <summary>Which activation.</summary>
     public ActivationKind Kind { get; }
@@ -151,16 +166,17 @@ public sealed class Activation : IEquatable<Activation>
         ActivationKind.HardSigmoid => visitor.Visit(new HardSigmoidOp()),
         ActivationKind.HardSwish => visitor.Visit(new HardSwishOp()),
         ActivationKind.Relu6 => visitor.Visit(new Relu6Op()),
+        ActivationKind.Custom => Function!.Accept<TVisitor, TResult>(ref visitor),
         _ => throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unknown activation."),
     };
 
     /// <inheritdoc/>
     public bool Equals(Activation? other) => other is not null && Kind == other.Kind
-        && Alpha.Equals(other.Alpha) && Beta.Equals(other.Beta) && Threshold.Equals(other.Threshold);
+        && Alpha.Equals(other.Alpha) && Beta.Equals(other.Beta) && Threshold.Equals(other.Threshold) && Equals(Function, other.Function);
     /// <inheritdoc/>
     public override bool Equals(object? obj) => Equals(obj as Activation);
     /// <inheritdoc/>
-    public override int GetHashCode() => HashCode.Combine(Kind, Alpha, Beta, Threshold);
+    public override int GetHashCode() => HashCode.Combine(Kind, Alpha, Beta, Threshold, Function);
 
     /// <summary>The kind and any parameters, e.g. <c>LeakyRelu(alpha=0.2)</c>.</summary>
     public override string ToString() => Kind switch
@@ -168,6 +184,7 @@ public sealed class Activation : IEquatable<Activation>
         ActivationKind.LeakyRelu or ActivationKind.Elu => $"{Kind}(alpha={Alpha})",
         ActivationKind.Swish => $"{Kind}(beta={Beta})",
         ActivationKind.Softplus => $"{Kind}(beta={Beta}, threshold={Threshold})",
+        ActivationKind.Custom => $"{Kind}({Function!.Name})",
         _ => Kind.ToString(),
     };
 }

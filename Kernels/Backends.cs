@@ -1,4 +1,5 @@
 using GpuActivations.Cpu;
+using GpuActivations.Kernels;
 using GpuActivations.Cuda;
 using GpuActivations.OpenCL;
 
@@ -12,6 +13,7 @@ internal static class Backends
         AcceleratorKind.Cpu => new(kind, [CpuAccelerator.Device], null),
         AcceleratorKind.OpenCL => OpenCLAccelerator.Probe(),
         AcceleratorKind.Cuda => CudaAccelerator.Probe(),
+        AcceleratorKind.Ilgpu => IlgpuDevices.Probe(),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown accelerator kind."),
     };
 
@@ -26,6 +28,7 @@ internal static class Backends
             AcceleratorKind.Cpu => CpuAccelerator.Create(),
             AcceleratorKind.OpenCL => OpenCLAccelerator.Create(deviceIndex),
             AcceleratorKind.Cuda => CudaAccelerator.Create(deviceIndex),
+            AcceleratorKind.Ilgpu => IlgpuDevices.Create(deviceIndex),
             _ => throw new AcceleratorUnavailableException(kind, availability.Reason ?? "no device"),
         };
     }

@@ -20,7 +20,10 @@ internal abstract class BufferStorage : IDisposable
     int disposed;
 
     /// <summary>True after Dispose (of the buffer or of its accelerator) or finalization.</summary>
-    public bool IsDisposed => Volatile.Read(ref disposed) != 0;
+    public bool IsDisposed => Volatile.Read(ref disposed) != 0 || IsReleasedByOwner;
+
+    /// <summary>True when borrowed memory was freed by its owner (an engine disposing its own ILGPU buffer).</summary>
+    protected virtual bool IsReleasedByOwner => false;
 
     /// <summary>The native handle the kernels receive (host pointer, cl_mem or CUdeviceptr).</summary>
     public abstract nint Handle { get; }

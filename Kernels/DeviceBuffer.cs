@@ -122,6 +122,17 @@ public readonly struct BufferView<T> where T : unmanaged
         return result;
     }
 
+    /// <summary>
+    /// An engine's ILGPU view as a library view, without copying or taking ownership, so an engine passes the views it
+    /// holds straight to the ops (<c>ops.Apply(Activation.Gelu, x.View, y.View)</c>). The ops run on the accelerator
+    /// <see cref="Accelerator.FromIlgpu"/> returns for the view's ILGPU accelerator (any of its streams). Disposing the
+    /// ILGPU buffer is the engine's business: an op on it afterwards throws <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    public static implicit operator BufferView<T>(ILGPU.ArrayView<T> view) => Kernels.IlgpuBackend.Borrow(view);
+
+    /// <summary>An engine's dense one-dimensional ILGPU view (what <c>MemoryBuffer1D.View</c> gives) as a library view; see the <see cref="ILGPU.ArrayView{T}"/> conversion.</summary>
+    public static implicit operator BufferView<T>(ILGPU.Runtime.ArrayView1D<T, ILGPU.Stride1D.Dense> view) => Kernels.IlgpuBackend.Borrow<T>(view);
+
     /// <summary>"[offset, offset + length) of buffer".</summary>
     public override string ToString() => $"[{Offset}, {Offset + Length}) of {Buffer}";
 }

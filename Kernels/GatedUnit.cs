@@ -15,6 +15,8 @@ public enum GatedUnitKind
     ReGlu,
     /// <summary>gpt-oss's SwiGLU: g sigmoid(alpha g) (u + 1) with g = min(gate, limit), u = clamp(up, -limit, limit).</summary>
     ClampedSwiGlu,
+    /// <summary>A user-defined gate activation (<see cref="GatedUnit.Custom{TFunction}(TFunction)"/>): f(gate) * up.</summary>
+    Custom,
 }
 
 /// <summary>
@@ -77,6 +79,22 @@ public sealed class GatedUnit : IEquatable<GatedUnit>
     public static IReadOnlyList<GatedUnit> All { get; } = [SwiGlu, GeGlu, GeGluTanh, ReGlu, ClampedSwiGlu()];
 
     /// <summary>Whether the unit clamps its inputs (and adds 1 to up): <see cref="GatedUnitKind.ClampedSwiGlu"/>.</summary>
+    /// <summary>The user function of a <see cref="GatedUnitKind.Custom"/> unit; null for the built-ins.</summary>
+    internal Activations.CustomFunction? Function => gateActivation?.Function;
+
+    readonly Activation? gateActivation;
+
+    /// <summary>
+    /// A gated unit with a user-defined gate activation: y = f(gate) * up, with its backward, in every layout and storage
+    /// type, on the CPU and on ILGPU accelerators (see <see cref="IActivationFunction"/>).
+    /// </summary>
+    /// <typeparam name="TFunction">The user's struct.</typeparam>
+    /// <param name="function">Its value (fields are parameters).</param>
+    public static GatedUnit Custom<TFunction>(TFunction function = default) where TFunction : struct, IActivationFunction
+        => new(GatedUnitKind.Custom, Activation.Custom(function));
+
+    GatedUnit(GatedUnitKind kind, Activation gate) : this(kind) => gateActivation = gate;
+
     internal bool IsClamped => Kind == GatedUnitKind.ClampedSwiGlu;
 
     /// <summary>The activation applied to the (clamped) gate.</summary>
@@ -87,6 +105,7 @@ public sealed class GatedUnit : IEquatable<GatedUnit>
         GatedUnitKind.GeGluTanh => Activation.GeluTanh,
         GatedUnitKind.ReGlu => Activation.Relu,
         GatedUnitKind.ClampedSwiGlu => Activation.Swish(Alpha),
+        GatedUnitKind.Custom => gateActivation!,
         _ => throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unknown gated unit."),
     };
 
@@ -98,16 +117,18 @@ public sealed class GatedUnit : IEquatable<GatedUnit>
         GatedUnitKind.GeGluTanh => visitor.Visit(new GeluTanhGate(), 0f),
         GatedUnitKind.ReGlu => visitor.Visit(new ReluGate(), 0f),
         GatedUnitKind.ClampedSwiGlu => visitor.Visit(new SwishGate(Alpha), Limit),
+        GatedUnitKind.Custom => Function!.AcceptGate<TVisitor, TResult>(ref visitor),
         _ => throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unknown gated unit."),
     };
 
     /// <inheritdoc/>
-    public bool Equals(GatedUnit? other) => other is not null && Kind == other.Kind && Alpha.Equals(other.Alpha) && Limit.Equals(other.Limit);
+    public bool Equals(GatedUnit? other) => other is not null && Kind == other.Kind && Alpha.Equals(other.Alpha) && Limit.Equals(other.Limit)
+        && Equals(gateActivation, other.gateActivation);
     /// <inheritdoc/>
     public override bool Equals(object? obj) => Equals(obj as GatedUnit);
     /// <inheritdoc/>
-    public override int GetHashCode() => HashCode.Combine(Kind, Alpha, Limit);
+    public override int GetHashCode() => HashCode.Combine(Kind, Alpha, Limit, gateActivation);
 
     /// <summary>The kind and any parameters, e.g. <c>ClampedSwiGlu(alpha=1.702, limit=7)</c>.</summary>
-    public override string ToString() => IsClamped ? $"{Kind}(alpha={Alpha}, limit={Limit})" : Kind.ToString();
+    public override string ToString() => IsClamped ? $"{Kind}(alpha={Alpha}, limit={Limit})" : gateActivation?.ToString() ?? Kind.ToString();
 }

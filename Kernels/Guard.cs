@@ -12,7 +12,8 @@ internal static class Guard
     public static void Live<T>(BufferView<T> view, string name) where T : unmanaged
     {
         if (view.Buffer is null)
-            throw new ArgumentNullException(name, $"{name} is a default BufferView with no buffer; allocate one with Accelerator.Allocate.");
+            throw new ArgumentNullException(name,
+                $"{name} has no buffer: a default BufferView, or an ILGPU view of a buffer already disposed; pass a live buffer's view.");
         if (view.Buffer.IsDisposed)
             throw new ObjectDisposedException(name, $"{name} refers to a disposed buffer (or one whose accelerator was disposed).");
     }
@@ -21,7 +22,7 @@ internal static class Guard
     public static void On<T>(Accelerator accelerator, BufferView<T> view, string name) where T : unmanaged
     {
         Live(view, name);
-        if (!ReferenceEquals(view.Buffer.Accelerator, accelerator))
+        if (!accelerator.SharesMemoryWith(view.Buffer.Accelerator))
             throw new ArgumentException(
                 $"{name} belongs to {view.Buffer.Accelerator.Info} but the op runs on {accelerator.Info}; copy it to this accelerator first.", name);
     }

@@ -53,7 +53,7 @@ public sealed record BadCall(OpCall Op, Fault Fault, string Target, Type Excepti
 /// stated exception naming the argument, with the wrong and the expected value in the message, and leave every
 /// buffer of the call (the output above all) exactly as it was.
 /// </summary>
-public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class BadInputTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     const float Sentinel = 4242f;
     const long Guard = 3; // elements of sentinel before and after every view
@@ -157,7 +157,7 @@ public sealed class BadInputTests(AcceleratorKind kind) : AcceleratorTest(kind)
         {
             foreach (var v in op.Views)
             {
-                yield return new(op, Fault.DefaultView, v.Name, typeof(ArgumentNullException), v.Name, [$"{v.Name} is a default BufferView"]);
+                yield return new(op, Fault.DefaultView, v.Name, typeof(ArgumentNullException), v.Name, [$"{v.Name} has no buffer: a default BufferView"]);
                 yield return new(op, Fault.DisposedBuffer, v.Name, typeof(ObjectDisposedException), v.Name, [$"{v.Name} refers to a disposed buffer"]);
                 yield return new(op, Fault.ForeignSameKind, v.Name, typeof(ArgumentException), v.Name, [$"{v.Name} belongs to", "but the op runs on"]);
                 yield return new(op, Fault.ForeignOtherKind, v.Name, typeof(ArgumentException), v.Name, [$"{v.Name} belongs to", "but the op runs on"]);

@@ -14,7 +14,7 @@ namespace GpuActivations.Tests.Hardening;
 /// and softmax's row sums, are computed on the host without holding 8 GiB there.
 /// </summary>
 [NonParallelizable]
-public sealed class LargeBufferTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class LargeBufferTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     const string Switch = "GPUACTIVATIONS_LARGE_TESTS";
     const int Period = 1 << 20;

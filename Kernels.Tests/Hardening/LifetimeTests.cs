@@ -11,7 +11,7 @@ namespace GpuActivations.Tests.Hardening;
 /// working set and private bytes (figures printed to TestContext.Out, copied into docs/reliability.md).
 /// </summary>
 [NonParallelizable]
-public sealed class LifetimeTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class LifetimeTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     const long MiB = 1 << 20;
     const int Chunk = 1 << 20; // floats per copy when filling big buffers

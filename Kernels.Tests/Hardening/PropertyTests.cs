@@ -246,7 +246,7 @@ public static class Generators
 /// A failure prints the case and FsCheck's replay seed.
 /// </summary>
 [NonParallelizable]
-public sealed class PropertyTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class PropertyTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     const int Cases = 60;
     const float Sentinel = -7777f;

@@ -59,6 +59,18 @@ internal interface ISimd<TSelf> where TSelf : unmanaged, ISimd<TSelf>
     static abstract float Sum(TSelf a);
     static abstract float MaxAcross(TSelf a);
     static abstract float First(TSelf a);
+
+    /// <summary>
+    /// A scalar function lane by lane (user-defined activations, which have no vector form): through a stack copy on the
+    /// SIMD widths; a one-float lane calls it directly, so kernels see plain scalar code.
+    /// </summary>
+    static virtual unsafe TSelf Map<TF>(TSelf a, TF function) where TF : struct, GpuActivations.Activations.ILaneFunction
+    {
+        float* lanes = stackalloc float[TSelf.Count];
+        TSelf.Store(a, lanes);
+        for (int i = 0; i < TSelf.Count; i++) lanes[i] = function.Invoke(lanes[i]);
+        return TSelf.Load(lanes);
+    }
 }
 
 /// <summary>Helpers that follow from the primitives.</summary>

@@ -31,7 +31,9 @@ internal sealed class KernelSet
         // Enough resident groups to fill every multiprocessor twice over; grid-stride loops cover the rest.
         int perMultiprocessor = System.Math.Max(1, accelerator.MaxNumThreadsPerMultiprocessor / GroupSize);
         MaxGroups = IsCpu ? accelerator.NumMultiprocessors : accelerator.NumMultiprocessors * perMultiprocessor * 2;
-        if (IsCpu) GroupSize = accelerator.MaxNumThreadsPerGroup;
+        // ILGPU's CPU accelerator runs every simulated thread as an OS thread and meets them at each barrier: one warp per
+        // group keeps a launch cheap while a kernel that assumes a warp size still sees the shape's own (4, 32 or 64).
+        if (IsCpu) GroupSize = accelerator.WarpSize;
     }
 
     /// <summary>The set of <paramref name="accelerator"/>, created on first use.</summary>

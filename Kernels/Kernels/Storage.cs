@@ -33,7 +33,7 @@ internal readonly struct Float16Storage : IStorage<Half>
 internal readonly struct BFloat16Storage : IStorage<BFloat16>
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Load(BFloat16 value) => BitConverter.Int32BitsToSingle(value.Bits << 16);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static BFloat16 Store(float value) => BFloat16.FromBits(BFloat16.Round(BitConverter.SingleToUInt32Bits(value)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static BFloat16 Store(float value) => BFloat16.FromBits(BFloat16.Round((uint)BitConverter.SingleToInt32Bits(value)));
 }
 
 /// <summary>Four floats as one 16-byte element, so a view of them loads and stores 128 bits at a time (<c>ld.global.v4.f32</c>).</summary>

@@ -139,4 +139,7 @@ internal readonly struct ScalarLane<TFma> : ISimd<ScalarLane<TFma>> where TFma :
     public static float Sum(ScalarLane<TFma> a) => a.Value;
     public static float MaxAcross(ScalarLane<TFma> a) => a.Value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(ScalarLane<TFma> a) => a.Value;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ScalarLane<TFma> Map<TF>(ScalarLane<TFma> a, TF function) where TF : struct, GpuActivations.Activations.ILaneFunction
+        => new(function.Invoke(a.Value));
 }
