@@ -646,6 +646,9 @@ public abstract class Accelerator : IDisposable
             Guard.Disjoint(tdl, tloss, nameof(dLogits), nameof(losses));
         }
         Guard.Disjoint(tl, tloss, nameof(logits), nameof(losses));
+        // Targets (int32) and the outputs may be views of one memory through different types: compared as bytes.
+        Guard.Disjoint(tt, tloss, nameof(targets), nameof(losses));
+        if (gradient) Guard.Disjoint(tt, tdl, nameof(targets), nameof(dLogits));
         long total = CheckRows(rows, cols, (tl, nameof(logits)));
         if (gradient) Guard.Length(dLogits.Length, total, nameof(dLogits), $"rows * cols = {rows} * {cols}");
         Guard.Length(targets.Length, rows, nameof(targets), "rows");
