@@ -19,7 +19,10 @@ namespace GpuActivations;
 public abstract class Accelerator : IDisposable
 {
     readonly System.Runtime.CompilerServices.ConditionalWeakTable<BufferStorage, object?> liveBuffers = new();
-    volatile bool disposed;
+    int disposedFlag;
+    /// <summary>Ops, copies and allocations in progress (<see cref="Hold(BufferStorage[])"/>); Dispose waits for none.</summary>
+    int activeOps;
+    static readonly BufferStorage?[] NoStorage = [];
 
     private protected Accelerator(AcceleratorInfo info) => Info = info;
 
@@ -30,7 +33,7 @@ public abstract class Accelerator : IDisposable
     /// <summary>The device name.</summary>
     public string Name => Info.Name;
     /// <summary>True once disposed.</summary>
-    public bool IsDisposed => disposed;
+    public bool IsDisposed => Volatile.Read(ref disposedFlag) != 0;
 
     /// <summary>Whether <paramref name="kind"/> is present, its devices, and if absent why. Never throws for an absent runtime.</summary>
     public static AcceleratorAvailability Probe(AcceleratorKind kind) => Backends.Probe(kind);
@@ -96,7 +99,9 @@ public abstract class Accelerator : IDisposable
     public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
     {
         ThrowIfDisposed();
-        return Track(new DeviceBuffer<T>(AllocateStorage(ByteCount<T>(length)), length));
+        long bytes = ByteCount<T>(length);
+        using (Hold(NoStorage))
+            return Track(new DeviceBuffer<T>(AllocateStorage(bytes), length));
     }
 
     /// <summary>Allocates a buffer holding a copy of <paramref name="data"/>.</summary>
@@ -116,7 +121,9 @@ public abstract class Accelerator : IDisposable
     {
         ThrowIfDisposed();
         if (nativeHandle == 0) throw new ArgumentNullException(nameof(nativeHandle), "nativeHandle is null; pass the engine's pointer or memory object.");
-        return Track(new DeviceBuffer<T>(WrapStorage(nativeHandle, ByteCount<T>(length)), length));
+        long bytes = ByteCount<T>(length);
+        using (Hold(NoStorage))
+            return Track(new DeviceBuffer<T>(WrapStorage(nativeHandle, bytes), length));
     }
 
     /// <summary>length * sizeof(T) in bytes, or an exception naming <c>length</c> when negative or overflowing.</summary>
@@ -160,8 +167,8 @@ public abstract class Accelerator : IDisposable
         CheckInOut(x, y, nameof(x), nameof(y));
         Guard.SameLength(x.Length, y.Length, nameof(x), nameof(y));
         var (tx, ty) = (TensorArg.Of(x), TensorArg.Of(y));
-        if (x.Length > 0) RunActivation(activation, tx, ty);
-        KeepAlive(tx, ty);
+        using (Hold(tx, ty))
+            if (x.Length > 0) RunActivation(activation, tx, ty);
     }
 
     /// <summary>
@@ -189,8 +196,8 @@ public abstract class Accelerator : IDisposable
         CheckPReluShape(x.Length, alpha.Length);
         var (tx, ta, ty) = (TensorArg.Of(x), TensorArg.Of(alpha), TensorArg.Of(y));
         Guard.NoPartialOverlap(ta, ty, nameof(alpha), nameof(y));
-        if (x.Length > 0) RunPRelu(tx, ta, ty);
-        KeepAlive(tx, ta, ty);
+        using (Hold(tx, ta, ty))
+            if (x.Length > 0) RunPRelu(tx, ta, ty);
     }
 
     /// <summary>
@@ -220,8 +227,8 @@ public abstract class Accelerator : IDisposable
         if (fromOutput) CheckOutputDerivative(activation); else ArgumentNullException.ThrowIfNull(activation);
         CheckBackward(input, dy, dx, inputName);
         var (ti, tdy, tdx) = (TensorArg.Of(input, inputName), TensorArg.Of(dy), TensorArg.Of(dx));
-        if (input.Length > 0) RunActivationBackward(activation, fromOutput, ti, tdy, tdx);
-        KeepAlive(ti, tdy, tdx);
+        using (Hold(ti, tdy, tdx))
+            if (input.Length > 0) RunActivationBackward(activation, fromOutput, ti, tdy, tdx);
     }
 
     /// <summary>
@@ -282,8 +289,8 @@ public abstract class Accelerator : IDisposable
         Guard.NoPartialOverlap(ta, tdx, nameof(alpha), nameof(dx));
         foreach (var (t, name) in new[] { (tx, nameof(x)), (ta, nameof(alpha)), (tdy, nameof(dy)), (tdx, nameof(dx)) })
             Guard.Disjoint(t, tda, name, nameof(dAlpha));
-        RunPReluBackward(tx, ta, tdy, tdx, tda); // also with no rows: dAlpha is then zeros
-        KeepAlive(tx, ta, tdy, tdx, tda);
+        using (Hold(tx, ta, tdy, tdx, tda))
+            RunPReluBackward(tx, ta, tdy, tdx, tda); // also with no rows: dAlpha is then zeros
     }
 
     /// <summary>
@@ -312,8 +319,8 @@ public abstract class Accelerator : IDisposable
         Guard.SameLength(gate.Length, up.Length, nameof(gate), nameof(up));
         Guard.SameLength(gate.Length, y.Length, nameof(gate), nameof(y));
         var (tg, tu, ty) = (TensorArg.Of(gate), TensorArg.Of(up), TensorArg.Of(y));
-        if (y.Length > 0) RunGlu(unit, GluLayout.Separate, tg, tu, ty, 1, y.Length);
-        KeepAlive(tg, tu, ty);
+        using (Hold(tg, tu, ty))
+            if (y.Length > 0) RunGlu(unit, GluLayout.Separate, tg, tu, ty, 1, y.Length);
     }
 
     /// <summary>
@@ -350,8 +357,8 @@ public abstract class Accelerator : IDisposable
         Guard.Disjoint(packed, y, nameof(packed), nameof(y), "the packed layout cannot be computed in place (y is half as long). Use a separate output.");
         long outputs = PackedShape(packed.Length, y.Length, nameof(y), rows, d);
         var (tp, ty) = (TensorArg.Of(packed), TensorArg.Of(y));
-        if (outputs > 0) RunGlu(unit, layout, tp, tp, ty, rows, d);
-        KeepAlive(tp, ty);
+        using (Hold(tp, ty))
+            if (outputs > 0) RunGlu(unit, layout, tp, tp, ty, rows, d);
     }
 
     /// <summary>SwiGLU in one pass: y = silu(gate) * up.</summary>
@@ -401,8 +408,8 @@ public abstract class Accelerator : IDisposable
         foreach (var (view, name) in new[] { (up, nameof(up)), (dy, nameof(dy)), (dGate, nameof(dGate)), (dUp, nameof(dUp)) })
             Guard.SameLength(gate.Length, view.Length, nameof(gate), name);
         var (tg, tu, tdy, tdg, tdu) = (TensorArg.Of(gate), TensorArg.Of(up), TensorArg.Of(dy), TensorArg.Of(dGate), TensorArg.Of(dUp));
-        if (gate.Length > 0) RunGluBackward(unit, GluLayout.Separate, tg, tu, tdy, tdg, tdu, 1, gate.Length);
-        KeepAlive(tg, tu, tdy, tdg, tdu);
+        using (Hold(tg, tu, tdy, tdg, tdu))
+            if (gate.Length > 0) RunGluBackward(unit, GluLayout.Separate, tg, tu, tdy, tdg, tdu, 1, gate.Length);
     }
 
     /// <summary>
@@ -444,8 +451,8 @@ public abstract class Accelerator : IDisposable
         long outputs = PackedShape(packed.Length, dy.Length, nameof(dy), rows, d);
         Guard.Length(dPacked.Length, 2 * outputs, nameof(dPacked), $"rows * 2d = {rows} * {2 * d}");
         var (tp, tdy, tdp) = (TensorArg.Of(packed), TensorArg.Of(dy), TensorArg.Of(dPacked));
-        if (outputs > 0) RunGluBackward(unit, layout, tp, tp, tdy, tdp, tdp, rows, d);
-        KeepAlive(tp, tdy, tdp);
+        using (Hold(tp, tdy, tdp))
+            if (outputs > 0) RunGluBackward(unit, layout, tp, tp, tdy, tdp, tdp, rows, d);
     }
 
     /// <summary>The internal layout of a packing, or an exception naming <c>packing</c>.</summary>
@@ -562,8 +569,8 @@ public abstract class Accelerator : IDisposable
             }
             input = new SoftmaxInput(options.Scale, options.HasMask ? TensorArg.Of(options.Mask) : default, maskStride, options.Safe);
         }
-        if (total > 0) RunSoftmax(tx, ty, rows, cols, log, input);
-        KeepAlive(tx, ty, input.Mask);
+        using (Hold(tx, ty, input.Mask))
+            if (total > 0) RunSoftmax(tx, ty, rows, cols, log, input);
     }
 
     /// <summary>
@@ -617,8 +624,8 @@ public abstract class Accelerator : IDisposable
         CheckInOut(y, dx, nameof(y), nameof(dx));
         var (ty, tdy, tdx) = (TensorArg.Of(y), TensorArg.Of(dy), TensorArg.Of(dx));
         long total = CheckRows(rows, cols, (ty, nameof(y)), (tdy, nameof(dy)), (tdx, nameof(dx)));
-        if (total > 0) RunSoftmaxBackward(ty, tdy, tdx, rows, cols, log);
-        KeepAlive(ty, tdy, tdx);
+        using (Hold(ty, tdy, tdx))
+            if (total > 0) RunSoftmaxBackward(ty, tdy, tdx, rows, cols, log);
     }
 
     /// <summary>
@@ -671,12 +678,15 @@ public abstract class Accelerator : IDisposable
             Guard.Disjoint(tdl, tloss, nameof(dLogits), nameof(losses));
         }
         Guard.Disjoint(tl, tloss, nameof(logits), nameof(losses));
+        // Targets (int32) and the outputs may be views of one memory through different types: compared as bytes.
+        Guard.Disjoint(tt, tloss, nameof(targets), nameof(losses));
+        if (gradient) Guard.Disjoint(tt, tdl, nameof(targets), nameof(dLogits));
         long total = CheckRows(rows, cols, (tl, nameof(logits)));
         if (gradient) Guard.Length(dLogits.Length, total, nameof(dLogits), $"rows * cols = {rows} * {cols}");
         Guard.Length(targets.Length, rows, nameof(targets), "rows");
         Guard.Length(losses.Length, rows, nameof(losses), "rows");
-        if (total > 0) RunCrossEntropy(tl, tt, tloss, gradient ? tdl : null, rows, cols, options);
-        KeepAlive(tl, tt, tloss, tdl);
+        using (Hold(tl, tt, tloss, tdl))
+            if (total > 0) RunCrossEntropy(tl, tt, tloss, gradient ? tdl : null, rows, cols, options);
     }
 
     static readonly CrossEntropyOptions DefaultCrossEntropy = new();
@@ -704,7 +714,8 @@ public abstract class Accelerator : IDisposable
     public void Synchronize()
     {
         ThrowIfDisposed();
-        SynchronizeCore();
+        using (Hold(NoStorage))
+            SynchronizeCore();
     }
 
     /// <summary>Throws, naming <c>activation</c>, unless it is non-null and has a derivative in terms of its output.</summary>
@@ -742,18 +753,59 @@ public abstract class Accelerator : IDisposable
     }
 
     /// <summary>
-    /// Keeps the buffers behind the views reachable until the op has been run or queued. The backends work on raw
-    /// handles (a host pointer, a cl_mem); without this, a buffer referenced only by a view argument could be
-    /// finalized, and its memory freed, while the kernel still reads it.
+    /// Holds the accelerator and the memory of <paramref name="tensors"/> (default ones skipped) until the lease is
+    /// disposed, when the op has run or been queued: a buffer disposed meanwhile by another thread is freed when the
+    /// lease ends, and the accelerator's Dispose waits for it. The lease also keeps the buffers reachable (the backends
+    /// work on raw handles, so a buffer referenced only by a view could otherwise be finalized under the kernel).
     /// </summary>
-    private protected static void KeepAlive(params ReadOnlySpan<TensorArg> tensors)
+    /// <exception cref="ObjectDisposedException">The accelerator, or a buffer, was disposed by another thread after the checks.</exception>
+    internal Lease Hold(params ReadOnlySpan<TensorArg> tensors)
     {
-        foreach (TensorArg t in tensors) GC.KeepAlive(t.Storage);
+        var held = new BufferStorage[tensors.Length];
+        for (int i = 0; i < tensors.Length; i++) held[i] = tensors[i].Storage;
+        return Hold(held);
+    }
+
+    /// <summary>Holds the accelerator and <paramref name="storages"/> (null entries skipped); see <see cref="Hold(ReadOnlySpan{TensorArg})"/>.</summary>
+    internal Lease Hold(BufferStorage?[] storages)
+    {
+        Interlocked.Increment(ref activeOps);
+        if (Volatile.Read(ref disposedFlag) != 0)
+        {
+            Interlocked.Decrement(ref activeOps);
+            ThrowIfDisposed();
+        }
+        int taken = 0;
+        try
+        {
+            for (; taken < storages.Length; taken++)
+                if (storages[taken] is { } s && !s.TryAddReference())
+                    throw new ObjectDisposedException("buffer",
+                        "A buffer of this op was disposed by another thread while the op was starting; dispose buffers only after the ops using them.");
+        }
+        catch
+        {
+            for (int i = 0; i < taken; i++) storages[i]?.ReleaseReference();
+            Interlocked.Decrement(ref activeOps);
+            throw;
+        }
+        return new Lease(this, storages);
+    }
+
+    /// <summary>An op's hold on its accelerator and its buffers' memory (<see cref="Hold(BufferStorage[])"/>); Dispose releases it.</summary>
+    internal readonly struct Lease(Accelerator accelerator, BufferStorage?[] storages) : IDisposable
+    {
+        /// <summary>Drops the buffer references (freeing any buffer disposed meanwhile) and leaves the accelerator.</summary>
+        public void Dispose()
+        {
+            foreach (var s in storages) s?.ReleaseReference();
+            Interlocked.Decrement(ref accelerator.activeOps);
+        }
     }
 
     private protected void ThrowIfDisposed()
     {
-        if (disposed)
+        if (IsDisposed)
             throw new ObjectDisposedException(nameof(Accelerator), $"This accelerator ({Info}) has been disposed, and its buffers with it; create a new one.");
     }
 
@@ -778,15 +830,18 @@ public abstract class Accelerator : IDisposable
     private protected virtual void ReleaseDevice() { }
 
     /// <summary>
-    /// Waits for queued work, frees every buffer still allocated on this accelerator (using one afterwards
-    /// throws <see cref="ObjectDisposedException"/>) and releases the device. Idempotent.
+    /// Waits for ops other threads have in progress (ops started afterwards throw <see cref="ObjectDisposedException"/>)
+    /// and for queued work, frees every buffer still allocated on this accelerator (using one afterwards throws
+    /// <see cref="ObjectDisposedException"/>) and releases the device. Idempotent.
     /// </summary>
     public void Dispose()
     {
-        if (disposed) return;
+        if (Interlocked.Exchange(ref disposedFlag, 1) != 0) return;
+        // New ops now throw ObjectDisposedException; wait for those other threads have in progress.
+        var spin = new SpinWait();
+        while (Volatile.Read(ref activeOps) != 0) spin.SpinOnce(sleep1Threshold: 20);
         try { SynchronizeCore(); }
         catch (AcceleratorException) { /* the device is going away; free what we can */ }
-        disposed = true;
         foreach (var (storage, _) in liveBuffers) storage.Dispose();
         ReleaseDevice();
         GC.SuppressFinalize(this);

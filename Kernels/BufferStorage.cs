@@ -18,12 +18,34 @@ internal abstract class BufferStorage : IDisposable
     public long Bytes { get; }
 
     int disposed;
+    /// <summary>References to the memory: 1 for the owner until Dispose, plus one per op using it (SafeHandle-style).</summary>
+    int references = 1;
 
     /// <summary>True after Dispose (of the buffer or of its accelerator) or finalization.</summary>
     public bool IsDisposed => Volatile.Read(ref disposed) != 0 || IsReleasedByOwner;
 
     /// <summary>True when borrowed memory was freed by its owner (an engine disposing its own ILGPU buffer).</summary>
     protected virtual bool IsReleasedByOwner => false;
+
+    /// <summary>
+    /// Takes a reference for an op: false once the storage is disposed. While any reference is held, Dispose only marks
+    /// the storage disposed; the memory is released when the last reference goes (<see cref="ReleaseReference"/>).
+    /// </summary>
+    public bool TryAddReference()
+    {
+        while (true)
+        {
+            int r = Volatile.Read(ref references);
+            if (r == 0 || IsDisposed) return false;
+            if (Interlocked.CompareExchange(ref references, r + 1, r) == r) return true;
+        }
+    }
+
+    /// <summary>Drops a reference; the last one releases the memory.</summary>
+    public void ReleaseReference()
+    {
+        if (Interlocked.Decrement(ref references) == 0) Release();
+    }
 
     /// <summary>The native handle the kernels receive (host pointer, cl_mem or CUdeviceptr).</summary>
     public abstract nint Handle { get; }
@@ -35,11 +57,14 @@ internal abstract class BufferStorage : IDisposable
     /// <summary>Frees the memory if owned.</summary>
     protected abstract void Release();
 
-    /// <summary>Frees the memory (if owned) once; later use throws <see cref="ObjectDisposedException"/>.</summary>
+    /// <summary>
+    /// Frees the memory (if owned) once: now, or when the last op using it finishes; later use throws
+    /// <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
         if (!TryMarkDisposed()) return;
-        Release();
+        ReleaseReference(); // the owner's
         GC.SuppressFinalize(this);
     }
 

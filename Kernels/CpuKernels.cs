@@ -200,6 +200,9 @@ public static unsafe class CpuKernels
             Guard.Disjoint(dLogits, losses, nameof(dLogits), nameof(losses));
         }
         Guard.Disjoint(logits, losses, nameof(logits), nameof(losses));
+        // targets are int32 and the outputs float32: views of one buffer through different types are compared as bytes.
+        Guard.Disjoint(MemoryMarshal.AsBytes(targets), MemoryMarshal.AsBytes((ReadOnlySpan<float>)losses), nameof(targets), nameof(losses));
+        if (gradient) Guard.Disjoint(MemoryMarshal.AsBytes(targets), MemoryMarshal.AsBytes((ReadOnlySpan<float>)dLogits), nameof(targets), nameof(dLogits));
         Guard.Length(logits.Length, total, nameof(logits), $"rows * cols = {rows} * {cols}");
         if (gradient) Guard.Length(dLogits.Length, total, nameof(dLogits), $"rows * cols = {rows} * {cols}");
         Guard.Length(targets.Length, rows, nameof(targets), "rows");
@@ -246,6 +249,7 @@ public static unsafe class CpuKernels
 
     static void GluStaged<T>(GatedUnit unit, ReadOnlySpan<T> gate, ReadOnlySpan<T> up, Span<T> y) where T : unmanaged
     {
+        ArgumentNullException.ThrowIfNull(unit); // before staging: the kernel runs on worker threads
         Guard.SameLength(gate.Length, up.Length, nameof(gate), nameof(up));
         Guard.SameLength(gate.Length, y.Length, nameof(gate), nameof(y));
         Guard.NoPartialOverlap(MemoryMarshal.AsBytes(gate), MemoryMarshal.AsBytes(y), nameof(gate), nameof(y));

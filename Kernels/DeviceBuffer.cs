@@ -99,8 +99,9 @@ public readonly struct BufferView<T> where T : unmanaged
         Guard.Live(this, "view");
         if (source.Length != Length)
             throw new ArgumentException($"source has {source.Length} elements but the view has {Length}; slice one of them so the lengths match.", nameof(source));
-        Buffer.Storage.Write(Offset * Unsafe.SizeOf<T>(), MemoryMarshal.AsBytes(source));
-        GC.KeepAlive(Buffer); // the storage works on its raw handle: keep its finalizer away until the copy is done
+        // Held for the copy: a Dispose on another thread frees the memory after it, not under it.
+        using (Buffer.Storage.Accelerator.Hold(new BufferStorage?[] { Buffer.Storage }))
+            Buffer.Storage.Write(Offset * Unsafe.SizeOf<T>(), MemoryMarshal.AsBytes(source));
     }
 
     /// <summary>Copies the view into <paramref name="destination"/> after queued work finishes; lengths must be equal.</summary>
@@ -109,8 +110,8 @@ public readonly struct BufferView<T> where T : unmanaged
         Guard.Live(this, "view");
         if (destination.Length != Length)
             throw new ArgumentException($"destination has {destination.Length} elements but the view has {Length}; slice one of them so the lengths match.", nameof(destination));
-        Buffer.Storage.Read(Offset * Unsafe.SizeOf<T>(), MemoryMarshal.AsBytes(destination));
-        GC.KeepAlive(Buffer);
+        using (Buffer.Storage.Accelerator.Hold(new BufferStorage?[] { Buffer.Storage }))
+            Buffer.Storage.Read(Offset * Unsafe.SizeOf<T>(), MemoryMarshal.AsBytes(destination));
     }
 
     /// <summary>A new array holding the view's contents.</summary>

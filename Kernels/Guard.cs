@@ -59,16 +59,34 @@ internal static class Guard
 
     /// <summary>Input and output views are either the same range (in place) or disjoint.</summary>
     public static void NoPartialOverlap<T>(BufferView<T> input, BufferView<T> output, string inputName, string outputName) where T : unmanaged
-    {
-        if (!ReferenceEquals(input.Buffer.Storage, output.Buffer.Storage)) return;
-        Overlap(input.Offset, input.Length, output.Offset, output.Length, inputName, outputName);
-    }
+        => NoPartialOverlap(TensorArg.Of(input, inputName), TensorArg.Of(output, outputName), inputName, outputName);
 
-    /// <summary>Tensor arguments are either the same range (in place) or disjoint; of different types they never share memory.</summary>
+    /// <summary>
+    /// Tensor arguments are either the same range of the same type (in place) or disjoint, compared as bytes of memory:
+    /// two wrappers of one host pointer, or views of different element types over the same bytes, are the same memory.
+    /// </summary>
     public static void NoPartialOverlap(TensorArg input, TensorArg output, string inputName, string outputName)
     {
-        if (!ReferenceEquals(input.Storage, output.Storage)) return;
-        Overlap(input.Offset, input.Length, output.Offset, output.Length, inputName, outputName);
+        if (!Bytes(input, output, out var a, out var b)) return;
+        if (input.Type != output.Type && a.Length > 0 && b.Length > 0 && a.Start < b.Start + b.Length && b.Start < a.Start + a.Length)
+            throw PartialOverlap(inputName, outputName);
+        Overlap(a.Start, a.Length, b.Start, b.Length, inputName, outputName);
+    }
+
+    /// <summary>
+    /// The byte ranges of two tensors in one address space: host and CUDA memory are compared by address (a wrapper of a
+    /// pointer into another buffer shares its bytes); an OpenCL memory object only with itself. False when they cannot overlap.
+    /// </summary>
+    static bool Bytes(TensorArg x, TensorArg y, out (long Start, long Length) a, out (long Start, long Length) b)
+    {
+        a = (x.Offset * x.Type.Size(), x.Length * x.Type.Size());
+        b = (y.Offset * y.Type.Size(), y.Length * y.Type.Size());
+        if (ReferenceEquals(x.Storage, y.Storage)) return true;
+        if (x.Storage is null || y.Storage is null || !ReferenceEquals(x.Storage.Accelerator, y.Storage.Accelerator)) return false;
+        if (x.Storage.Accelerator.Kind == AcceleratorKind.OpenCL) return x.Storage.Handle == y.Storage.Handle;
+        a.Start += x.Storage.Handle;
+        b.Start += y.Storage.Handle;
+        return true;
     }
 
     /// <summary>Spans are either the same memory (in place) or disjoint (any element type, as bytes).</summary>
@@ -88,18 +106,22 @@ internal static class Guard
     /// <paramref name="why"/>, when given, ends the message.
     /// </summary>
     public static void Disjoint<T>(BufferView<T> a, BufferView<T> b, string aName, string bName, string? why = null) where T : unmanaged
-    {
-        if (ReferenceEquals(a.Buffer.Storage, b.Buffer.Storage)) Disjoint(a.Offset, a.Length, b.Offset, b.Length, aName, bName, why);
-    }
+        => Disjoint(TensorArg.Of(a, aName), TensorArg.Of(b, bName), aName, bName, why);
 
-    /// <summary>Two tensor arguments share no element (of different storage types they never share memory).</summary>
+    /// <summary>Two tensor arguments share no byte of memory (compared as <see cref="NoPartialOverlap(TensorArg, TensorArg, string, string)"/> does).</summary>
     public static void Disjoint(TensorArg a, TensorArg b, string aName, string bName, string? why = null)
     {
-        if (ReferenceEquals(a.Storage, b.Storage)) Disjoint(a.Offset, a.Length, b.Offset, b.Length, aName, bName, why);
+        if (Bytes(a, b, out var x, out var y)) Disjoint(x.Start, x.Length, y.Start, y.Length, aName, bName, why);
     }
 
     /// <summary>Two spans share no element.</summary>
     public static void Disjoint(ReadOnlySpan<float> a, ReadOnlySpan<float> b, string aName, string bName, string? why = null)
+    {
+        if (a.Overlaps(b)) throw Overlapping(aName, bName, why);
+    }
+
+    /// <summary>Two spans share no byte (spans of different element types viewed as bytes).</summary>
+    public static void Disjoint(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, string aName, string bName, string? why = null)
     {
         if (a.Overlaps(b)) throw Overlapping(aName, bName, why);
     }

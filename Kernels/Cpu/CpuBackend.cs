@@ -22,7 +22,7 @@ internal static unsafe class CpuBackend
     {
         long channels = alpha.Length;
         Staging.Run(x.Length / channels, [StagedTensor.In(x, channels), StagedTensor.In(alpha, 0), StagedTensor.Out(y, channels)],
-            (p, rows) => CpuOps.PRelu((float*)p[0], (float*)p[1], channels, (float*)p[2], rows * channels));
+            (p, rows) => CpuOps.PRelu((float*)p[0], (float*)p[1], channels, (float*)p[2], rows * channels), widthName: "alpha");
     }
 
     public static void Glu(GatedUnit unit, GluLayout layout, TensorArg gate, TensorArg up, TensorArg y, long rows, long d)
@@ -33,7 +33,7 @@ internal static unsafe class CpuBackend
                 layout == GluLayout.Packed ? rows : 1, layout == GluLayout.Packed ? d : y.Length);
         else if (layout != GluLayout.Separate)
             Staging.Run(rows, [StagedTensor.In(gate, 2 * d), StagedTensor.Out(y, d)],
-                (p, n) => CpuOps.Glu(unit, layout, (float*)p[0], (float*)p[0], (float*)p[1], n, d));
+                (p, n) => CpuOps.Glu(unit, layout, (float*)p[0], (float*)p[0], (float*)p[1], n, d), widthName: "d");
         else
             Staging.Run(y.Length, [StagedTensor.In(gate, 1), StagedTensor.In(up, 1), StagedTensor.Out(y, 1)],
                 (p, n) => CpuOps.Glu(unit, layout, (float*)p[0], (float*)p[1], (float*)p[2], 1, n));
@@ -44,7 +44,7 @@ internal static unsafe class CpuBackend
     {
         if (layout != GluLayout.Separate)
             Staging.Run(rows, [StagedTensor.In(gate, 2 * d), StagedTensor.In(dy, d), StagedTensor.Out(dGate, 2 * d)],
-                (p, n) => CpuOps.GluBackward(unit, layout, (float*)p[0], (float*)p[0], (float*)p[1], (float*)p[2], (float*)p[2], n, d));
+                (p, n) => CpuOps.GluBackward(unit, layout, (float*)p[0], (float*)p[0], (float*)p[1], (float*)p[2], (float*)p[2], n, d), widthName: "d");
         else
             Staging.Run(gate.Length, [StagedTensor.In(gate, 1), StagedTensor.In(up, 1), StagedTensor.In(dy, 1), StagedTensor.Out(dGate, 1), StagedTensor.Out(dUp, 1)],
                 (p, n) => CpuOps.GluBackward(unit, layout, (float*)p[0], (float*)p[1], (float*)p[2], (float*)p[3], (float*)p[4], 1, n));
@@ -70,13 +70,14 @@ internal static unsafe class CpuBackend
                 (float*)dAlpha.HostPointer, channels, x.Length);
             return;
         }
+        Staging.CheckRowLength(channels, "alpha"); // before the per-channel sums are allocated
         double[] sums = new double[channels];
         fixed (double* s = sums)
         {
             nint sp = (nint)s;
             Staging.Run(rows, [StagedTensor.In(x, channels), StagedTensor.In(alpha, 0), StagedTensor.In(dy, channels), StagedTensor.Out(dx, channels)],
                 (p, n) => CpuOps.PReluBackwardRows((float*)p[0], (float*)p[1], (float*)p[2], (float*)p[3], (double*)sp, channels, n, 0, channels),
-                serial: true);
+                serial: true, widthName: "alpha");
         }
         for (long c = 0; c < channels; c++) ((float*)dAlpha.HostPointer)[c] = (float)sums[c];
     }

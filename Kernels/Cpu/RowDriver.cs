@@ -24,6 +24,21 @@ internal interface IRowOp<TState> where TState : struct
 /// </summary>
 internal static class RowDriver
 {
+    /// <summary>
+    /// Sets <paramref name="count"/> floats from <paramref name="p"/> to <paramref name="value"/>: a row writer's fill of a
+    /// special row (NaN, empty, ignored), in spans of at most int.MaxValue elements, since one slice of a long row can
+    /// hold more (a row of 2^32 columns split over two cores).
+    /// </summary>
+    public static unsafe void Fill(float* p, long count, float value)
+    {
+        for (long done = 0; done < count;)
+        {
+            int n = (int)Math.Min(count - done, int.MaxValue);
+            new Span<float>(p + done, n).Fill(value);
+            done += n;
+        }
+    }
+
     /// <summary>Runs <paramref name="op"/> on every row of [rows, cols].</summary>
     public static void Run<TOp, TState>(TOp op, long rows, long cols) where TOp : struct, IRowOp<TState> where TState : struct
     {

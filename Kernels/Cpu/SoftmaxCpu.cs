@@ -34,11 +34,11 @@ internal static unsafe class SoftmaxCpu
             float removed = log ? float.NegativeInfinity : 0f;
             if (whole.Empty || whole.IsNaN)
             {
-                new Span<float>(ys, checked((int)count)).Fill(whole.Empty && safe ? removed : float.NaN);
+                RowDriver.Fill(ys, count, whole.Empty && safe ? removed : float.NaN);
             }
             else if (slice.Empty)
             {
-                new Span<float>(ys, checked((int)count)).Fill(removed); // its exponentials are NaN (e^(-inf - -inf)); every value is 0 (log: -inf)
+                RowDriver.Fill(ys, count, removed); // its exponentials are NaN (e^(-inf - -inf)); every value is 0 (log: -inf)
             }
             else if (log)
             {

@@ -71,7 +71,7 @@ internal static unsafe class SoftmaxGradCpu
             if (g == null) return;
             if (ignored || bad)
             {
-                new Span<float>(g, checked((int)count)).Fill(ignored ? 0f : float.NaN);
+                RowDriver.Fill(g, count, ignored ? 0f : float.NaN);
                 return;
             }
             float* z = logits + row * cols + start;

@@ -29,12 +29,16 @@ internal static unsafe class Staging
     /// <summary>Elements per tensor a tile aims for: 64 KiB of floats, so a few tensors' tiles sit in L2 and the per-tile overhead (about half a microsecond) stays small.</summary>
     const long TileElements = 16384;
 
+    /// <summary>The longest row a 16-bit tensor is staged in: one span of float32 scratch (int.MaxValue elements).</summary>
+    public const long MaxStagedRow = int.MaxValue;
+
     /// <summary>
     /// Runs <paramref name="kernel"/> over <paramref name="rows"/> rows in float32 tiles, split across cores when large; with
     /// <paramref name="serial"/>, on the calling thread with the tiles in row order (for kernels that reduce over rows,
-    /// like PReLU's dAlpha).
+    /// like PReLU's dAlpha). Refuses, before anything is written, a 16-bit tensor with rows longer than
+    /// <see cref="MaxStagedRow"/>, naming <paramref name="widthName"/> (the parameter that sets the row length).
     /// </summary>
-    public static void Run(long rows, StagedTensor[] tensors, TileKernel kernel, bool serial = false)
+    public static void Run(long rows, StagedTensor[] tensors, TileKernel kernel, bool serial = false, string widthName = "cols")
     {
         if (rows == 0 || Array.TrueForAll(tensors, t => t.Type == StorageType.Float32))
         {
@@ -47,9 +51,25 @@ internal static unsafe class Staging
         }
         long widest = 1;
         foreach (var t in tensors) widest = Math.Max(widest, t.RowLength);
+        // A tile holds at least one whole row in float32 scratch (the kernel needs the row at once), converted as one span.
+        long widestStaged = 0;
+        foreach (var t in tensors) if (t.Type != StorageType.Float32) widestStaged = Math.Max(widestStaged, t.RowLength);
+        CheckRowLength(widestStaged, widthName);
         long tileRows = Math.Max(1, TileElements / widest);
         int parts = serial ? 1 : (int)Math.Min(CpuParallel.Parts(rows * widest), rows);
         CpuParallel.For(rows, parts, (start, count) => Part(tensors, kernel, start, count, tileRows), alignment: 1);
+    }
+
+    /// <summary>
+    /// Refuses (ArgumentOutOfRangeException naming <paramref name="widthName"/>) a 16-bit row longer than
+    /// <see cref="MaxStagedRow"/>: it is converted whole into one span of float32 scratch.
+    /// </summary>
+    public static void CheckRowLength(long rowLength, string widthName)
+    {
+        if (rowLength > MaxStagedRow)
+            throw new ArgumentOutOfRangeException(widthName, rowLength,
+                $"{widthName} gives rows of {rowLength} elements: fp16/bf16 rows on the CPU are converted a whole row at a time into float32 "
+                + $"scratch, at most {MaxStagedRow} elements per row. Store this tensor as float32, or use a device accelerator.");
     }
 
     static void Part(StagedTensor[] tensors, TileKernel kernel, long start, long count, long tileRows)

@@ -50,17 +50,36 @@ internal static class BackwardKernels
 
     /// <summary>
     /// <c>ga_prelu_backward_alpha(x, xOffset, dy, dyOffset, rows, channels, dAlpha, dAlphaOffset)</c>: one work-item per
-    /// channel sums (x &lt; 0 ? x dy : 0; NaN x gives NaN) over the rows in order, compensated (Kahan), so the result is
-    /// the same on every run; neighbouring work-items read neighbouring channels (coalesced). Launched before
+    /// channel sums (x &lt; 0 ? x dy : 0; NaN x gives NaN) over the rows in order, in double where the device supports it
+    /// (exact products; the CPU's bits), else compensated in float (Kahan), so the result is the same on every run; neighbouring work-items read neighbouring channels (coalesced). Launched before
     /// <c>ga_prelu_backward(x, xOffset, alpha, alphaOffset, channels, dy, dyOffset, dx, dxOffset, n)</c>:
     /// dx = x &lt; 0 ? alpha[c] dy : dy (NaN x gives NaN), grid-stride with the channel stepped as in <c>ga_prelu</c>.
     /// </summary>
     public static string PReluSource { get; } = $$"""
+        /* dAlpha in double where the device has it (CUDA; OpenCL with cl_khr_fp64, as PoCL): each product x dy is exact
+           in double and the sum in row order is the CPU's, bit for bit, cancelling terms near +-FLT_MAX included.
+           Without fp64: a Kahan sum in float, whose products overflow past FLT_MAX. */
+        #if defined(GA_CUDA)
+        #define GA_PRELU_FP64 1
+        #elif defined(cl_khr_fp64)
+        #pragma OPENCL EXTENSION cl_khr_fp64 : enable
+        #define GA_PRELU_FP64 1
+        #endif
         KERNEL void ga_prelu_backward_alpha(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL const ga_in_t* dy, ga_index dyOffset,
                                             ga_index rows, int channels, GLOBAL float* dAlpha, ga_index dAlphaOffset)
         {
             const ga_index c = GA_GLOBAL_ID(0);
             if (c >= channels) return;
+        #if defined(GA_PRELU_FP64)
+            double sum = 0.0;
+            for (ga_index r = 0; r < rows; r++)
+            {
+                const ga_index i = r * channels + c;
+                const float v = GA_LOAD_IN(x, xOffset + i);
+                if (!(v >= 0.0f)) sum += (double)v * (double)GA_LOAD_IN(dy, dyOffset + i);
+            }
+            dAlpha[dAlphaOffset + c] = (float)sum;
+        #else
             float sum = 0.0f, carry = 0.0f;
             for (ga_index r = 0; r < rows; r++)
             {
@@ -73,6 +92,7 @@ internal static class BackwardKernels
                 sum = t;
             }
             dAlpha[dAlphaOffset + c] = sum;
+        #endif
         }
 
         KERNEL void ga_prelu_backward(GLOBAL const ga_in_t* x, ga_index xOffset, GLOBAL const float* alpha, ga_index alphaOffset,
