@@ -59,12 +59,14 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.NoInlining)]
     static TV ScaledExpEdges<TV>(TV x, TV n, TV mantissa, TV factor) where TV : unmanaged, ISimd<TV>
     {
-        // 2^n as 2^n1 * 2^n2 with both halves in [-75, 65]: exact for every n in [-150, 128], so results near the
-        // overflow threshold stay finite and results below the smallest normal come out as subnormals.
-        n = TV.Min(TV.Max(n, TV.Create(-150f)), TV.Create(128f));
+        // 2^n as 2^n1 * 2^n2 with both halves in [-83, 64]: exact for every n in [-166, 128], so results near the
+        // overflow threshold stay finite and results below the smallest normal come out as subnormals, rounded once.
+        // The floor is below e^x's own underflow (x = -103.97) because a factor up to 2^14 (x e^x, e^x (1 + x slope))
+        // keeps the product representable further down; below x = -115 even 2^14 e^x is under half the smallest subnormal.
+        n = TV.Min(TV.Max(n, TV.Create(-166f)), TV.Create(128f));
         TV n1 = TV.Round(n * TV.Create(0.5f));
         TV result = mantissa * TV.Pow2(n1) * TV.Pow2(n - n1);
-        result = TV.Select(TV.LessThan(x, TV.Create(-103.972084f)), factor * TV.Create(0f), result);
+        result = TV.Select(TV.LessThan(x, TV.Create(-115f)), factor * TV.Create(0f), result);
         result = TV.Select(TV.GreaterThan(x, TV.Create(88.72284f)), factor * TV.Create(float.PositiveInfinity), result);
         return TV.Select(Simd.IsNaN(x), x, result);
     }

@@ -36,14 +36,15 @@ internal static class DeviceMath
         /* f * e^(hi + lo), the CPU's method (VectorMath.ScaledExp) so no vendor exp's error enters: Cody-Waite
            reduction r = (hi - n ln2) + lo with ln2 split for FMA, Taylor polynomial of e^r - 1 to r^8, then
            ldexp(f (1 + p), n), which rounds into the subnormal range once at most (f e^s can be normal where e^s
-           is not). Below the underflow threshold the result is a zero with f's sign, the limit of x e^s. */
+           is not). Below -115 (under half the smallest subnormal even for |f| up to 2^14) the result is a zero with f's
+           sign, the limit of x e^s. */
         GA_DEVICE_FN float ga_scaled_exp(float f, float hi, float lo)
         {
             if (hi != hi) return hi;
             if (!isfinite(hi)) lo = 0.0f;
             float x = hi + lo;
             if (x > 88.72284f) return f * GA_INFINITY;
-            if (x < -103.972084f) return copysign(0.0f, f);
+            if (x < -115.0f) return copysign(0.0f, f);
             float n = rint(x * 1.44269504088896341f);
             float r = fma(n, -0.693147182464599609375f, hi);
             r = fma(n, 1.904654299957768e-9f, r) + lo;
