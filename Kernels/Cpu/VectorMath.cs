@@ -251,6 +251,19 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV KeepNaN<TV>(TV x, TV value) where TV : unmanaged, ISimd<TV> => TV.Select(Simd.IsNaN(x), x, value);
 
+    /// <summary>
+    /// The exact sum a + b as hi + lo (Knuth's two-sum, TAOCP vol. 2, 4.2.2; Møller 1965): no ordering of |a|, |b| needed.
+    /// Where the sum is infinite or NaN the remainder is 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV TwoSum<TV>(TV a, TV b, out TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        TV s = a + b;
+        TV bb = s - a;
+        lo = ((a - (s - bb)) + (b - bb)) & TV.LessThan(Simd.Abs(s), TV.Create(float.PositiveInfinity));
+        return s;
+    }
+
     /// <summary>The exact product a*b as hi + lo (FMA two-product).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV TwoProduct<TV>(TV a, TV b, out TV lo) where TV : unmanaged, ISimd<TV>
