@@ -5,6 +5,8 @@ using GpuActivations.Bench;
 // "bdn" the BenchmarkDotNet suites.
 string command = "dotnet run -c Release --project Kernels.Bench" + (args.Length > 0 ? " -- " + string.Join(' ', args) : "");
 
+if (args.Length > 1 && args[0] == "accuracy" && args[1] == "--exhaustive") return ExhaustiveSweep.Run(args[1..]);
+
 if (args.Length > 0 && args[0] == "accuracy")
 {
     int spread = args.Length > 1 ? int.Parse(args[1]) : 10_000_000;

@@ -94,14 +94,19 @@ public static partial class ScalarReference
             return;
         }
 
-        // Σ e^(z_j - max) is in [1, cols]: no overflow or underflow. -∞ entries contribute 0.
-        double sum = 0.0;
+        // Σ e^(z_j - max) is in [1, cols]: no overflow or underflow. -∞ entries contribute 0. The max itself contributes
+        // exactly 1, so ln Σ = log1p(the others' sum): a dominant logit's tiny log-softmax (-1e-30) survives, where
+        // ln(1 + 1e-30) would round the sum to 1 first.
+        double others = 0.0;
+        bool maxSeen = false;
         foreach (double v in z)
         {
-            sum += Math.Exp(v - max);
+            if (v == max && !maxSeen) { maxSeen = true; continue; }
+            others += Math.Exp(v - max);
         }
 
-        double logSum = Math.Log(sum);
+        double sum = 1.0 + others;
+        double logSum = SpecialFunctions.Log1p(others);
         for (int j = 0; j < z.Length; j++)
         {
             y[j] = log ? (z[j] - max) - logSum : Math.Exp(z[j] - max) / sum;

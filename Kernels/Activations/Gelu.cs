@@ -94,9 +94,10 @@ internal readonly struct GeluOp : IActivationOp
         TV negative = TV.LessThan(x, TV.Create(0f));
         TV tail = VectorMath.ScaledExp(-sqHi, -sqLo, g * TV.Select(negative, x * TV.Create(0.5f), TV.Create(0.5f)));
         TV result = TV.Select(negative, tail, TV.Fma(-x, tail, x));
-        // gelu(+-inf) are the limits +inf and -0, not inf * 0; NaN stays NaN.
+        // gelu(+-inf) are the limits +inf and -0, not inf * 0; NaN stays NaN. gelu has x's sign (Phi > 0), so the sign
+        // bit goes back on: x = -0 gives -0 (x - x Phi(-a) is (+0) + (-0) = +0 there).
         result = TV.Select(TV.Equal(x, TV.Create(float.PositiveInfinity)), x, result);
-        result = TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), result);
+        result = TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), result) | Simd.SignBit(x);
         return TV.Select(Simd.IsNaN(x), x, result);
     }
 
@@ -121,7 +122,7 @@ internal readonly struct GeluOp : IActivationOp
     public static string Name => "gelu";
 
     public static string DeviceBody { get; } = $$"""
-        if (x != x || x == GA_INFINITY) return x;
+        if (x != x || x == GA_INFINITY || x == 0.0f) return x;
         if (x < -20.0f) return -0.0f;
         float a = fabs(x);
         {{DeviceTail}}

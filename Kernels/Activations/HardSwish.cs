@@ -3,7 +3,7 @@ using GpuActivations.Cpu;
 
 namespace GpuActivations.Activations;
 
-/// <summary>hard_swish(x) = x relu6(x + 3) / 6 (Howard et al., MobileNetV3; PyTorch's hardswish).
+/// <summary>hard_swish(x) = x relu6(x + 3) / 6 (Howard et al., MobileNetV3; PyTorch's hardswish); -0 for x &lt;= -3.
 /// Its derivative, as PyTorch's: 0 below -3, 1 above 3, (2x + 3) / 6 on [-3, 3] (-1/2 and 3/2 at the ends).</summary>
 internal readonly struct HardSwishOp : IActivationOp
 {
@@ -11,7 +11,8 @@ internal readonly struct HardSwishOp : IActivationOp
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV mid = x * (x + TV.Create(3f)) / TV.Create(6f);
-        return TV.Select(TV.LessThanOrEqual(x, TV.Create(-3f)), TV.Create(0f), TV.Select(TV.GreaterThanOrEqual(x, TV.Create(3f)), x, mid));
+        // Below -3 the result is x * 0 / 6 = -0 (PyTorch's x * relu6(x + 3) / 6 and the limit at -inf).
+        return TV.Select(TV.LessThanOrEqual(x, TV.Create(-3f)), TV.Create(-0f), TV.Select(TV.GreaterThanOrEqual(x, TV.Create(3f)), x, mid));
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
@@ -21,6 +22,6 @@ internal readonly struct HardSwishOp : IActivationOp
         return TV.Select(TV.LessThan(x, TV.Create(-3f)), TV.Create(0f), TV.Select(TV.GreaterThan(x, TV.Create(3f)), TV.Create(1f), mid));
     }
     public static string Name => "hard_swish";
-    public static string DeviceBody => "return x <= -3.0f ? 0.0f : (x >= 3.0f ? x : x * (x + 3.0f) / 6.0f);";
+    public static string DeviceBody => "return x <= -3.0f ? -0.0f : (x >= 3.0f ? x : x * (x + 3.0f) / 6.0f);";
     public static string DeviceDerivativeBody => "return x < -3.0f ? 0.0f : (x > 3.0f ? 1.0f : (x + x + 3.0f) / 6.0f);";
 }

@@ -16,12 +16,12 @@ internal readonly struct MishOp : IActivationOp
         TV n = e * (e + TV.Create(2f));
         TV result = x * (n / (n + TV.Create(2f)));
         result = TV.Select(TV.GreaterThan(x, TV.Create(20f)), x, result);
-        // Far left mish(x) = x e^x (1 + O(e^x)), normal while e^x is not: (x e^(x/2)) e^(x/2), as silu.
+        // Far left mish(x) = x e^x (1 + O(e^x)), normal while e^x is not.
         TV farLeft = TV.LessThan(x, TV.Create(-80f));
         if (TV.Any(farLeft))
         {
-            TV root = VectorMath.Exp(x * TV.Create(0.5f));
-            TV tiny = TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), x * root * root);
+            // x e^x rounded once (into the subnormal range too: e^(x/2) itself is subnormal below x = -175).
+            TV tiny = TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), VectorMath.ScaledExp(x, TV.Create(0f), x));
             result = TV.Select(farLeft, tiny, result);
         }
         return result;
@@ -29,12 +29,13 @@ internal readonly struct MishOp : IActivationOp
     /// <summary>
     /// mish'(x) = tanh(sp) + x sech^2(sp) sigmoid(x), sp = softplus(x). With e = e^x and n = e (e + 2):
     /// tanh(sp) = n / (n + 2) and sech^2(sp) sigmoid(x) = 4 e (1 + e) / (n + 2)^2 (as 1 + n = (1 + e)^2).
-    /// Above 20 it is 1 in float; below -80 it is e^x (1 + x) rounded once; x is clamped at -100 so that -inf gives 0, not -inf * 0.
+    /// Above 20 it is 1 in float; below -80 it is e^x (1 + x) rounded once; x is clamped at -200 (past the underflow of
+    /// e^x (1 + x), near -99.9) so that -inf gives -0, the limit from below, not -inf * 0.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
-        TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-100f));
+        TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-200f));
         TV e = VectorMath.Exp(xc);
         TV n = e * (e + TV.Create(2f));
         TV q = TV.Create(1f) / (n + TV.Create(2f));
@@ -50,7 +51,7 @@ internal readonly struct MishOp : IActivationOp
         " if (x < -80.0f) return ga_scaled_exp(x, x, 0.0f);" +
         " float e = exp(x); float n = e * (e + 2.0f); return x * (n / (n + 2.0f));";
     public static string DeviceDerivativeBody =>
-        "if (x != x) return x; if (x > 20.0f) return 1.0f; float xc = fmax(x, -100.0f);" +
+        "if (x != x) return x; if (x > 20.0f) return 1.0f; float xc = fmax(x, -200.0f);" +
         " if (xc < -80.0f) return ga_scaled_exp(xc + 1.0f, xc, 0.0f);" +
         " float e = ga_exp_hilo(xc, 0.0f); float n = e * (e + 2.0f); float q = 1.0f / (n + 2.0f);" +
         " return fma(4.0f * xc * e * (e + 1.0f), q * q, n / (n + 2.0f));";

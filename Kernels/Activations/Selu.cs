@@ -17,13 +17,13 @@ internal readonly struct SeluOp : IActivationOp
         => TV.Select(TV.GreaterThan(x, TV.Create(0f)), x * TV.Create(Scale), TV.Create(ScaleAlpha) * VectorMath.Expm1(x));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
-        => TV.Select(TV.GreaterThan(x, TV.Create(0f)), TV.Create(Scale), TV.Create(ScaleAlpha) * VectorMath.Exp(x));
+        => TV.Select(TV.GreaterThan(x, TV.Create(0f)), TV.Create(Scale), VectorMath.ScaledExp(x, TV.Create(0f), TV.Create(ScaleAlpha)));
     /// <summary>y &gt; 0 ? scale : y + scale alpha (= scale alpha e^x).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => TV.Select(TV.GreaterThan(y, TV.Create(0f)), TV.Create(Scale), y + TV.Create(ScaleAlpha));
     public static string Name => "selu";
     public static string DeviceBody => "return x > 0.0f ? 1.0507009873554804934f * x : 1.7580993408473768599f * expm1(x);";
-    public static string DeviceDerivativeBody => "return x > 0.0f ? 1.0507009873554804934f : 1.7580993408473768599f * ga_exp_hilo(x, 0.0f);";
+    public static string DeviceDerivativeBody => "return x > 0.0f ? 1.0507009873554804934f : ga_scaled_exp(1.7580993408473768599f, x, 0.0f);";
     public static string DeviceOutputDerivativeBody => "return y > 0.0f ? 1.0507009873554804934f : y + 1.7580993408473768599f;";
 }

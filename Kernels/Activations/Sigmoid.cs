@@ -3,7 +3,8 @@ using GpuActivations.Cpu;
 
 namespace GpuActivations.Activations;
 
-/// <summary>sigmoid(x) = 1 / (1 + e^-x). e^-x is exact in its argument, so the result is within ~2 ulp.
+/// <summary>sigmoid(x) = 1 / (1 + e^-x). e^-x is exact in its argument, so the result is within ~2 ulp; below -80, e^x
+/// (subnormal results computed, not flushed: see <see cref="VectorMath.Sigmoid{TV}(TV, TV)"/>).
 /// sigmoid'(x) = e^-|x| / (1 + e^-|x|)^2, which keeps its relative accuracy for large |x| where s (1 - s) cannot.</summary>
 internal readonly struct SigmoidOp : IActivationOp
 {
@@ -15,7 +16,7 @@ internal readonly struct SigmoidOp : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV> => y * (TV.Create(1f) - y);
     public static string Name => "sigmoid";
-    public static string DeviceBody => "return 1.0f / (1.0f + exp(-x));";
+    public static string DeviceBody => "return ga_sigmoid(x, 0.0f);";
     public static string DeviceDerivativeBody => "return ga_sigmoid_slope(x, 0.0f);";
     public static string DeviceOutputDerivativeBody => "return y * (1.0f - y);";
 }

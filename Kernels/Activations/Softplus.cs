@@ -19,6 +19,9 @@ internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
         TV negative = TV.LessThan(hi, TV.Create(0f));
         TV log1p = VectorMath.Log1pNonNegative(VectorMath.Exp(-Simd.Abs(hi), TV.Select(negative, lo, -lo)));
         TV soft = TV.Select(negative, log1p, hi + (lo + log1p)) / TV.Create(beta);
+        // Far left ln(1 + e^z) = e^z (1 - e^z/2 + ...): e^z / beta rounded once, so subnormal results are not rounded twice.
+        TV farLeft = TV.LessThan(hi, TV.Create(-80f));
+        if (TV.Any(farLeft)) soft = TV.Select(farLeft, VectorMath.ScaledExp(hi, lo, TV.Create(1f / beta)), soft);
         return TV.Select(TV.GreaterThan(hi, TV.Create(threshold)), x, soft);
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -31,9 +34,10 @@ internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
     public static string DeviceBody =>
         "float lo; float hi = ga_two_product(beta, x, &lo);" +
         " if (hi > threshold) return x;" +
+        " if (hi < -80.0f) return ga_scaled_exp(1.0f / beta, hi, lo);" +
         " float l = log1p(ga_exp_hilo(-fabs(hi), hi < 0.0f ? lo : -lo));" +
         " return (hi < 0.0f ? l : hi + (lo + l)) / beta;";
     public static string DeviceDerivativeBody =>
         "float lo; float hi = ga_two_product(beta, x, &lo);" +
-        " return hi > threshold ? 1.0f : 1.0f / (1.0f + ga_exp_hilo(-hi, -lo));";
+        " return hi > threshold ? 1.0f : ga_sigmoid(hi, lo);";
 }

@@ -10,12 +10,18 @@ internal readonly struct TanhOp : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.Tanh(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV> => TV.Create(4f) * VectorMath.SigmoidSlope(x + x, TV.Create(0f));
+    public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV result = TV.Create(4f) * VectorMath.SigmoidSlope(x + x, TV.Create(0f));
+        // Beyond |x| = 40 it is 4 e^-2|x| to float precision, subnormal from |x| = 44.4: rounded once, not twice (x 4).
+        TV far = TV.GreaterThan(Simd.Abs(x), TV.Create(40f));
+        return TV.Any(far) ? TV.Select(far, VectorMath.ScaledExp(-Simd.Abs(x + x), TV.Create(0f), TV.Create(4f)), result) : result;
+    }
     /// <summary>1 - y^2 with one rounding (FMA).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV> => TV.Fma(-y, y, TV.Create(1f));
     public static string Name => "tanh";
-    public static string DeviceBody => "return tanh(x);";
-    public static string DeviceDerivativeBody => "return 4.0f * ga_sigmoid_slope(2.0f * x, 0.0f);";
+    public static string DeviceBody => "return ga_tanh(x);";
+    public static string DeviceDerivativeBody => "return fabs(x) > 40.0f ? ga_scaled_exp(4.0f, -fabs(x + x), 0.0f) : 4.0f * ga_sigmoid_slope(2.0f * x, 0.0f);";
     public static string DeviceOutputDerivativeBody => "return fma(-y, y, 1.0f);";
 }

@@ -116,20 +116,6 @@ internal readonly struct ScaleOp(float factor) : IUnaryOp
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => x * TV.Create(factor);
 }
 
-/// <summary>(x scale - max) - ln(sum), log-softmax's final pass; z - max first, so large logits lose nothing.</summary>
-internal readonly struct LogSoftmaxOp(float scale, float max, float logSum) : IUnaryOp
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => (x * TV.Create(scale) - TV.Create(max)) - TV.Create(logSum);
-}
-
-/// <summary>(fma(x, scale, mask) - max) - ln(sum): log-softmax's final pass over a masked input.</summary>
-internal readonly struct MaskedLogSoftmaxOp(float scale, float max, float logSum) : IBinaryOp
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Invoke<TV>(TV x, TV mask) where TV : unmanaged, ISimd<TV> => (TV.Fma(x, TV.Create(scale), mask) - TV.Create(max)) - TV.Create(logSum);
-}
-
 /// <summary>
 /// The generic elementwise loops, one per operator shape, specialised by the JIT per operator and width.
 /// The widest hardware vector that fits is used; the ragged end is one more full vector overlapping the

@@ -30,6 +30,15 @@ internal interface ISimd<TSelf> where TSelf : unmanaged, ISimd<TSelf>
     static abstract TSelf operator ^(TSelf a, TSelf b);
     /// <summary>a * b + c with one rounding.</summary>
     static abstract TSelf Fma(TSelf a, TSelf b, TSelf c);
+    /// <summary>
+    /// Adds the lanes of <paramref name="v"/>, widened to double (exact), into two accumulators that hold doubles as bit
+    /// patterns in this register type (the lower lanes into <paramref name="lower"/>, the upper into <paramref name="upper"/>):
+    /// long sums of floats without float rounding. A lane type too narrow for a double keeps a float sum and its exact
+    /// two-sum remainder instead (Knuth's two-sum; Møller's compensated summation).
+    /// </summary>
+    static abstract void AddWidened(TSelf v, ref TSelf lower, ref TSelf upper);
+    /// <summary>The total of accumulators built by <see cref="AddWidened"/> (start them at <c>Create(0f)</c>: all-zero bits are 0.0).</summary>
+    static abstract double WidenedSum(TSelf lower, TSelf upper);
     /// <summary>The hardware min: which operand a NaN lane yields is unspecified (callers fix NaN lanes up).</summary>
     static abstract TSelf Min(TSelf a, TSelf b);
     /// <summary>The hardware max: which operand a NaN lane yields is unspecified (callers fix NaN lanes up).</summary>
@@ -139,6 +148,13 @@ internal readonly struct V128 : ISimd<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool All(V128 mask) => mask.V.ExtractMostSignificantBits() == 0xFu;
     public static V128 Indices => new(Vector128<float>.Indices);
     public static float Sum(V128 a) => Vector128.Sum(a.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void AddWidened(V128 v, ref V128 lower, ref V128 upper)
+    {
+        lower = new((lower.V.AsDouble() + Vector128.WidenLower(v.V)).AsSingle());
+        upper = new((upper.V.AsDouble() + Vector128.WidenUpper(v.V)).AsSingle());
+    }
+    public static double WidenedSum(V128 lower, V128 upper) => Vector128.Sum(lower.V.AsDouble() + upper.V.AsDouble());
     public static float MaxAcross(V128 a) { float m = a.V[0]; for (int i = 1; i < Count; i++) m = MathF.Max(m, a.V[i]); return m; }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(V128 a) => a.V.ToScalar();
 }
@@ -193,6 +209,13 @@ internal readonly struct V256 : ISimd<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool All(V256 mask) => mask.V.ExtractMostSignificantBits() == 0xFFu;
     public static V256 Indices => new(Vector256<float>.Indices);
     public static float Sum(V256 a) => Vector256.Sum(a.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void AddWidened(V256 v, ref V256 lower, ref V256 upper)
+    {
+        lower = new((lower.V.AsDouble() + Vector256.WidenLower(v.V)).AsSingle());
+        upper = new((upper.V.AsDouble() + Vector256.WidenUpper(v.V)).AsSingle());
+    }
+    public static double WidenedSum(V256 lower, V256 upper) => Vector256.Sum(lower.V.AsDouble() + upper.V.AsDouble());
     public static float MaxAcross(V256 a) => V128.MaxAcross(new V128(Vector128.Max(a.V.GetLower(), a.V.GetUpper())));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(V256 a) => a.V.ToScalar();
 }
@@ -247,6 +270,13 @@ internal readonly struct V512 : ISimd<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool All(V512 mask) => mask.V.ExtractMostSignificantBits() == 0xFFFFul;
     public static V512 Indices => new(Vector512<float>.Indices);
     public static float Sum(V512 a) => Vector512.Sum(a.V);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void AddWidened(V512 v, ref V512 lower, ref V512 upper)
+    {
+        lower = new((lower.V.AsDouble() + Vector512.WidenLower(v.V)).AsSingle());
+        upper = new((upper.V.AsDouble() + Vector512.WidenUpper(v.V)).AsSingle());
+    }
+    public static double WidenedSum(V512 lower, V512 upper) => Vector512.Sum(lower.V.AsDouble() + upper.V.AsDouble());
     public static float MaxAcross(V512 a) => V256.MaxAcross(new V256(Vector256.Max(a.V.GetLower(), a.V.GetUpper())));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(V512 a) => a.V.ToScalar();
 }

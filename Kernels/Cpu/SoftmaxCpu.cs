@@ -4,8 +4,9 @@ namespace GpuActivations.Cpu;
 
 /// <summary>
 /// Row-wise softmax and log-softmax on the CPU, max-subtracted, over z = x * scale + mask (applied as x is read). Per row
-/// (or per slice of a long row, <see cref="RowDriver"/>): pass 1 finds the max m and sums e^(z - m) (softmax stores those
-/// exponentials in y); pass 2 scales y by 1/sum (log-softmax: y = z - m - ln sum). Slices' (m_i, s_i) combine as
+/// (or per slice of a long row, <see cref="RowDriver"/>): pass 1 finds the max m and sums e^(z - m), z - m carried exactly
+/// into the exponential and the sum kept in double (softmax stores those exponentials in y); pass 2 scales y by 1/sum
+/// (log-softmax: y = (z - m) - ln sum, ln sum as log1p of the terms other than the max's exact 1). Slices' (m_i, s_i) combine as
 /// M = max m_i, S = sum s_i e^(m_i - M), and each slice scales by e^(m_i - M) / S.
 /// NaN or +inf in a row, or a row of only -inf, makes the row's sum NaN, so the whole row is NaN; a row of only -inf
 /// is "empty" and gives zeros (log: -inf) when the caller asks for safe rows.
@@ -42,10 +43,11 @@ internal static unsafe class SoftmaxCpu
             }
             else if (log)
             {
-                float logSum = (float)Math.Log(whole.Sum);
+                double logSum = whole.LogSum;
+                float logSumHi = (float)logSum, logSumLo = (float)(logSum - logSumHi);
                 float* ms = Mask(row, start);
-                if (ms == null) ElementwiseDriver.Unary(new LogSoftmaxOp(scale, whole.Max, logSum), xs, ys, count);
-                else ElementwiseDriver.Binary(new MaskedLogSoftmaxOp(scale, whole.Max, logSum), xs, ms, ys, count);
+                if (ms == null) ElementwiseDriver.Unary(new LogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ys, count);
+                else ElementwiseDriver.Binary(new MaskedLogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ms, ys, count);
             }
             else
             {
@@ -57,39 +59,52 @@ internal static unsafe class SoftmaxCpu
     }
 
     /// <summary>
-    /// The max of z = x * scale + mask over a slice, the sum of e^(z - max) and whether every z is -inf; with
+    /// The max of z = x * scale + mask over a slice and the sums of e^(z - max) (split as below: the terms with z below the
+    /// max; at max: how many z equal it, each contributing e^0 = 1) and whether every z is -inf; with
     /// <paramref name="store"/> the exponentials go to y. Reads x (and mask) before writing y, so y may be x.
     /// </summary>
     internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store)
     {
-        (float Max, double Sum) state;
+        (float Max, double Below, double AtMax) state;
         if (count < V128.Count)
         {
-            // Pad with -inf: it changes neither the max nor the sum (e^-inf = 0).
+            // Pad with -inf: it changes neither the max nor the sums (e^-inf = 0). z is formed exactly here (hi + lo, as
+            // the vector inputs do) and the padded row then runs with scale 1, which carries no remainder of its own.
             float* padded = stackalloc float[V128.Count];
-            for (int i = 0; i < V128.Count; i++) padded[i] = i < count ? Z(x, mask, scale, i) : float.NegativeInfinity;
-            state = Partial<V128, ScaledInput>(new ScaledInput(padded, 1f), padded, V128.Count, store);
+            float* paddedLo = stackalloc float[V128.Count];
+            for (int i = 0; i < V128.Count; i++)
+            {
+                padded[i] = i < count ? Z(x, mask, scale, i, out paddedLo[i]) : float.NegativeInfinity;
+                if (i >= count) paddedLo[i] = 0f;
+            }
+            state = Partial<V128, PaddedInput>(new PaddedInput(padded, paddedLo), padded, V128.Count, store);
             if (store && state.Max != float.NegativeInfinity) new Span<float>(padded, (int)count).CopyTo(new Span<float>(y, (int)count));
         }
         else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store);
         else state = Partial(new MaskedInput(x, mask, scale), y, count, store);
-        return new(state.Max, state.Sum, state.Max == float.NegativeInfinity && AllNegativeInfinity(x, mask, scale, count));
+        return new(state.Max, state.Below, state.AtMax, state.Max == float.NegativeInfinity && AllNegativeInfinity(x, mask, scale, count));
     }
 
-    /// <summary>z of one element, as the vector inputs compute it.</summary>
-    static float Z(float* x, float* mask, float scale, long i) => mask == null ? x[i] * scale : MathF.FusedMultiplyAdd(x[i], scale, mask[i]);
+    /// <summary>z of one element as hi (returned) + lo, as the vector inputs compute it.</summary>
+    static float Z(float* x, float* mask, float scale, long i, out float lo)
+    {
+        var hi = mask == null ? ScaledInput.Exact(new V128(System.Runtime.Intrinsics.Vector128.Create(x[i])), scale, out V128 l)
+                              : MaskedInput.Exact(new V128(System.Runtime.Intrinsics.Vector128.Create(x[i])), new V128(System.Runtime.Intrinsics.Vector128.Create(mask[i])), scale, out l);
+        lo = V128.First(l);
+        return V128.First(hi);
+    }
 
     /// <summary>Whether every z of the slice is -inf (a max of -inf alone does not say: the vector max can drop a NaN).</summary>
     static bool AllNegativeInfinity(float* x, float* mask, float scale, long count)
     {
         for (long i = 0; i < count; i++)
         {
-            if (Z(x, mask, scale, i) != float.NegativeInfinity) return false;
+            if (Z(x, mask, scale, i, out _) != float.NegativeInfinity) return false;
         }
         return true;
     }
 
-    static (float Max, double Sum) Partial<TIn>(TIn input, float* y, long count, bool store) where TIn : struct, IRowInput
+    static (float Max, double Below, double AtMax) Partial<TIn>(TIn input, float* y, long count, bool store) where TIn : struct, IRowInput
     {
         if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn>(input, y, count, store);
         if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn>(input, y, count, store);
@@ -97,84 +112,184 @@ internal static unsafe class SoftmaxCpu
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static (float Max, double Sum) Partial<TV, TIn>(TIn input, float* y, long count, bool store) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
+    static (float Max, double Below, double AtMax) Partial<TV, TIn>(TIn input, float* y, long count, bool store) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
     {
         long last = count - TV.Count;
         // The ragged end overlaps the previous vector: harmless for the max.
-        TV maxV = input.Load<TV>(last);
-        for (long i = 0; i < last; i += TV.Count) maxV = TV.Max(maxV, input.Load<TV>(i));
+        TV maxV = input.Load<TV>(last, out _);
+        for (long i = 0; i < last; i += TV.Count) maxV = TV.Max(maxV, input.Load<TV>(i, out _));
         TV m = TV.Create(TV.MaxAcross(maxV));
         // A max of -inf: every z is -inf (or a NaN the vector max dropped). Store nothing, so the input stays intact for
         // Reduce's all -inf test even in place (e^(-inf - -inf) would overwrite it with NaN); Write fills such slices.
-        if (TV.First(m) == float.NegativeInfinity) return (float.NegativeInfinity, double.NaN);
+        if (TV.First(m) == float.NegativeInfinity) return (float.NegativeInfinity, double.NaN, double.NaN);
 
-        // For the sum the overlap is masked out; the end is computed before any store (in place).
-        TV tail = ExpDifference(input.Load<TV>(last), m);
-        // Float lanes sum blocks of 256 vectors, blocks add up in double: a 2^20-column row keeps 1e-7 accuracy.
-        double sum = 0;
+        // For the sums the overlap is masked out; the end is computed before any store (in place).
+        TV tail = ExpDifference(input, last, m, out TV tailBelow, out TV tailAt);
+        // The sums are kept in double lanes (every float term widened exactly): 2^20 terms add no float rounding.
+        TV lower = TV.Create(0f), upper = TV.Create(0f), atMax = TV.Create(0f);
         long iEnd = 0;
-        while (iEnd < last)
+        for (; iEnd < last; iEnd += TV.Count)
         {
-            TV sumV = TV.Create(0f);
-            long blockEnd = Math.Min(last, iEnd + 256L * TV.Count);
-            for (; iEnd < blockEnd; iEnd += TV.Count)
-            {
-                TV e = ExpDifference(input.Load<TV>(iEnd), m);
-                sumV += e;
-                if (store) TV.Store(e, y + iEnd);
-            }
-            sum += TV.Sum(sumV);
+            TV e = ExpDifference(input, iEnd, m, out TV below, out TV at);
+            TV.AddWidened(below, ref lower, ref upper);
+            atMax += at;
+            if (store) TV.Store(e, y + iEnd);
         }
         TV fresh = TV.GreaterThanOrEqual(TV.Indices, TV.Create(iEnd - last));
-        sum += TV.Sum(tail & fresh);
+        TV.AddWidened(tailBelow & fresh, ref lower, ref upper);
+        atMax += tailAt & fresh;
         if (store) TV.Store(tail, y + last);
-        return (TV.First(m), sum);
+        return (TV.First(m), TV.WidenedSum(lower, upper), TV.Sum(atMax));
     }
 
     /// <summary>
-    /// e^(z - m). The rounding of z - m (half an ulp of |z - m|) moves the result by at most |z - m| 2^-24 relative,
-    /// under 5.2e-6 wherever the result is a normal float (|z - m| &lt; 87.4): inside softmax's 1e-5 bound, so the
-    /// difference is not carried exactly here (the elementwise ops, held to ulps, do carry theirs).
+    /// e^(z - m) with z - m carried exactly: two-sum (Knuth) of z's hi and -m, plus z's own remainder, into the scaled
+    /// exponential, so the result is within the exponential's own ~1 ulp (rounding z - m to float first would cost up to
+    /// |z - m| 2^-24 relative, 64 ulp near the underflow). <paramref name="below"/> is the term where z is below m (else 0);
+    /// where z's hi equals m, <paramref name="at"/> is 1 and below holds e^lo - 1 = lo + lo^2/2 (Taylor; |lo| &lt;= 2^-24 |m|),
+    /// so the max's own exact 1 is counted apart and log-softmax's log(sum) becomes log1p of the rest.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV ExpDifference<TV>(TV z, TV m) where TV : unmanaged, ISimd<TV> => VectorMath.Exp(z - m);
+    static TV ExpDifference<TV, TIn>(TIn input, long i, TV m, out TV below, out TV at) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
+    {
+        TV zhi = input.Load<TV>(i, out TV zlo);
+        TV d = VectorMath.TwoSum(zhi, -m, out TV dlo);
+        dlo += zlo;
+        TV e = VectorMath.Exp(d, dlo);
+        TV isMax = TV.Equal(d, TV.Create(0f));
+        below = TV.Select(isMax, TV.Fma(dlo, dlo * TV.Create(0.5f), dlo), e);
+        at = isMax & TV.Create(1f);
+        return e;
+    }
+
+    /// <summary>
+    /// (z - m) - L for log-softmax, with z - m exact (hi + lo, as <see cref="ExpDifference{TV, TIn}"/>) and L = ln(sum) given
+    /// as lHi + lLo: one more two-sum so results near 0 (the max of a dominant row: -L itself) keep every digit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static TV LogSoftmaxValue<TV>(TV zhi, TV zlo, TV m, TV lHi, TV lLo) where TV : unmanaged, ISimd<TV>
+    {
+        TV d = VectorMath.TwoSum(zhi, -m, out TV dlo);
+        TV r = VectorMath.TwoSum(d, -lHi, out TV rlo);
+        return r + ((rlo - lLo) + (dlo + zlo));
+    }
 }
 
-/// <summary>A slice's softmax state: its max, the sum of e^(z - max) over it, and whether every z is -inf.</summary>
-internal readonly record struct SoftmaxState(float Max, double Sum, bool Empty)
+/// <summary>
+/// A slice's softmax state: its max, the sum of e^(z - max) over the terms below the max (<see cref="Below"/>), how many z
+/// equal the max (<see cref="AtMax"/>, each term exactly 1) and whether every z is -inf.
+/// </summary>
+internal readonly record struct SoftmaxState(float Max, double Below, double AtMax, bool Empty)
 {
+    /// <summary>The sum of e^(z - max).</summary>
+    public double Sum => Below + AtMax;
+
+    /// <summary>
+    /// ln(sum) = log1p(sum - 1), where sum - 1 = Below + (AtMax - 1) is formed without the max's own 1: a row whose other
+    /// terms are tiny (a dominant logit) keeps them, where ln(1 + tiny) would round 1 + tiny first.
+    /// </summary>
+    public double LogSum => Log1p(Below + (AtMax - 1));
+
     /// <summary>NaN or +inf in the row (the sum is then NaN).</summary>
     public bool IsNaN => double.IsNaN(Sum) || float.IsNaN(Max);
 
+    /// <summary>ln(1 + t) in double for t &gt;= 0: ln(u) t / (u - 1) with u = 1 + t, which cancels u's rounding (Goldberg 1991, "What every computer scientist should know about floating-point arithmetic", Theorem 4).</summary>
+    static double Log1p(double t)
+    {
+        double u = 1 + t;
+        return u == 1 ? t : Math.Log(u) * (t / (u - 1));
+    }
+
     /// <summary>
-    /// Two slices as one: M = max, S = s_a e^(m_a - M) + s_b e^(m_b - M), in double. An empty slice adds nothing (its sum
-    /// is NaN: e^(-inf - -inf)); NaN maxima propagate.
+    /// Two slices as one: M = max; a slice whose max is M adds its terms as they are, one below M adds all of its terms
+    /// scaled by e^(m - M) (in double) to Below. An empty slice adds nothing; NaN maxima propagate.
     /// </summary>
     public static SoftmaxState Merge(in SoftmaxState a, in SoftmaxState b)
     {
         float m = float.IsNaN(a.Max) ? a.Max : float.IsNaN(b.Max) ? b.Max : MathF.Max(a.Max, b.Max);
-        double s = (a.Empty ? 0 : a.Sum * Math.Exp((double)a.Max - m)) + (b.Empty ? 0 : b.Sum * Math.Exp((double)b.Max - m));
-        return new(m, s, a.Empty && b.Empty);
+        double below = 0, atMax = 0;
+        foreach (var s in new[] { a, b })
+        {
+            if (s.Empty) continue;
+            if (s.Max == m) { below += s.Below; atMax += s.AtMax; }
+            else below += (s.Below + s.AtMax) * Math.Exp((double)s.Max - m);
+        }
+        return new(m, float.IsNaN(m) ? double.NaN : below, atMax, a.Empty && b.Empty);
     }
 }
 
-/// <summary>Where a row op reads its input vectors from: z = x * scale (+ mask).</summary>
+/// <summary>Where a row op reads its input vectors from: z = x * scale (+ mask), as hi (the float z) + lo (its exact remainder).</summary>
 internal interface IRowInput
 {
-    /// <summary>The input vector at element <paramref name="i"/>.</summary>
-    TV Load<TV>(long i) where TV : unmanaged, ISimd<TV>;
+    /// <summary>The input vector at element <paramref name="i"/> and its remainder.</summary>
+    TV Load<TV>(long i, out TV lo) where TV : unmanaged, ISimd<TV>;
 }
 
-/// <summary>z = x * scale (scale 1 leaves x exact).</summary>
+/// <summary>z = x * scale, exactly as hi + lo (two-product; scale 1 leaves x exact, lo 0).</summary>
 internal readonly unsafe struct ScaledInput(float* x, float scale) : IRowInput
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Load<TV>(long i) where TV : unmanaged, ISimd<TV> => TV.Load(x + i) * TV.Create(scale);
+    public TV Load<TV>(long i, out TV lo) where TV : unmanaged, ISimd<TV> => Exact(TV.Load(x + i), scale, out lo);
+
+    /// <summary>x * scale as hi + lo.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Exact<TV>(TV x, float scale, out TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        if (scale == 1f)
+        {
+            lo = TV.Create(0f);
+            return x;
+        }
+        return VectorMath.TwoProduct(x, TV.Create(scale), out lo);
+    }
 }
 
-/// <summary>z = x * scale + mask, fused (as CUDA and OpenCL compilers contract it).</summary>
+/// <summary>z = x * scale + mask as hi + lo: two-product, then two-sum with the mask (Knuth), the remainders added.</summary>
 internal readonly unsafe struct MaskedInput(float* x, float* mask, float scale) : IRowInput
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Load<TV>(long i) where TV : unmanaged, ISimd<TV> => TV.Fma(TV.Load(x + i), TV.Create(scale), TV.Load(mask + i));
+    public TV Load<TV>(long i, out TV lo) where TV : unmanaged, ISimd<TV> => Exact(TV.Load(x + i), TV.Load(mask + i), scale, out lo);
+
+    /// <summary>x * scale + mask as hi + lo (lo rounded once: exact to about 2^-48 |z|).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Exact<TV>(TV x, TV mask, float scale, out TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        TV p = ScaledInput.Exact(x, scale, out TV plo);
+        TV z = VectorMath.TwoSum(p, mask, out TV zlo);
+        lo = (zlo + plo) & TV.LessThan(Simd.Abs(z), TV.Create(float.PositiveInfinity));
+        return z;
+    }
+}
+
+/// <summary>A padded short row already formed as hi + lo (scale 1).</summary>
+internal readonly unsafe struct PaddedInput(float* hi, float* lo) : IRowInput
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Load<TV>(long i, out TV l) where TV : unmanaged, ISimd<TV>
+    {
+        l = TV.Load(lo + i);
+        return TV.Load(hi + i);
+    }
+}
+
+/// <summary>Log-softmax's final pass over x * scale: (z - max) - ln(sum), exactly carried.</summary>
+internal readonly struct LogSoftmaxOp(float scale, float max, float logSumHi, float logSumLo) : IUnaryOp
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV z = ScaledInput.Exact(x, scale, out TV lo);
+        return SoftmaxCpu.LogSoftmaxValue(z, lo, TV.Create(max), TV.Create(logSumHi), TV.Create(logSumLo));
+    }
+}
+
+/// <summary>Log-softmax's final pass over x * scale + mask.</summary>
+internal readonly struct MaskedLogSoftmaxOp(float scale, float max, float logSumHi, float logSumLo) : IBinaryOp
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV x, TV mask) where TV : unmanaged, ISimd<TV>
+    {
+        TV z = MaskedInput.Exact(x, mask, scale, out TV lo);
+        return SoftmaxCpu.LogSoftmaxValue(z, lo, TV.Create(max), TV.Create(logSumHi), TV.Create(logSumLo));
+    }
 }

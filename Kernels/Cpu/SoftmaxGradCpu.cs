@@ -63,7 +63,7 @@ internal static unsafe class SoftmaxGradCpu
             bool bad = !ignored && ((uint)t >= (ulong)cols || s.IsNaN || s.Empty || s.Max == float.PositiveInfinity);
             if (start == 0)
             {
-                double logSum = Math.Log(s.Sum);
+                double logSum = s.LogSum;
                 losses[row] = ignored ? 0f : bad ? float.NaN
                     : (float)(logSum + (eps < 1 ? (1 - (double)eps) * ((double)s.Max - whole.Zt) : 0)
                                      + (eps > 0 ? eps * ((double)s.Max - whole.SumZ / cols) : 0));

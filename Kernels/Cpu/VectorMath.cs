@@ -5,7 +5,8 @@ namespace GpuActivations.Cpu;
 /// <summary>
 /// Float transcendental functions for any SIMD width, accurate to about 1 ulp, written from the math:
 /// Cody–Waite range reduction with Taylor polynomials (exp, expm1), the atanh series (log), the Maclaurin
-/// series (tanh). GELU's erf and erfc live with GELU, in <c>Activations/Gelu.cs</c>. Results below the smallest normal float flush to zero.
+/// series (tanh). GELU's erf and erfc live with GELU, in <c>Activations/Gelu.cs</c>. Results below the smallest normal
+/// float are computed, not flushed: exponentials scale by two exact powers of two, so gradual underflow rounds once.
 /// Where an argument is itself a rounded product (beta*x, x*x), callers pass it as an unevaluated sum
 /// hi + lo so the rounding is not magnified by exp's condition number |x|.
 /// </summary>
@@ -58,12 +59,14 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.NoInlining)]
     static TV ScaledExpEdges<TV>(TV x, TV n, TV mantissa, TV factor) where TV : unmanaged, ISimd<TV>
     {
-        // 2^n as 2^n1 * 2^n2 with both halves in [-75, 65]: exact for every n in [-150, 128], so results near the
-        // overflow threshold stay finite and results below the smallest normal come out as subnormals.
-        n = TV.Min(TV.Max(n, TV.Create(-150f)), TV.Create(128f));
+        // 2^n as 2^n1 * 2^n2 with both halves in [-83, 64]: exact for every n in [-166, 128], so results near the
+        // overflow threshold stay finite and results below the smallest normal come out as subnormals, rounded once.
+        // The floor is below e^x's own underflow (x = -103.97) because a factor up to 2^14 (x e^x, e^x (1 + x slope))
+        // keeps the product representable further down; below x = -115 even 2^14 e^x is under half the smallest subnormal.
+        n = TV.Min(TV.Max(n, TV.Create(-166f)), TV.Create(128f));
         TV n1 = TV.Round(n * TV.Create(0.5f));
         TV result = mantissa * TV.Pow2(n1) * TV.Pow2(n - n1);
-        result = TV.Select(TV.LessThan(x, TV.Create(-103.972084f)), factor * TV.Create(0f), result);
+        result = TV.Select(TV.LessThan(x, TV.Create(-115f)), factor * TV.Create(0f), result);
         result = TV.Select(TV.GreaterThan(x, TV.Create(88.72284f)), factor * TV.Create(float.PositiveInfinity), result);
         return TV.Select(Simd.IsNaN(x), x, result);
     }
@@ -92,6 +95,8 @@ internal static class VectorMath
         // 2^n * (1 + p) - 1 = 2^n * p + (2^n - 1); 2^n - 1 is exact for |n| <= 24.
         TV scale = TV.Pow2(n);
         TV result = TV.Fma(scale, Expm1Reduced(r), scale - TV.Create(1f));
+        // expm1 keeps x's sign, -0 included (the sum above gives +0 for x = -0).
+        result |= Simd.SignBit(x);
         result = TV.Select(TV.GreaterThan(x, TV.Create(88.72284f)), TV.Create(float.PositiveInfinity), result);
         return TV.Select(Simd.IsNaN(x), x, result);
     }
@@ -153,15 +158,16 @@ internal static class VectorMath
         p = TV.Fma(p, x2, TV.Create(-17f / 315f));
         p = TV.Fma(p, x2, TV.Create(2f / 15f));
         p = TV.Fma(p, x2, TV.Create(-1f / 3f));
-        TV small = TV.Fma(p * x2, x, x);
+        // The sign bit put back: for x = -0 the fma gives (+0) + (-0) = +0, and tanh is odd.
+        TV small = TV.Fma(p * x2, x, x) | Simd.SignBit(x);
         TV large = TV.Create(1f) - TV.Create(2f) / (Exp(a + a) + TV.Create(1f));
         large |= Simd.SignBit(x);
         return TV.Select(TV.LessThan(a, TV.Create(0.55f)), small, large);
     }
 
-    /// <summary>1 / (1 + e^-x).</summary>
+    /// <summary>1 / (1 + e^-x); below x = -80, e^x (see <see cref="Sigmoid{TV}(TV, TV)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Sigmoid<TV>(TV x) where TV : unmanaged, ISimd<TV> => TV.Create(1f) / (TV.Create(1f) + Exp(-x));
+    public static TV Sigmoid<TV>(TV x) where TV : unmanaged, ISimd<TV> => Sigmoid(x, TV.Create(0f));
 
     /// <summary>x * sigmoid(x) (SiLU), the far-left lanes as in <see cref="TimesSigmoid{TV}(TV, TV, TV)"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -171,10 +177,18 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.NoInlining)]
     static TV TimesSigmoidFarLeft<TV>(TV x) where TV : unmanaged, ISimd<TV> => TimesSigmoid(x, x, TV.Create(0f));
 
-    /// <summary>1 / (1 + e^-(hi + lo)).</summary>
+    /// <summary>
+    /// 1 / (1 + e^-s), s = hi + lo. Below s = -80 it is e^s / (1 + e^s) = e^s (1 - e^s + ...), e^s to float precision
+    /// (e^s &lt; 2^-115): computed as e^s itself, which rounds into the subnormal range once. 1 / (1 + e^-s) would flush
+    /// there, as e^-s overflows from s = -88.7 while the result stays nonzero down to s = -103.3.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Sigmoid<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
-        => TV.Create(1f) / (TV.Create(1f) + Exp(-hi, -lo));
+    {
+        TV result = TV.Create(1f) / (TV.Create(1f) + Exp(-hi, -lo));
+        TV farLeft = TV.LessThan(hi, TV.Create(-80f));
+        return TV.Any(farLeft) ? TV.Select(farLeft, Exp(hi, lo), result) : result;
+    }
 
     /// <summary>
     /// x * sigmoid(s) where s = hi + lo. Below s = -80 sigmoid(s) ~ e^s heads into subnormals while x e^s can
@@ -184,7 +198,11 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV TimesSigmoid<TV>(TV x, TV hi, TV lo) where TV : unmanaged, ISimd<TV>
     {
-        TV result = x * Sigmoid(hi, lo);
+        TV result = x * (TV.Create(1f) / (TV.Create(1f) + Exp(-hi, -lo)));
+        // Near s = 0, sigmoid(s) = 1/2 + s/4 - s^3/48 + ... (Taylor): x/2 + x s/4 with one rounding (fma), so the s/4
+        // term is not lost in 1/2 + s/4 and the result is correctly rounded where it decides a rounding (x s tiny).
+        TV nearZero = TV.LessThan(Simd.Abs(hi), TV.Create(9.5367431640625e-7f));
+        if (TV.Any(nearZero)) result = TV.Select(nearZero, TV.Fma(x, hi * TV.Create(0.25f), x * TV.Create(0.5f)), result);
         TV farLeft = TV.LessThan(hi, TV.Create(-80f));
         if (TV.Any(farLeft))
         {
@@ -192,7 +210,8 @@ internal static class VectorMath
             TV tiny = TV.Select(TV.Equal(Simd.Abs(x), TV.Create(float.PositiveInfinity)), Simd.SignBit(x), x * root * root);
             result = TV.Select(farLeft, tiny, result);
         }
-        return result;
+        // sigmoid(s) > 0, so the result has x's sign; x = -0 gives -0 (the fma above gives +0 there).
+        return result | Simd.SignBit(x);
     }
 
     /// <summary>
@@ -223,12 +242,27 @@ internal static class VectorMath
         TV s = TV.Select(negative, e * r, r);
         TV result = TV.Select(TV.Equal(d, TV.Create(0f)), s, TV.Fma(x * slope, d, s));
         TV farLeft = TV.LessThan(hi, TV.Create(-80f)) & TV.GreaterThan(hi, TV.Create(float.NegativeInfinity));
-        return TV.Any(farLeft) ? TV.Select(farLeft, ScaledExp(hi, lo, TV.Fma(x, slope, TV.Create(1f))), result) : result;
+        if (TV.Any(farLeft)) result = TV.Select(farLeft, ScaledExp(hi, lo, TV.Fma(x, slope, TV.Create(1f))), result);
+        // At s = -inf the limit of e^s (1 + x slope) is a zero of x slope's sign (-0 for SiLU at -inf: it rises to 0 from below).
+        return TV.Select(TV.Equal(hi, TV.Create(float.NegativeInfinity)), Simd.SignBit(x * slope), result);
     }
 
     /// <summary>NaN lanes of <paramref name="x"/> pass through; the others take <paramref name="value"/> (derivatives of piecewise ops).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV KeepNaN<TV>(TV x, TV value) where TV : unmanaged, ISimd<TV> => TV.Select(Simd.IsNaN(x), x, value);
+
+    /// <summary>
+    /// The exact sum a + b as hi + lo (Knuth's two-sum, TAOCP vol. 2, 4.2.2; Møller 1965): no ordering of |a|, |b| needed.
+    /// Where the sum is infinite or NaN the remainder is 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV TwoSum<TV>(TV a, TV b, out TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        TV s = a + b;
+        TV bb = s - a;
+        lo = ((a - (s - bb)) + (b - bb)) & TV.LessThan(Simd.Abs(s), TV.Create(float.PositiveInfinity));
+        return s;
+    }
 
     /// <summary>The exact product a*b as hi + lo (FMA two-product).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -137,6 +137,20 @@ internal readonly struct ScalarLane<TFma> : ISimd<ScalarLane<TFma>> where TFma :
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool All(ScalarLane<TFma> mask) => Bits(mask) < 0;
     public static ScalarLane<TFma> Indices => new(0f);
     public static float Sum(ScalarLane<TFma> a) => a.Value;
+
+    /// <summary>One float cannot hold a double: lower keeps the float sum, upper the sum of each addition's exact error
+    /// (Knuth's two-sum), so lower + upper is the compensated total (Møller, Kahan).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void AddWidened(ScalarLane<TFma> v, ref ScalarLane<TFma> lower, ref ScalarLane<TFma> upper)
+    {
+        float a = lower.Value, b = v.Value;
+        float s = a + b;
+        float bb = s - a;
+        float error = (a - (s - bb)) + (b - bb);
+        lower = new(s);
+        upper = new(upper.Value + error);
+    }
+    public static double WidenedSum(ScalarLane<TFma> lower, ScalarLane<TFma> upper) => (double)lower.Value + upper.Value;
     public static float MaxAcross(ScalarLane<TFma> a) => a.Value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float First(ScalarLane<TFma> a) => a.Value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using System.Text.Json;
+using GpuActivations.Reference;
+
+namespace GpuActivations.Bench;
+
+/// <summary>
+/// The exhaustive accuracy sweep (<c>accuracy --exhaustive</c>): every one of the 2^32 float bit patterns (or a
+/// <c>--range</c> of them) through every elementwise activation's forward and derivative on the SIMD path
+/// (<see cref="CpuKernels"/>), against the double reference (<see cref="ScalarReference"/>), the reference evaluated on
+/// every core. Forward results are measured in plain ulps, subnormals counted (no allowance for flushing); derivatives in
+/// ulps of the summed terms' magnitude (<see cref="ScalarReference.DerivativeScale"/>), as the sampled sweep does.
+/// Work goes in chunks of 2^24 inputs; after each chunk the state file records every op's progress and maxima, so an
+/// interrupted run resumes where it stopped (same range and ops), op by op.
+/// </summary>
+public static class ExhaustiveSweep
+{
+    const long ChunkSize = 1L << 24;
+
+    /// <summary>One op's progress: the next bit pattern to run, the largest error so far and its input.</summary>
+    public sealed class OpState
+    {
+        /// <summary>The next bit pattern (as an unsigned 32-bit value) to run.</summary>
+        public long Next { get; set; }
+        /// <summary>The largest error so far, in ulps.</summary>
+        public double MaxUlp { get; set; }
+        /// <summary>The input's bit pattern where it occurred.</summary>
+        public uint WorstBits { get; set; }
+        /// <summary>Inputs checked so far.</summary>
+        public long Done { get; set; }
+        /// <summary>Seconds spent on this op so far.</summary>
+        public double Seconds { get; set; }
+    }
+
+    /// <summary>Parses the options after <c>accuracy --exhaustive</c> and runs the sweep; returns the exit code.</summary>
+    public static int Run(string[] args)
+    {
+        long start = 0, end = 1L << 32;
+        string statePath = "exhaustive-state.json";
+        HashSet<string>? only = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--exhaustive": break;
+                case "--range":
+                    var parts = args[++i].Split(':');
+                    start = ParseBits(parts[0]);
+                    end = ParseBits(parts[1]);
+                    break;
+                case "--state": statePath = args[++i]; break;
+                case "--ops": only = new HashSet<string>(args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries), StringComparer.OrdinalIgnoreCase); break;
+                default:
+                    Console.Error.WriteLine($"accuracy --exhaustive: unknown option {args[i]} (options: --range START:END as bit patterns, hex 0x... or decimal, END exclusive; --ops LIST; --state FILE)");
+                    return 2;
+            }
+        }
+        if (!(0 <= start && start < end && end <= 1L << 32)) { Console.Error.WriteLine("--range must satisfy 0 <= START < END <= 2^32"); return 2; }
+
+        var state = File.Exists(statePath)
+            ? JsonSerializer.Deserialize<Dictionary<string, OpState>>(File.ReadAllText(statePath)) ?? []
+            : new Dictionary<string, OpState>();
+        var ops = Catalog.Activations
+            .Where(a => only is null || only.Contains(a.Activation.ToString()) || only.Contains(a.Activation.ToString().Split('(')[0]))
+            .SelectMany(a => new[] { (a.Activation, Id: a.Reference, Derivative: false), (a.Activation, Id: a.Reference, Derivative: true) })
+            .ToList();
+        string Key((Activation Activation, ActivationId Id, bool Derivative) op) => $"{op.Activation}{(op.Derivative ? "'" : "")} [{start:X}, {end:X})";
+
+        Console.WriteLine($"Exhaustive sweep over bit patterns [0x{start:X}, 0x{end:X}) ({end - start:N0} inputs) x {ops.Count} op forms, on {Environment.ProcessorCount} cores; state in {statePath}");
+        var x = new float[ChunkSize];
+        var y = new float[ChunkSize];
+        var ones = Enumerable.Repeat(1f, (int)ChunkSize).ToArray();
+        var total = Stopwatch.StartNew();
+        long doneThisRun = 0;
+        long remainingAll = ops.Sum(op => end - (state.TryGetValue(Key(op), out var s) ? s.Next : start));
+        foreach (var op in ops)
+        {
+            string key = Key(op);
+            if (!state.TryGetValue(key, out var s)) state[key] = s = new OpState { Next = start };
+            if (s.Next >= end) { Report(key, s, end - start); continue; }
+            while (s.Next < end)
+            {
+                var chunk = Stopwatch.StartNew();
+                int n = (int)Math.Min(ChunkSize, end - s.Next);
+                long first = s.Next;
+                Parallel.For(0, Environment.ProcessorCount, part =>
+                {
+                    int lo = (int)((long)n * part / Environment.ProcessorCount), hi = (int)((long)n * (part + 1) / Environment.ProcessorCount);
+                    for (int i = lo; i < hi; i++) x[i] = BitConverter.UInt32BitsToSingle((uint)(first + i));
+                });
+                if (op.Derivative) CpuKernels.ActivationBackward(op.Activation, x.AsSpan(0, n), ones.AsSpan(0, n), y.AsSpan(0, n));
+                else CpuKernels.Apply(op.Activation, x.AsSpan(0, n), y.AsSpan(0, n));
+                var (worst, at) = Worst(op, x, y, n);
+                if (worst > s.MaxUlp) { s.MaxUlp = worst; s.WorstBits = BitConverter.SingleToUInt32Bits(x[at]); }
+                s.Next = first + n;
+                s.Done += n;
+                s.Seconds += chunk.Elapsed.TotalSeconds;
+                doneThisRun += n;
+                remainingAll -= n;
+                File.WriteAllText(statePath, JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true }));
+                double rate = doneThisRun / total.Elapsed.TotalSeconds;
+                Console.WriteLine($"  {key}: {(double)(s.Next - start) / (end - start):P1}, max {s.MaxUlp:0.##} ulp at {BitConverter.UInt32BitsToSingle(s.WorstBits):R}; "
+                    + $"{n / chunk.Elapsed.TotalSeconds / 1e6:0.0} M inputs/s; this op {TimeSpan.FromSeconds((end - s.Next) / (n / chunk.Elapsed.TotalSeconds)):hh\\:mm\\:ss} left, "
+                    + $"all {TimeSpan.FromSeconds(remainingAll / rate):d\\.hh\\:mm\\:ss} left");
+            }
+            Report(key, s, end - start);
+        }
+        Console.WriteLine($"| op | max ulp | at x | inputs | seconds |");
+        Console.WriteLine($"|---|---:|---:|---:|---:|");
+        foreach (var op in ops)
+        {
+            var s = state[Key(op)];
+            Console.WriteLine($"| {op.Activation}{(op.Derivative ? "'" : "")} | {s.MaxUlp:0.##} | {BitConverter.UInt32BitsToSingle(s.WorstBits):R} | {s.Done:N0} | {s.Seconds:0} |");
+        }
+        return 0;
+    }
+
+    static void Report(string key, OpState s, long count)
+        => Console.WriteLine($"{key}: done, {s.Done:N0} of {count:N0} inputs, max {s.MaxUlp:0.##} ulp at {BitConverter.UInt32BitsToSingle(s.WorstBits):R} ({s.Seconds:0} s)");
+
+    static long ParseBits(string text)
+        => text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? Convert.ToInt64(text[2..], 16) : long.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The worst error of the chunk and its index, the reference evaluated on every core.</summary>
+    static (double Worst, int At) Worst((Activation Activation, ActivationId Id, bool Derivative) op, float[] x, float[] y, int n)
+    {
+        int parts = Environment.ProcessorCount * 4;
+        var worst = new double[parts];
+        var at = new int[parts];
+        double a = op.Activation.Alpha, b = op.Activation.Beta, t = op.Activation.Threshold;
+        Parallel.For(0, parts, part =>
+        {
+            int lo = (int)((long)n * part / parts), hi = (int)((long)n * (part + 1) / parts);
+            double w = 0;
+            int wi = lo;
+            for (int i = lo; i < hi; i++)
+            {
+                double d = op.Derivative
+                    ? ErrorMetrics.ScaledUlpDistance(y[i], ScalarReference.Derivative(op.Id, x[i], a, b, t), ScalarReference.DerivativeScale(op.Id, x[i], a, b, t))
+                    : StrictUlp(y[i], ScalarReference.Evaluate(op.Id, x[i], a, b, t));
+                if (d > w) { w = d; wi = i; }
+            }
+            worst[part] = w;
+            at[part] = wi;
+        });
+        int best = Array.IndexOf(worst, worst.Max());
+        return (worst[best], at[best]);
+    }
+
+    /// <summary>Ulps between actual and the exact value rounded to float; NaN matches NaN; subnormals count like any float.</summary>
+    static double StrictUlp(float actual, double expected)
+    {
+        float e = (float)expected;
+        if (float.IsNaN(e) || float.IsNaN(actual)) return float.IsNaN(e) && float.IsNaN(actual) ? 0 : double.PositiveInfinity;
+        if (float.IsInfinity(e) || float.IsInfinity(actual)) return e == actual ? 0 : double.PositiveInfinity;
+        static long Ordinal(float f) { int bits = BitConverter.SingleToInt32Bits(f); return bits < 0 ? -(long)(bits & 0x7FFFFFFF) : bits; }
+        return Math.Abs(Ordinal(actual) - Ordinal(e));
+    }
+}
