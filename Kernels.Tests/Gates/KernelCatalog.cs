@@ -43,9 +43,13 @@ public sealed record KernelAxis(string Name, Func<GateBackend, IReadOnlyList<Axi
 /// <param name="DoubleInstructionsReason">
 /// Null for a kernel that must hold no f64 instruction in PTX; otherwise why it computes in double (the exemption).
 /// </param>
+/// <param name="MinimumOccupancy">
+/// The fraction of an sm_90 multiprocessor's 2048 threads its register count must leave resident at <paramref name="GroupSize"/>
+/// (1: full occupancy, at most 32 registers per thread), as measured; a kernel that needs more registers lowers it, with a reason.
+/// </param>
 public sealed record KernelFamilyEntry(
     string Name, MethodInfo Definition, IReadOnlyList<KernelAxis> Axes, int GroupSize,
-    int VectorLoadsPerIteration = 0, string? DoubleInstructionsReason = null)
+    int VectorLoadsPerIteration = 0, string? DoubleInstructionsReason = null, double MinimumOccupancy = 1.0)
 {
     /// <summary>Every specialisation of this family for <paramref name="backend"/>.</summary>
     public IEnumerable<KernelSpecialisation> Specialise(GateBackend backend)
@@ -166,20 +170,27 @@ public static class KernelCatalog
     // ---- Families ---------------------------------------------------------------------------------------------------
 
     /// <summary>A family: the kernel <paramref name="name"/> of <paramref name="owner"/>, closed over <paramref name="axes"/>.</summary>
-    static KernelFamilyEntry Family(Type owner, string name, KernelAxis[] axes, int vectorLoads = 0, string? doubleReason = null)
+    static KernelFamilyEntry Family(Type owner, string name, KernelAxis[] axes, int vectorLoads = 0, string? doubleReason = null,
+        double minimumOccupancy = 1.0)
     {
         MethodInfo method = owner.GetMethod(name, BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)
             ?? throw new InvalidOperationException($"{owner.Name}.{name} is not a static method.");
-        return new KernelFamilyEntry(name, method, axes, ElementwiseGroupSize, vectorLoads, doubleReason);
+        return new KernelFamilyEntry(name, method, axes, ElementwiseGroupSize, vectorLoads, doubleReason, minimumOccupancy);
     }
+
+    /// <summary>
+    /// Why the 128-bit kernels may use more than 32 registers: each thread computes four elements per iteration (the four
+    /// lanes of a 16-byte load), so four op bodies are live at once; they stay memory-bound at the occupancy left.
+    /// </summary>
+    const double VectorKernelOccupancy = 0.5;
 
     /// <summary>Every kernel family the library launches, each with the axes that close it.</summary>
     public static IReadOnlyList<KernelFamilyEntry> Families { get; } =
     [
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Map), [UnaryOps, Fma, Storage]),
-        Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Map4), [UnaryOps, Fma], vectorLoads: 1),
+        Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Map4), [UnaryOps, Fma], vectorLoads: 1, minimumOccupancy: VectorKernelOccupancy),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Zip), [BinaryOps, Fma, Storage]),
-        Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Zip4), [BinaryOps, Fma], vectorLoads: 2),
+        Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Zip4), [BinaryOps, Fma], vectorLoads: 2, minimumOccupancy: VectorKernelOccupancy),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.ZipPacked), [GatedOps, Fma, Storage]),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Gradient), [GradientOps, Fma, Storage]),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.GradientPacked), [GradientOps, Fma, Storage]),
