@@ -70,6 +70,51 @@ public sealed class OfflineCompiler : IDisposable
         return parameters.Length > 0 && typeof(IIndex).IsAssignableFrom(parameters[0].ParameterType);
     }
 
+    /// <summary>
+    /// Compiles every work item on <see cref="Workers"/> threads, each with its own compilers (one per key, made by
+    /// <paramref name="create"/>; separate contexts, so nothing is shared), and calls <paramref name="done"/> with the item's
+    /// index and its source or ILGPU's error as each finishes (from any of the threads). Returns the summed compile time.
+    /// </summary>
+    public static TimeSpan CompileAll<TKey>(IReadOnlyList<(TKey Key, KernelSpecialisation Kernel)> work, Func<TKey, OfflineCompiler> create,
+        Action<int, string?, string?> done) where TKey : notnull
+    {
+        int next = -1;
+        long ticks = 0;
+        var threads = Enumerable.Range(0, Math.Min(Workers, Math.Max(1, work.Count))).Select(_ => new Thread(() =>
+        {
+            var compilers = new Dictionary<TKey, OfflineCompiler>();
+            var clock = new System.Diagnostics.Stopwatch();
+            try
+            {
+                for (int i = Interlocked.Increment(ref next); i < work.Count; i = Interlocked.Increment(ref next))
+                {
+                    (TKey key, KernelSpecialisation kernel) = work[i];
+                    string? source = null, error = null;
+                    clock.Start();
+                    try
+                    {
+                        if (!compilers.TryGetValue(key, out OfflineCompiler? compiler)) compilers[key] = compiler = create(key);
+                        source = compiler.Compile(kernel.Method);
+                    }
+                    catch (Exception e) { error = $"{e.GetType().Name}: {e.Message}"; }
+                    clock.Stop();
+                    done(i, source, error);
+                }
+            }
+            finally
+            {
+                foreach (OfflineCompiler compiler in compilers.Values) compiler.Dispose();
+                Interlocked.Add(ref ticks, clock.Elapsed.Ticks);
+            }
+        }) { IsBackground = true, Name = "gate compiler" }).ToList();
+        foreach (Thread thread in threads) thread.Start();
+        foreach (Thread thread in threads) thread.Join();
+        return TimeSpan.FromTicks(ticks);
+    }
+
+    /// <summary>Compiler threads per gate: one per core (ILGPU's compile is single-threaded and CPU-bound).</summary>
+    public static int Workers => Math.Max(1, Environment.ProcessorCount);
+
     /// <summary>Disposes the backend and the context.</summary>
     public void Dispose()
     {

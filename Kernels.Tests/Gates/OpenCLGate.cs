@@ -38,7 +38,14 @@ public sealed class OpenCLGateRun
     static readonly Lazy<OpenCLGateRun> shared = new(() => Execute(GateTools.Require(GateTools.Clang)), LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>The run of this process (ignores the caller's test, or fails it, when clang is missing).</summary>
-    public static OpenCLGateRun Shared => GateTools.Clang.IsPresent ? shared.Value : new OpenCLGateRun([], TimeSpan.Zero, TimeSpan.Zero, GateTools.Require(GateTools.Clang));
+    public static OpenCLGateRun Shared
+    {
+        get
+        {
+            PtxGateRun.Prefetch();
+            return GateTools.Clang.IsPresent ? shared.Value : new OpenCLGateRun([], TimeSpan.Zero, TimeSpan.Zero, GateTools.Require(GateTools.Clang));
+        }
+    }
 
     OpenCLGateRun(IReadOnlyList<OpenCLKernelResult> results, TimeSpan elapsed, TimeSpan ilgpuTime, string clang)
     {
@@ -54,7 +61,7 @@ public sealed class OpenCLGateRun
     /// <summary>The wall time of the whole run.</summary>
     public TimeSpan Elapsed { get; }
 
-    /// <summary>The time ILGPU spent generating OpenCL C.</summary>
+    /// <summary>The time ILGPU spent generating OpenCL C, summed over its compiler threads.</summary>
     public TimeSpan IlgpuTime { get; }
 
     /// <summary>The clang used.</summary>
@@ -71,39 +78,36 @@ public sealed class OpenCLGateRun
         var clock = Stopwatch.StartNew();
         string dir = Directory.CreateTempSubdirectory("ga-opencl-gate-").FullName;
         string? dump = Environment.GetEnvironmentVariable("GPUACTIVATIONS_GATE_DUMP");
-        var pending = new List<Task<OpenCLKernelResult>>();
-        var ilgpu = new Stopwatch();
-        int index = 0;
+        var work = Vendors.SelectMany(v => KernelCatalog.Selected(GateBackend.OpenCL).Select(k => (Key: v, Kernel: k))).ToArray();
+        var pending = new Task<OpenCLKernelResult>[work.Length];
         try
         {
-            foreach (CLDeviceVendor vendor in Vendors)
+            TimeSpan ilgpu = OfflineCompiler.CompileAll(work, OfflineCompiler.OpenCL, (i, source, error) =>
             {
-                using OfflineCompiler compiler = OfflineCompiler.OpenCL(vendor);
-                foreach (KernelSpecialisation kernel in KernelCatalog.Selected(GateBackend.OpenCL))
+                (CLDeviceVendor vendor, KernelSpecialisation kernel) = work[i];
+                if (source is null) { pending[i] = Task.FromResult(new OpenCLKernelResult(kernel, vendor, null, error, null)); return; }
+                string file = Path.Combine(dir, $"k{i}.cl");
+                File.WriteAllText(file, source);
+                if (dump is { Length: > 0 })
                 {
-                    string? source = null, error = null;
-                    ilgpu.Start();
-                    try { source = compiler.Compile(kernel.Method); }
-                    catch (Exception e) { error = $"{e.GetType().Name}: {e.Message}"; }
-                    ilgpu.Stop();
-                    if (source is null) { pending.Add(Task.FromResult(new OpenCLKernelResult(kernel, vendor, null, error, null))); continue; }
-                    string file = Path.Combine(dir, $"k{index++}.cl");
-                    File.WriteAllText(file, source);
-                    if (dump is { Length: > 0 })
-                    {
-                        Directory.CreateDirectory(dump);
-                        File.WriteAllText(Path.Combine(dump, $"{PtxGateRun.FileName(kernel)}_{vendor}.cl"), source);
-                    }
-                    pending.Add(Check(clang, kernel, vendor, source, file));
+                    Directory.CreateDirectory(dump);
+                    File.WriteAllText(Path.Combine(dump, $"{PtxGateRun.FileName(kernel)}_{vendor}.cl"), source);
                 }
-            }
+                pending[i] = Check(clang, kernel, vendor, source, file);
+            });
             OpenCLKernelResult[] results = Task.WhenAll(pending).GetAwaiter().GetResult();
-            return new OpenCLGateRun(results, clock.Elapsed, ilgpu.Elapsed, clang);
+            return new OpenCLGateRun(results, clock.Elapsed, ilgpu, clang);
         }
         finally
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>Starts this process's run in the background if clang is present (the PTX gate calls it, so the two overlap).</summary>
+    public static void Prefetch()
+    {
+        if (GateTools.Clang.IsPresent) _ = Task.Run(() => shared.Value);
     }
 
     static async Task<OpenCLKernelResult> Check(string clang, KernelSpecialisation kernel, CLDeviceVendor vendor, string source, string file)

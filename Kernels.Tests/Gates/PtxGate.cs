@@ -87,7 +87,14 @@ public sealed class PtxGateRun
     static readonly Lazy<PtxGateRun> shared = new(() => Execute(GateTools.Require(GateTools.Ptxas)), LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>The run of this process (ignores the caller's test, or fails it, when ptxas is missing).</summary>
-    public static PtxGateRun Shared => GateTools.Ptxas.IsPresent ? shared.Value : new PtxGateRun([], TimeSpan.Zero, TimeSpan.Zero, GateTools.Require(GateTools.Ptxas));
+    public static PtxGateRun Shared
+    {
+        get
+        {
+            OpenCLGateRun.Prefetch();
+            return GateTools.Ptxas.IsPresent ? shared.Value : new PtxGateRun([], TimeSpan.Zero, TimeSpan.Zero, GateTools.Require(GateTools.Ptxas));
+        }
+    }
 
     PtxGateRun(IReadOnlyList<PtxKernelResult> results, TimeSpan elapsed, TimeSpan ilgpuTime, string ptxas)
     {
@@ -103,7 +110,7 @@ public sealed class PtxGateRun
     /// <summary>The wall time of the whole run.</summary>
     public TimeSpan Elapsed { get; }
 
-    /// <summary>The time ILGPU spent generating PTX.</summary>
+    /// <summary>The time ILGPU spent generating PTX, summed over its compiler threads.</summary>
     public TimeSpan IlgpuTime { get; }
 
     /// <summary>The ptxas used.</summary>
@@ -120,34 +127,32 @@ public sealed class PtxGateRun
         var clock = Stopwatch.StartNew();
         string dir = Directory.CreateTempSubdirectory("ga-ptx-gate-").FullName;
         string? dump = Environment.GetEnvironmentVariable("GPUACTIVATIONS_GATE_DUMP");
-        var pending = new List<Task<PtxKernelResult>>();
-        var ilgpu = new Stopwatch();
+        IReadOnlyList<KernelSpecialisation> kernels = KernelCatalog.Selected(GateBackend.Ptx);
+        var pending = new Task<PtxKernelResult>[kernels.Count];
         try
         {
-            using (OfflineCompiler compiler = OfflineCompiler.Ptx())
+            TimeSpan ilgpu = OfflineCompiler.CompileAll(kernels.Select(k => (0, k)).ToArray(), _ => OfflineCompiler.Ptx(), (i, ptx, error) =>
             {
-                int index = 0;
-                foreach (KernelSpecialisation kernel in KernelCatalog.Selected(GateBackend.Ptx))
-                {
-                    string? ptx = null, error = null;
-                    ilgpu.Start();
-                    try { ptx = compiler.Compile(kernel.Method); }
-                    catch (Exception e) { error = $"{e.GetType().Name}: {e.Message}"; }
-                    ilgpu.Stop();
-                    if (ptx is null) { pending.Add(Task.FromResult(new PtxKernelResult(kernel, null, error, new Dictionary<string, PtxasReport>()))); continue; }
-                    string file = Path.Combine(dir, $"k{index++}.ptx");
-                    File.WriteAllText(file, ptx);
-                    if (dump is { Length: > 0 }) { Directory.CreateDirectory(dump); File.WriteAllText(Path.Combine(dump, FileName(kernel) + ".ptx"), ptx); }
-                    pending.Add(Assemble(ptxas, kernel, ptx, file));
-                }
-            }
+                KernelSpecialisation kernel = kernels[i];
+                if (ptx is null) { pending[i] = Task.FromResult(new PtxKernelResult(kernel, null, error, new Dictionary<string, PtxasReport>())); return; }
+                string file = Path.Combine(dir, $"k{i}.ptx");
+                File.WriteAllText(file, ptx);
+                if (dump is { Length: > 0 }) { Directory.CreateDirectory(dump); File.WriteAllText(Path.Combine(dump, FileName(kernel) + ".ptx"), ptx); }
+                pending[i] = Assemble(ptxas, kernel, ptx, file);
+            });
             PtxKernelResult[] results = Task.WhenAll(pending).GetAwaiter().GetResult();
-            return new PtxGateRun(results, clock.Elapsed, ilgpu.Elapsed, ptxas);
+            return new PtxGateRun(results, clock.Elapsed, ilgpu, ptxas);
         }
         finally
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>Starts this process's run in the background if ptxas is present (the OpenCL gate calls it, so the two overlap).</summary>
+    public static void Prefetch()
+    {
+        if (GateTools.Ptxas.IsPresent) _ = Task.Run(() => shared.Value);
     }
 
     static async Task<PtxKernelResult> Assemble(string ptxas, KernelSpecialisation kernel, string ptx, string file)
