@@ -149,6 +149,9 @@ public sealed class PtxGateRun
         }
     }
 
+    /// <summary>The run of this process without starting the OpenCL gate beside it (for a run that needs only the PTX results).</summary>
+    public static PtxGateRun SharedAlone => GateTools.Ptxas.IsPresent ? shared.Value : new PtxGateRun([], TimeSpan.Zero, TimeSpan.Zero, GateTools.Require(GateTools.Ptxas));
+
     /// <summary>Starts this process's run in the background if ptxas is present (the OpenCL gate calls it, so the two overlap).</summary>
     public static void Prefetch()
     {

@@ -139,7 +139,7 @@ public sealed class PtxGateTests
     {
         string? path = Environment.GetEnvironmentVariable(TableVariable);
         if (path is not { Length: > 0 }) Assert.Ignore($"set {TableVariable} to the markdown file to update (docs/cuda.md)");
-        PtxGateRun run = PtxGateRun.Shared;
+        PtxGateRun run = PtxGateRun.SharedAlone;
         string table = PtxTable.Render(run);
         string text = File.ReadAllText(path);
         const string begin = "<!-- ptx-gate-table -->", end = "<!-- /ptx-gate-table -->";
