@@ -29,7 +29,11 @@ internal readonly struct Float16Storage : IStorage<Half>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Half Store(float value) => (Half)value;
 }
 
-/// <summary>bf16 storage: the upper half of a float (exact widening), rounded to nearest even with NaN kept quiet (<see cref="BFloat16.Round"/>).</summary>
+/// <summary>
+/// bf16 storage: the upper half of a float (exact widening), rounded to nearest even with NaN kept quiet (<see cref="BFloat16.Round"/>).
+/// The bit casts are the signed ones: ILGPU 1.5.3 compiles <see cref="BitConverter.SingleToInt32Bits"/> but fails on
+/// <see cref="BitConverter.SingleToUInt32Bits"/> with an internal compiler error (found by the PTX compile gate).
+/// </summary>
 internal readonly struct BFloat16Storage : IStorage<BFloat16>
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Load(BFloat16 value) => BitConverter.Int32BitsToSingle(value.Bits << 16);
