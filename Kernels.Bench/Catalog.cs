@@ -132,7 +132,7 @@ public static class Catalog
     public static IReadOnlySet<string> ReluLike { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
         { "Relu", "LeakyRelu", "Relu6", "PRelu", "HardSigmoid", "HardSwish" };
 
-    /// <summary>The transcendental ops issue 5 names (>= 75% of copy bandwidth).</summary>
+    /// <summary>The transcendental ops held to (>= 75% of copy bandwidth).</summary>
     public static IReadOnlySet<string> Transcendental { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
         { "Sigmoid", "Tanh", "Silu", "Gelu", "Elu", "Softplus" };
 

@@ -366,10 +366,10 @@ public sealed class BenchPlan
     }
 }
 
-/// <summary>The figures of issue 5, per row.</summary>
+/// <summary>The performance targets, per row.</summary>
 public static class Targets
 {
-    /// <summary>The figure <paramref name="row"/> is held to, and whether it reaches it; null when issue 5 sets none.</summary>
+    /// <summary>The figure <paramref name="row"/> is held to, and whether it reaches it; null when none is set.</summary>
     public static TargetCheck? For(BenchRow row)
     {
         double f = row.FractionOfCopy;

@@ -119,10 +119,10 @@ public static class Report
         return table;
     }
 
-    /// <summary>Every figure of issue 5 with its result, one line each.</summary>
+    /// <summary>Every performance target with its result, one line each.</summary>
     public static TextTable FiguresTable(RunResults results, bool markdown)
     {
-        var table = new TextTable("figure (issue 5)", "op", "accelerator", "size", ">measured", "result");
+        var table = new TextTable("performance target", "op", "accelerator", "size", ">measured", "result");
         foreach (var r in results.Rows.Where(r => r.Target is not null))
         {
             string measured = r.Target!.Figure.StartsWith("uses", StringComparison.Ordinal) ? $"{r.Ours.HostCores:0.0} cores busy" : Percent(r.FractionOfCopy) + " of copy";
@@ -173,7 +173,7 @@ public static class Report
         }
         if (ContentionNote(results) is { } note) sb.AppendLine(note.Replace("**", "")).AppendLine();
         var figures = FiguresTable(results, markdown: false);
-        sb.AppendLine(results.Smoke ? "Figures of issue 5 (smoke sizes are in cache: not meaningful):" : "Figures of issue 5:");
+        sb.AppendLine(results.Smoke ? "Performance targets (informational; smoke sizes are in cache: not meaningful):" : "Performance targets (informational: they do not change the exit code):");
         sb.AppendLine(figures.ToConsole());
         return sb.ToString();
     }
@@ -234,7 +234,7 @@ public static class Report
         }
         if (results.Rows.Any(r => r.Target is not null) || results.InCache.Count > 0)
         {
-            sb.AppendLine("## Figures of issue 5");
+            sb.AppendLine("## Performance targets");
             sb.AppendLine();
             sb.AppendLine(FiguresTable(results, markdown: true).ToMarkdown());
         }

@@ -1,6 +1,6 @@
 namespace GpuActivations.Bench;
 
-/// <summary>A figure from issue 5 and whether a row reaches it.</summary>
+/// <summary>A performance target and whether a row reaches it.</summary>
 /// <param name="Figure">The figure in words, e.g. ">= 75% of copy".</param>
 /// <param name="Met">Whether the row reaches it.</param>
 public sealed record TargetCheck(string Figure, bool Met);
@@ -26,9 +26,9 @@ public sealed record BenchRow(
 /// <summary>A CPU op on one thread with its data in cache, beside TensorPrimitives and a naive loop.</summary>
 public sealed record InCacheRow(string Op, long Elements, Timing Ours, Timing TensorPrimitives, Timing Naive, string TensorPrimitivesLabel)
 {
-    /// <summary>TensorPrimitives time over ours (issue 5: >= 1.0).</summary>
+    /// <summary>TensorPrimitives time over ours (target: >= 1.0).</summary>
     public double TensorPrimitivesSpeedup => TensorPrimitives.Median / Ours.Median;
-    /// <summary>Naive loop time over ours (issue 5: >= 5).</summary>
+    /// <summary>Naive loop time over ours (target: >= 5).</summary>
     public double NaiveSpeedup => Naive.Median / Ours.Median;
 }
 

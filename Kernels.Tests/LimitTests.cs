@@ -33,7 +33,7 @@ public sealed record LimitCase(Storage Storage, string Op, bool Derivative, floa
 /// gelu, hard swish below -3). Derivatives that approach 0 from below (x g(x) with g a sigmoid or the normal CDF, mish)
 /// give -0 at -inf and at the most negative finite input.
 /// </summary>
-public sealed class LimitTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class LimitTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     const float Inf = float.PositiveInfinity;
     const float NaN = float.NaN;

@@ -1,3 +1,5 @@
+using ILGPU;
+using ILGPU.Runtime;
 using NUnit.Framework;
 
 namespace GpuActivations.Tests;
@@ -21,6 +23,37 @@ public sealed class ReadmeExampleTests
         return [.. x.ToArray(), .. y.ToArray(), .. up.ToArray()];
     }
     // README-EXAMPLE-END
+
+    // README-ILGPU-BEGIN
+    static float[] EngineExample(float[] hostX, float[] hostGate, float[] hostUp)
+    {
+        using var context = ILGPU.Context.Create(b => b.Default());
+        using var device = context.GetPreferredDevice(preferCPU: false).CreateAccelerator(context);
+        using var ops = GpuActivations.Accelerator.FromIlgpu(device); // the engine's accelerator (default stream)
+        using var x = device.Allocate1D(hostX);                   // the engine's own ILGPU buffers
+        using var gate = device.Allocate1D(hostGate);
+        using var up = device.Allocate1D(hostUp);
+        ops.Apply(Activation.Gelu, x.View, x.View);               // ILGPU views go straight in: no copy
+        ops.SwiGlu(gate.View, up.View, up.View);
+        device.Synchronize();
+        return [.. x.GetAsArray1D(), .. up.GetAsArray1D()];
+    }
+    // README-ILGPU-END
+
+    [Test]
+    public void TheEngineExampleRunsAndMatchesTheCpuSpanApi()
+    {
+        var x = TestData.Logits(40, seed: 4);
+        var gate = TestData.Logits(16, seed: 5);
+        var up = TestData.Logits(16, seed: 6);
+        var result = EngineExample(x, gate, up);
+        var gelu = new float[x.Length];
+        CpuKernels.Apply(Activation.Gelu, x, gelu);
+        Assert.That(result[..40], Is.EqualTo(gelu).AsCollection);
+        var swiglu = new float[16];
+        CpuKernels.Glu(GatedUnit.SwiGlu, gate, up, swiglu);
+        Assert.That(result[40..], Is.EqualTo(swiglu).AsCollection);
+    }
 
     [Test]
     public void RunsAndMatchesTheCpuSpanApi()
@@ -55,6 +88,8 @@ public sealed class ReadmeExampleTests
         string example = Between(source, "// README-EXAMPLE-BEGIN", "// README-EXAMPLE-END");
         string readme = File.ReadAllText(Path.Combine(root, "README.md"));
         Assert.That(Normalize(readme), Does.Contain(Normalize(example)), "README.md's usage example differs from ReadmeExampleTests.Example");
+        string engine = Between(source, "// README-ILGPU-BEGIN", "// README-ILGPU-END");
+        Assert.That(Normalize(readme), Does.Contain(Normalize(engine)), "README.md's ILGPU example differs from ReadmeExampleTests.EngineExample");
     }
 
     static string Between(string text, string begin, string end)

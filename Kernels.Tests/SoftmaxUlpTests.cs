@@ -10,7 +10,7 @@ namespace GpuActivations.Tests;
 /// absolute floor of 4 * 2^-149, and where the double reference itself is 0 (e^(z - max) below 2^-1074) the result must be
 /// within that floor of 0.
 /// </summary>
-public sealed class SoftmaxUlpTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class SoftmaxUlpTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     /// <summary>DESIGN.md's per-element bound for softmax and log-softmax.</summary>
     public const double MaxUlp = 4;
@@ -20,9 +20,16 @@ public sealed class SoftmaxUlpTests(AcceleratorKind kind) : AcceleratorTest(kind
         (1, 1), (5, 2), (7, 31), (7, 33), (3, 1000), (2, 4097), (64, 257), (2, 1 << 18), (1, 1 << 20),
     }.Select(s => new TestCaseData(s.Rows, s.Cols).SetArgDisplayNames($"{s.Rows}x{s.Cols}"));
 
+    /// <summary>
+    /// Softmax, and log-softmax where the accelerator holds it to 4 ulp: the ILGPU kernels take log(sum) in float, so a
+    /// log-softmax result that cancels against it (z - max close to log sum) keeps the absolute error of a float log
+    /// (docs/numerics.md); they are held to the SoftmaxTests bounds there.
+    /// </summary>
+    bool[] LogForms => IsEmulated ? [false] : [false, true];
+
     void RequireFixedPath()
     {
-        if (Kind != AcceleratorKind.Cpu) Assert.Ignore($"{Kind}: the device softmax kernels are not yet held to 4 ulp (docs/numerics.md)");
+        if (Kind is not (AcceleratorKind.Cpu or AcceleratorKind.Ilgpu)) Assert.Ignore($"{Kind}: the C-source device softmax kernels are not held to 4 ulp (docs/numerics.md)");
     }
 
     float[] Run(float[] x, int rows, int cols, bool log, SoftmaxOptions? options = null, float[]? mask = null)
@@ -67,7 +74,7 @@ public sealed class SoftmaxUlpTests(AcceleratorKind kind) : AcceleratorTest(kind
     {
         RequireFixedPath();
         var x = TestData.Logits((long)rows * cols, seed: rows + cols, scale: 40f);
-        foreach (bool log in new[] { false, true })
+        foreach (bool log in LogForms)
             AssertUlp(Exact(x, rows, cols, log), Run(x, rows, cols, log), $"{(log ? "log-" : "")}softmax {rows}x{cols}");
     }
 
@@ -81,7 +88,7 @@ public sealed class SoftmaxUlpTests(AcceleratorKind kind) : AcceleratorTest(kind
         const int rows = 8;
         var x = TestData.Logits((long)rows * cols, seed: cols, scale: 1f);
         for (int r = 0; r < rows; r++) x[r * cols + (r * 7919) % cols] = 2f + 10f * r;
-        foreach (bool log in new[] { false, true })
+        foreach (bool log in LogForms)
             AssertUlp(Exact(x, rows, cols, log), Run(x, rows, cols, log), $"{(log ? "log-" : "")}softmax dominant {rows}x{cols}");
     }
 
@@ -104,7 +111,7 @@ public sealed class SoftmaxUlpTests(AcceleratorKind kind) : AcceleratorTest(kind
                 _ => 1e30f + (float)(random.NextDouble() * 100),
             };
         }
-        foreach (bool log in new[] { false, true })
+        foreach (bool log in LogForms)
             AssertUlp(Exact(x, rows, cols, log), Run(x, rows, cols, log), $"{(log ? "log-" : "")}softmax huge logits");
     }
 
@@ -118,7 +125,7 @@ public sealed class SoftmaxUlpTests(AcceleratorKind kind) : AcceleratorTest(kind
         var mask = TestData.Logits(cols, seed: 10, scale: 50f);
         for (int j = 0; j < cols; j += 7) mask[j] = float.NegativeInfinity;
         const float scale = 0.3f;
-        foreach (bool log in new[] { false, true })
+        foreach (bool log in LogForms)
         {
             AssertUlp(Exact(x, rows, cols, log, scale), Run(x, rows, cols, log, new SoftmaxOptions { Scale = scale }), $"{(log ? "log-" : "")}softmax scale {cols}");
             AssertUlp(Exact(x, rows, cols, log, scale, mask), Run(x, rows, cols, log, new SoftmaxOptions { Scale = scale }, mask), $"{(log ? "log-" : "")}softmax scale + mask {cols}");

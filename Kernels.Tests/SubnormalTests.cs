@@ -9,7 +9,7 @@ namespace GpuActivations.Tests;
 /// GELU's far tail near -13.2..-14.1, softplus's, ELU''s, tanh''s [44.4, 51.6], ...) and on subnormal inputs, held to the
 /// elementwise bound in plain ulps with no allowance for flushing (an ulp below 2^-126 is 2^-149).
 /// </summary>
-public sealed class SubnormalTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class SubnormalTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     static IEnumerable<ActivationCase> Cases => OpTable.Activations;
 

@@ -119,6 +119,19 @@ public static class KernelCatalog
         new("bf16", [typeof(BFloat16), typeof(BFloat16Storage)]),
     ];
 
+    /// <summary>
+    /// The softmax rows kernel's (input, output) storages: each type into itself, and 16-bit logits into float32
+    /// probabilities (the mixed forms).
+    /// </summary>
+    public static KernelAxis SoftmaxStorages { get; } = new("storages", _ =>
+    [
+        new("f32", [typeof(float), typeof(Float32Storage), typeof(float), typeof(Float32Storage)]),
+        new("f16", [typeof(ILGPU.Half), typeof(Float16Storage), typeof(ILGPU.Half), typeof(Float16Storage)]),
+        new("bf16", [typeof(BFloat16), typeof(BFloat16Storage), typeof(BFloat16), typeof(BFloat16Storage)]),
+        new("f16-f32", [typeof(ILGPU.Half), typeof(Float16Storage), typeof(float), typeof(Float32Storage)]),
+        new("bf16-f32", [typeof(BFloat16), typeof(BFloat16Storage), typeof(float), typeof(Float32Storage)]),
+    ]);
+
     /// <summary>The storage axis (<see cref="Storages"/>), the same on every backend.</summary>
     public static KernelAxis Storage { get; } = new("storage", _ => Storages);
 
@@ -171,11 +184,11 @@ public static class KernelCatalog
 
     /// <summary>A family: the kernel <paramref name="name"/> of <paramref name="owner"/>, closed over <paramref name="axes"/>.</summary>
     static KernelFamilyEntry Family(Type owner, string name, KernelAxis[] axes, int vectorLoads = 0, string? doubleReason = null,
-        double minimumOccupancy = 1.0)
+        double minimumOccupancy = 1.0, string? familyName = null)
     {
         MethodInfo method = owner.GetMethod(name, BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)
             ?? throw new InvalidOperationException($"{owner.Name}.{name} is not a static method.");
-        return new KernelFamilyEntry(name, method, axes, ElementwiseGroupSize, vectorLoads, doubleReason, minimumOccupancy);
+        return new KernelFamilyEntry(familyName ?? name, method, axes, ElementwiseGroupSize, vectorLoads, doubleReason, minimumOccupancy);
     }
 
     /// <summary>
@@ -204,6 +217,9 @@ public static class KernelCatalog
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.PRelu), [Fma, Storage]),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.PReluBackwardInput), [Storage]),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.PReluBackwardSlope), [Storage], doubleReason: PReluSlopeDoubleReason),
+        Family(typeof(SoftmaxKernels), nameof(SoftmaxKernels.Rows), [Fma, SoftmaxStorages], familyName: "SoftmaxRows"),
+        Family(typeof(SoftmaxBackwardKernels), nameof(SoftmaxBackwardKernels.Rows), [Fma, Storage], familyName: "SoftmaxBackwardRows"),
+        Family(typeof(CrossEntropyKernels), nameof(CrossEntropyKernels.Rows), [Fma, Storage], familyName: "CrossEntropyRows"),
     ];
 
     /// <summary>Every specialisation of every family for <paramref name="backend"/>.</summary>

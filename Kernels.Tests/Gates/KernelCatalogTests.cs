@@ -59,6 +59,7 @@ public sealed class KernelCatalogTests
             ["Map"] = unary * storages, ["Map4"] = unary, ["Zip"] = binary * storages, ["Zip4"] = binary,
             ["ZipPacked"] = gated * storages, ["Gradient"] = gated * storages, ["GradientPacked"] = gated * storages,
             ["PRelu"] = storages, ["PReluBackwardInput"] = storages, ["PReluBackwardSlope"] = storages,
+            ["SoftmaxRows"] = storages + 2, ["SoftmaxBackwardRows"] = storages, ["CrossEntropyRows"] = storages,
         };
         foreach (GateBackend backend in Enum.GetValues<GateBackend>())
         {

@@ -6,7 +6,7 @@ namespace GpuActivations.Tests.Hardening;
 /// Reductions at the extremes of float: cancelling terms near +-FLT_MAX and sums that overflow float, on every
 /// accelerator, against the CPU's double accumulation; and softmax's row sums over 2^20 columns against the documented bound.
 /// </summary>
-public sealed class ReductionTests(AcceleratorKind kind) : AcceleratorTest(kind)
+public sealed class ReductionTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     /// <summary>(x, dy, expected dAlpha) of one channel, rows in order.</summary>
     static readonly (string Name, float[] X, float[] Dy, float Expected)[] PReluExtremes =

@@ -125,7 +125,8 @@ public sealed class RuntimeFailureTests(AcceleratorTarget fixtureTarget) : Accel
     [Test]
     public void ADriverErrorIsAnAcceleratorExceptionNamingItAndTheAcceleratorCarriesOn()
     {
-        if (Kind == AcceleratorKind.Cpu) Assert.Ignore("the CPU accelerator has no driver to fail");
+        // Host memory (the CPU, ILGPU's CPU accelerator) has no driver to check the length: the copy would corrupt the heap.
+        if (Kind == AcceleratorKind.Cpu || Fixture.CpuShape is not null) Assert.Ignore("host memory has no driver to fail");
         // An engine's memory object wrapped with a length longer than it is: the copy past its end is refused by the driver.
         using var real = Acc.Allocate<float>(64);
         using var tooLong = Acc.Wrap<float>(real.NativeHandle, 128);

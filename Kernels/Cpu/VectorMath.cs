@@ -172,7 +172,13 @@ internal static class VectorMath
     /// <summary>x * sigmoid(x) (SiLU), the far-left lanes as in <see cref="TimesSigmoid{TV}(TV, TV, TV)"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV TimesSigmoid<TV>(TV x) where TV : unmanaged, ISimd<TV>
-        => TV.Any(TV.LessThan(x, TV.Create(-80f))) ? TimesSigmoidFarLeft(x) : x * Sigmoid(x);
+    {
+        // Per lane, so an element's result never depends on its neighbours in the vector (the SIMD path and the
+        // one-float lane of the ILGPU kernels then agree bit for bit): only the far-left lanes take the careful form.
+        TV result = x * Sigmoid(x);
+        TV farLeft = TV.LessThan(x, TV.Create(-80f));
+        return TV.Any(farLeft) ? TV.Select(farLeft, TimesSigmoidFarLeft(x), result) : result;
+    }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     static TV TimesSigmoidFarLeft<TV>(TV x) where TV : unmanaged, ISimd<TV> => TimesSigmoid(x, x, TV.Create(0f));

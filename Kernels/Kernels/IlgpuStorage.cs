@@ -37,7 +37,7 @@ internal sealed class IlgpuStorage : BufferStorage
         }
         catch (Exception e) when (e is OutOfMemoryException or AcceleratorException or InvalidOperationException)
         {
-            throw new AcceleratorException($"Allocating {bytes} bytes on {device.Name} ({device.AcceleratorType}) failed: {e.Message}", e);
+            throw new AcceleratorException($"Allocating {bytes} bytes on {device.Name} ({device.AcceleratorType}) failed{(e is OutOfMemoryException ? " (out of memory)" : "")}: {e.Message}", e);
         }
     }
 

@@ -24,6 +24,7 @@ internal sealed class KernelSet
     KernelSet(Accelerator accelerator)
     {
         Accelerator = accelerator;
+        placeholder = new(() => accelerator.Allocate1D<float>(1));
         IsCpu = accelerator.AcceleratorType == AcceleratorType.CPU;
         long threadsPerGroup = System.Math.Min(256, accelerator.MaxNumThreadsPerGroup);
         // Rounded to whole warps, so a group never ends in a partial warp.
@@ -66,6 +67,15 @@ internal sealed class KernelSet
         long groups = System.Math.Clamp((count + GroupSize - 1) / GroupSize, 1, MaxGroups);
         return new KernelConfig((int)groups, GroupSize);
     }
+
+    /// <summary>A launch of one group per row (grid-stride over rows beyond the resident groups), for the row kernels.</summary>
+    public KernelConfig Rows(long rows)
+        => new((int)System.Math.Clamp(rows, 1, IsCpu ? MaxGroups : (long)MaxGroups * 4), System.Math.Min(GroupSize, SoftmaxKernels.MaxGroupSize));
+
+    /// <summary>A one-float buffer passed where a kernel's optional view (a softmax mask) is absent.</summary>
+    public ArrayView<float> Placeholder => placeholder.Value.View;
+
+    readonly Lazy<MemoryBuffer1D<float, Stride1D.Dense>> placeholder;
 
     /// <summary>The loaded launcher of <paramref name="kernel"/>, compiling it the first time.</summary>
     public TLauncher Get<TLauncher>(Delegate kernel, Func<Accelerator, TLauncher> load) where TLauncher : Delegate
