@@ -71,7 +71,12 @@ public abstract class AcceleratorTest(AcceleratorTarget target)
     protected bool IsEmulated => target.CpuShape is not null && target.RunKernels;
 
     [OneTimeSetUp]
-    public void CreateAccelerator() => accelerator = AcceleratorFixtures.CreateOrSkip(target);
+    public void CreateAccelerator()
+    {
+        if (IsEmulated && target.ShapeName != AcceleratorTarget.HostSideShape && GetType().IsDefined(typeof(HostSideAttribute), false))
+            Assert.Ignore($"host-side checks (arguments, threads, lifetime, failures) run on {AcceleratorTarget.HostSideShape}; the other device shapes run the kernel tests");
+        accelerator = AcceleratorFixtures.CreateOrSkip(target);
+    }
 
     [OneTimeTearDown]
     public void DisposeAccelerator() => accelerator?.Dispose();
@@ -86,6 +91,14 @@ public abstract class AcceleratorTest(AcceleratorTarget target)
         return yb.ToArray();
     }
 }
+
+/// <summary>
+/// Marks a fixture whose checks are the host's (argument validation, threads, lifetime, runtime failures): on ILGPU's CPU
+/// accelerator it runs the kernels in one device shape (<see cref="AcceleratorTarget.HostSideShape"/>), not all three,
+/// since the host code is the same whatever the warp size.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class)]
+public sealed class HostSideAttribute : Attribute;
 
 /// <summary>One accelerator the fixtures run on: a kind, or an ILGPU CPU accelerator of a device shape.</summary>
 /// <param name="Kind">The library's accelerator kind.</param>
@@ -103,6 +116,9 @@ public sealed record AcceleratorTarget(AcceleratorKind Kind, ILGPU.Runtime.CPU.C
         new(AcceleratorKind.Ilgpu, ILGPU.Runtime.CPU.CPUDevice.Nvidia, "IlgpuCpuWarp32", RunKernels: true),
         new(AcceleratorKind.Ilgpu, ILGPU.Runtime.CPU.CPUDevice.LegacyAMD, "IlgpuCpuWarp64", RunKernels: true),
     ];
+
+    /// <summary>The device shape that runs the <see cref="HostSideAttribute"/> fixtures with the ILGPU kernels.</summary>
+    public const string HostSideShape = "IlgpuCpuWarp32";
 
     /// <summary>The name in test results, e.g. "Cpu" or "IlgpuCpuWarp32".</summary>
     public override string ToString() => ShapeName ?? (Kind == AcceleratorKind.Ilgpu ? "IlgpuGpu" : Kind.ToString());

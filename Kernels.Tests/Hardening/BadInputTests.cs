@@ -53,6 +53,7 @@ public sealed record BadCall(OpCall Op, Fault Fault, string Target, Type Excepti
 /// stated exception naming the argument, with the wrong and the expected value in the message, and leave every
 /// buffer of the call (the output above all) exactly as it was.
 /// </summary>
+[HostSide]
 public sealed class BadInputTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     const float Sentinel = 4242f;

@@ -10,6 +10,7 @@ namespace GpuActivations.Tests.Hardening;
 /// made the context current), and the concurrent runs use a fresh accelerator, so its first program builds race too.
 /// </summary>
 [NonParallelizable]
+[HostSide]
 public sealed class ConcurrencyTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     const int Threads = 8;

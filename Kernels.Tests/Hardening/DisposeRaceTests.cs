@@ -10,6 +10,7 @@ namespace GpuActivations.Tests.Hardening;
 /// 2 s per test by default, GPUACTIVATIONS_STRESS_SECONDS to change it.
 /// </summary>
 [NonParallelizable]
+[HostSide]
 public sealed class DisposeRaceTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     static TimeSpan Duration => TimeSpan.FromSeconds(double.TryParse(Environment.GetEnvironmentVariable("GPUACTIVATIONS_STRESS_SECONDS"), out var s) ? s : 2);

@@ -14,6 +14,7 @@ namespace GpuActivations.Tests.Hardening;
 /// and softmax's row sums, are computed on the host without holding 8 GiB there.
 /// </summary>
 [NonParallelizable]
+[HostSide]
 public sealed class LargeBufferTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     const string Switch = "GPUACTIVATIONS_LARGE_TESTS";

@@ -11,6 +11,7 @@ namespace GpuActivations.Tests.Hardening;
 /// working set and private bytes (figures printed to TestContext.Out, copied into docs/reliability.md).
 /// </summary>
 [NonParallelizable]
+[HostSide]
 public sealed class LifetimeTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     const long MiB = 1 << 20;

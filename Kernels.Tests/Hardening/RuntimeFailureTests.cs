@@ -10,6 +10,7 @@ namespace GpuActivations.Tests.Hardening;
 /// each an <see cref="AcceleratorException"/> naming the native error, after which the same accelerator still works.
 /// </summary>
 [NonParallelizable]
+[HostSide]
 public sealed class RuntimeFailureTests(AcceleratorTarget fixtureTarget) : AcceleratorTest(fixtureTarget)
 {
     /// <summary>The native error names an out-of-memory may carry, by accelerator.</summary>
