@@ -64,6 +64,12 @@ public abstract class AcceleratorTest(AcceleratorTarget target)
     /// <summary>The kind under test.</summary>
     protected AcceleratorKind Kind => kind;
 
+    /// <summary>
+    /// A new accelerator of the fixture's own target (for tests that need a fresh or a second one): of the same kind and,
+    /// on ILGPU's CPU accelerator, the same device shape and path (kernels or SIMD), so results compare bit for bit.
+    /// </summary>
+    protected Accelerator CreateFresh() => AcceleratorFixtures.CreateOrSkip(target);
+
     /// <summary>The fixture's accelerator, as named in test results.</summary>
     protected AcceleratorTarget Fixture => target;
 

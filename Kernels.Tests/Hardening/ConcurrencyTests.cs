@@ -187,7 +187,7 @@ public sealed class ConcurrencyTests(AcceleratorTarget fixtureTarget) : Accelera
         var failures = new ConcurrentQueue<string>();
         long runs = 0;
         var clock = Stopwatch.StartNew();
-        using (var shared = Accelerator.Create(Kind)) // fresh: its programs (OpenCL, CUDA) are built by the racing threads
+        using (var shared = CreateFresh()) // fresh: its programs (OpenCL, CUDA) are built by the racing threads
         {
             OnThreads(t =>
             {
