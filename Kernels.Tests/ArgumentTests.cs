@@ -40,7 +40,7 @@ public sealed class ArgumentTests(AcceleratorTarget fixtureTarget) : Accelerator
     [Test]
     public void DisposingTheAcceleratorFreesItsBuffers()
     {
-        var acc = CreateFresh();
+        var acc = Accelerator.Create(Kind);
         var buffer = acc.Allocate<float>(new float[16]);
         acc.Dispose();
         Assert.That(buffer.IsDisposed, Is.True);

@@ -69,7 +69,7 @@ public sealed class BadInputTests(AcceleratorTarget fixtureTarget) : Accelerator
         otherKind?.Dispose();
     }
 
-    Accelerator SameKind => sameKind ??= CreateFresh();
+    Accelerator SameKind => sameKind ??= Accelerator.Create(Kind);
 
     Accelerator OtherKind
     {
@@ -340,7 +340,7 @@ public sealed class BadInputTests(AcceleratorTarget fixtureTarget) : Accelerator
     [TestCaseSource(typeof(OpCalls), nameof(OpCalls.All))]
     public void DisposedAcceleratorRejectsEveryOp(OpCall op)
     {
-        var acc = CreateFresh();
+        var acc = Accelerator.Create(Kind);
         var args = new OpArgs { Rows = op.Rows, Cols = op.Cols };
         foreach (var v in op.Views) args.Views[v.Name] = acc.Allocate<float>(v.Length);
         acc.Dispose();

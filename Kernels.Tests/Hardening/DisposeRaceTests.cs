@@ -89,7 +89,7 @@ public sealed class DisposeRaceTests(AcceleratorTarget fixtureTarget) : Accelera
         int rounds = 0, completed = 0, refused = 0;
         while (clock.Elapsed < Duration)
         {
-            var acc = CreateFresh();
+            var acc = Accelerator.Create(Kind);
             var x = acc.Allocate<float>(Input);
             var y = acc.Allocate<float>(N);
             Op(acc, x, y, 0); // the first program is built before the race

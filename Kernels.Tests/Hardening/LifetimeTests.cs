@@ -71,7 +71,7 @@ public sealed class LifetimeTests(AcceleratorTarget fixtureTarget) : Accelerator
     [MethodImpl(MethodImplOptions.NoInlining)]
     void CreateAndForgetAccelerator()
     {
-        var acc = CreateFresh();
+        var acc = Accelerator.Create(Kind);
         var x = acc.Allocate<float>(32 * MiB / 4);
         Touch(x);
         acc.Apply(Activation.Relu, x, x); // on OpenCL: a program, a kernel and a queued launch to release as well
@@ -108,7 +108,7 @@ public sealed class LifetimeTests(AcceleratorTarget fixtureTarget) : Accelerator
     [Test]
     public void DisposingTheAcceleratorAfterItsForgottenBuffersWereFinalizedFreesNothingTwice()
     {
-        var acc = CreateFresh();
+        var acc = Accelerator.Create(Kind);
         AllocateAndForget(acc, 3, 64 * MiB / 4);
         GC.Collect();
         GC.WaitForPendingFinalizers(); // finalizers ran; the table still lists the buffers until the next collection
@@ -123,7 +123,7 @@ public sealed class LifetimeTests(AcceleratorTarget fixtureTarget) : Accelerator
     public void DisposingTheAcceleratorWithLiveBuffersFreesThemAndDefinesTheirUse()
     {
         var before = ProcessMemory.Measure();
-        var acc = CreateFresh();
+        var acc = Accelerator.Create(Kind);
         var big = acc.Allocate<float>(128 * MiB / 4);
         Touch(big);
         var small = acc.Allocate<float>(new float[] { -1, 2, -3, 4 });
@@ -141,7 +141,7 @@ public sealed class LifetimeTests(AcceleratorTarget fixtureTarget) : Accelerator
         Assert.That(Assert.Throws<ObjectDisposedException>(() => view.ToArray())!.ObjectName, Is.EqualTo("view"));
         Assert.That(Assert.Throws<ObjectDisposedException>(() => small.CopyFrom(new float[4]))!.ObjectName, Is.EqualTo("view"));
         Assert.That(Assert.Throws<ObjectDisposedException>(() => acc.Apply(Activation.Relu, small, small))!.Message, Does.Contain("has been disposed"));
-        using (var other = CreateFresh())
+        using (var other = Accelerator.Create(Kind))
         {
             // A freed buffer passed to a live accelerator is named as disposed, not as foreign.
             using var y = other.Allocate<float>(4);
@@ -161,7 +161,7 @@ public sealed class LifetimeTests(AcceleratorTarget fixtureTarget) : Accelerator
             try
             {
                 pattern.CopyTo(new Span<float>(memory, 8));
-                var acc = CreateFresh();
+                var acc = Accelerator.Create(Kind);
                 var wrapped = acc.Wrap<float>((nint)memory, 8);
                 acc.Apply(Activation.Relu, wrapped, wrapped);
                 acc.Dispose();
