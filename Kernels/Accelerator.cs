@@ -1,5 +1,4 @@
 using GpuActivations.Cpu;
-using GpuActivations.Device;
 
 namespace GpuActivations;
 
@@ -38,9 +37,16 @@ public abstract class Accelerator : IDisposable
     /// <summary>Whether <paramref name="kind"/> is present, its devices, and if absent why. Never throws for an absent runtime.</summary>
     public static AcceleratorAvailability Probe(AcceleratorKind kind) => Backends.Probe(kind);
 
-    /// <summary>Every device present on this machine, the CPU first.</summary>
+    /// <summary>
+    /// Every device present on this machine, each once: the CPU (SIMD path) first, then CUDA and OpenCL devices, then
+    /// ILGPU's CPU accelerator (<see cref="AcceleratorKind.Ilgpu"/> also lists the GPUs, which are already listed by kind).
+    /// </summary>
     public static IReadOnlyList<AcceleratorInfo> Enumerate()
-        => [.. Enum.GetValues<AcceleratorKind>().SelectMany(k => Probe(k).Devices)];
+        =>
+        [
+            .. Probe(AcceleratorKind.Cpu).Devices, .. Probe(AcceleratorKind.Cuda).Devices, .. Probe(AcceleratorKind.OpenCL).Devices,
+            .. Probe(AcceleratorKind.Ilgpu).Devices.Where(d => d.Vendor == nameof(ILGPU.Runtime.AcceleratorType.CPU)),
+        ];
 
     /// <summary>Creates an accelerator on device <paramref name="deviceIndex"/> of <paramref name="kind"/>.</summary>
     /// <exception cref="AcceleratorUnavailableException">The kind or device is not present; the message says why.</exception>
@@ -53,29 +59,17 @@ public abstract class Accelerator : IDisposable
         return Create(device.Kind, device.DeviceIndex);
     }
 
-    /// <summary>The fastest accelerator present: CUDA, else an OpenCL GPU, else the CPU.</summary>
+    /// <summary>
+    /// The fastest accelerator present: an ILGPU CUDA device, else an ILGPU OpenCL GPU, else the CPU (SIMD path). An engine on
+    /// a CUDA stream of its own wraps it with ILGPU (<c>cudaAccelerator.CreateStream(streamPtr, responsible: false)</c>) and
+    /// passes that stream to <see cref="FromIlgpu"/>.
+    /// </summary>
     public static Accelerator Best()
     {
         if (Probe(AcceleratorKind.Cuda).IsAvailable) return Create(AcceleratorKind.Cuda);
         var openCl = Probe(AcceleratorKind.OpenCL).Devices.FirstOrDefault(d => d.Details.Contains("GPU", StringComparison.Ordinal));
         return openCl is not null ? Create(openCl) : Create(AcceleratorKind.Cpu);
     }
-
-    /// <summary>
-    /// An accelerator over an engine's own OpenCL context and in-order command queue: ops are queued on that
-    /// queue; nothing is retained, and disposing the accelerator releases neither. Buffers come from
-    /// <see cref="Wrap{T}"/> (the engine's cl_mem objects) or <see cref="Allocate{T}(long)"/>.
-    /// </summary>
-    public static Accelerator WrapOpenCL(nint context, nint commandQueue) => OpenCL.OpenCLAccelerator.Wrap(context, commandQueue);
-
-    /// <summary>
-    /// An accelerator over an engine's own CUDA context (<c>CUcontext</c>) and stream (<c>CUstream</c>; 0 is the legacy
-    /// default stream): ops are queued on that stream, and the context is made current on the calling thread at every
-    /// call. Nothing is retained: disposing the accelerator neither releases the context nor destroys the stream.
-    /// Buffers come from <see cref="Wrap{T}"/> (the engine's <c>CUdeviceptr</c>s) or <see cref="Allocate{T}(long)"/>.
-    /// </summary>
-    /// <exception cref="AcceleratorUnavailableException">The CUDA driver or NVRTC is missing; the message says which and why.</exception>
-    public static Accelerator WrapCuda(nint context, nint stream) => Cuda.CudaAccelerator.Wrap(context, stream);
 
     /// <summary>
     /// The library's ops on an engine's own ILGPU accelerator, queued on <paramref name="stream"/> (the accelerator's default

@@ -5,14 +5,17 @@ public enum AcceleratorKind
 {
     /// <summary>The CPU: SIMD and multi-threaded, always present.</summary>
     Cpu,
-    /// <summary>An OpenCL device (a GPU, or a CPU through PoCL), through the ICD loader libOpenCL.so.1.</summary>
+    /// <summary>
+    /// An OpenCL device through ILGPU's OpenCL accelerator: OpenCL 2.0, or 3.0 with the generic address space (most GPU
+    /// drivers; not Debian's PoCL 3.1). The ops are ILGPU kernels compiled to OpenCL C.
+    /// </summary>
     OpenCL,
-    /// <summary>An NVIDIA GPU through the CUDA driver API and NVRTC.</summary>
+    /// <summary>An NVIDIA GPU through ILGPU's CUDA accelerator (the driver's libcuda.so.1): the ops are ILGPU kernels compiled to PTX.</summary>
     Cuda,
     /// <summary>
-    /// An ILGPU accelerator (CUDA, OpenCL 2.0+, or ILGPU's CPU accelerator) running the library's ILGPU kernels; on ILGPU's
-    /// CPU accelerator the ops run the SIMD path on host memory unless the kernels are asked for
-    /// (<see cref="Accelerator.FromIlgpu"/>).
+    /// Every ILGPU device: the CUDA and OpenCL devices (which <see cref="Cuda"/> and <see cref="OpenCL"/> also list), then
+    /// ILGPU's CPU accelerator, on which the ops run the SIMD path on host memory unless the kernels are asked for
+    /// (<see cref="Accelerator.FromIlgpu"/>). An accelerator over ILGPU's CPU accelerator reports this kind.
     /// </summary>
     Ilgpu,
 }

@@ -1,7 +1,5 @@
 using GpuActivations.Cpu;
 using GpuActivations.Kernels;
-using GpuActivations.Cuda;
-using GpuActivations.OpenCL;
 
 namespace GpuActivations;
 
@@ -11,9 +9,7 @@ internal static class Backends
     public static AcceleratorAvailability Probe(AcceleratorKind kind) => kind switch
     {
         AcceleratorKind.Cpu => new(kind, [CpuAccelerator.Device], null),
-        AcceleratorKind.OpenCL => OpenCLAccelerator.Probe(),
-        AcceleratorKind.Cuda => CudaAccelerator.Probe(),
-        AcceleratorKind.Ilgpu => IlgpuDevices.Probe(),
+        AcceleratorKind.OpenCL or AcceleratorKind.Cuda or AcceleratorKind.Ilgpu => IlgpuDevices.Probe(kind),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown accelerator kind."),
     };
 
@@ -26,9 +22,7 @@ internal static class Backends
         return kind switch
         {
             AcceleratorKind.Cpu => CpuAccelerator.Create(),
-            AcceleratorKind.OpenCL => OpenCLAccelerator.Create(deviceIndex),
-            AcceleratorKind.Cuda => CudaAccelerator.Create(deviceIndex),
-            AcceleratorKind.Ilgpu => IlgpuDevices.Create(deviceIndex),
+            AcceleratorKind.OpenCL or AcceleratorKind.Cuda or AcceleratorKind.Ilgpu => IlgpuDevices.Create(kind, deviceIndex),
             _ => throw new AcceleratorUnavailableException(kind, availability.Reason ?? "no device"),
         };
     }

@@ -47,8 +47,17 @@ internal abstract class BufferStorage : IDisposable
         if (Interlocked.Decrement(ref references) == 0) Release();
     }
 
-    /// <summary>The native handle the kernels receive (host pointer, cl_mem or CUdeviceptr).</summary>
+    /// <summary>The native address of the memory's first byte (a host pointer, a CUDA device pointer; on OpenCL the cl_mem).</summary>
     public abstract nint Handle { get; }
+
+    /// <summary>
+    /// The space <see cref="Address"/> counts in: storages in different spaces never overlap. By default one flat space per
+    /// accelerator (host and CUDA pointers); OpenCL buffers (cl_mem objects) are each a space of their own.
+    /// </summary>
+    public virtual object AddressSpace => Accelerator;
+
+    /// <summary>The first byte's address within <see cref="AddressSpace"/>, for overlap and alignment checks.</summary>
+    public virtual long Address => Handle;
 
     /// <summary>Copies host bytes in at <paramref name="byteOffset"/>.</summary>
     public abstract void Write(long byteOffset, ReadOnlySpan<byte> source);

@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using GpuActivations.Cpu;
-using GpuActivations.Device;
 
 namespace GpuActivations;
 
@@ -257,7 +256,7 @@ public static unsafe class CpuKernels
         var type = StorageTypes.Of<T>(nameof(gate));
         fixed (T* pg = gate, pu = up, py = y)
             Staging.Run(y.Length, [new((nint)pg, type, 1, true, false), new((nint)pu, type, 1, true, false), new((nint)py, type, 1, false, true)],
-                (p, n) => CpuOps.Glu(unit, Device.GluLayout.Separate, (float*)p[0], (float*)p[1], (float*)p[2], 1, n));
+                (p, n) => CpuOps.Glu(unit, GluLayout.Separate, (float*)p[0], (float*)p[1], (float*)p[2], 1, n));
     }
 
     static void SoftmaxStaged<TIn, TOut>(ReadOnlySpan<TIn> x, Span<TOut> y, int rows, int cols, bool log) where TIn : unmanaged where TOut : unmanaged

@@ -31,6 +31,12 @@ public enum GluPacking
 }
 
 /// <summary>
+/// The gated-unit layouts the backends run: two separate buffers, or one packed [rows, 2*d] buffer with each row's gate
+/// half then up half (<see cref="Packed"/>) or gate and up alternating (<see cref="Interleaved"/>).
+/// </summary>
+internal enum GluLayout { Separate, Packed, Interleaved }
+
+/// <summary>
 /// A gated linear unit and its parameters, passed to <see cref="Accelerator.Glu(GatedUnit, BufferView{float}, BufferView{float}, BufferView{float})"/> and the other gated ops.
 /// Parameterless units are static properties (<see cref="SwiGlu"/>), the clamped SwiGLU a factory method
 /// (<see cref="ClampedSwiGlu"/>). Instances are immutable.

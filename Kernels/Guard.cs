@@ -82,10 +82,9 @@ internal static class Guard
         a = (x.Offset * x.Type.Size(), x.Length * x.Type.Size());
         b = (y.Offset * y.Type.Size(), y.Length * y.Type.Size());
         if (ReferenceEquals(x.Storage, y.Storage)) return true;
-        if (x.Storage is null || y.Storage is null || !ReferenceEquals(x.Storage.Accelerator, y.Storage.Accelerator)) return false;
-        if (x.Storage.Accelerator.Kind == AcceleratorKind.OpenCL) return x.Storage.Handle == y.Storage.Handle;
-        a.Start += x.Storage.Handle;
-        b.Start += y.Storage.Handle;
+        if (x.Storage is null || y.Storage is null || !ReferenceEquals(x.Storage.AddressSpace, y.Storage.AddressSpace)) return false;
+        a.Start += x.Storage.Address;
+        b.Start += y.Storage.Address;
         return true;
     }
 

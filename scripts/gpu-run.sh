@@ -10,7 +10,7 @@
 # the usual order is two calls: "tests" carrying the runtime and the tests, then "bench" carrying the runtime and the
 # benchmark.
 # Usage, from anywhere: scripts/gpu-run.sh [tests|bench|all] [arguments for the benchmark]
-#   tests: the NUnit suite with CPU and CUDA required; bench: the benchmark; all (default): whichever is present.
+#   tests: the NUnit suite with CPU and CUDA (ILGPU's CUDA accelerator) required; bench: the benchmark; all (default): whichever is present.
 # Writes env.txt, tests.log and bench.log to $OUT (or ./out when $OUT is unset). Exits non-zero if the tests or the
 # benchmark failed, or what the mode asks for is missing.
 set -uo pipefail
@@ -72,20 +72,12 @@ find_lib() {
   return 1
 }
 
-# ---------------------------------------------------------------- CUDA driver and NVRTC
+# ---------------------------------------------------------------- the CUDA driver (ILGPU loads libcuda.so.1 itself)
 if cuda=$(find_lib libcuda.so.1 libcuda.so); then
   say "libcuda: $cuda"
   export LD_LIBRARY_PATH="$(dirname "$cuda")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 else
   say "libcuda: not found"
-fi
-if nvrtc=$(find_lib libnvrtc.so.13 libnvrtc.so.12 libnvrtc.so.11.2 libnvrtc.so); then
-  say "NVRTC: $nvrtc"
-  # NVRTC loads its builtins library (libnvrtc-builtins.so.*) from the search path: put its folder there.
-  export LD_LIBRARY_PATH="$(dirname "$nvrtc"):$LD_LIBRARY_PATH"
-  export GPUACTIVATIONS_NVRTC_LIBRARY="$nvrtc"
-else
-  say "NVRTC: not found"
 fi
 
 # ---------------------------------------------------------------- OpenCL over the NVIDIA driver (if it can be had)
@@ -103,12 +95,14 @@ if nvcl=$(find_lib libnvidia-opencl.so.1); then
       if command -v dpkg >/dev/null; then dpkg -x "$deb" "$work/ocl"
       else (cd "$work/ocl" && ar x "$root/$deb" && tar -xf data.tar.* 2>/dev/null); fi
       loader=$(ls "$work"/ocl/usr/lib/x86_64-linux-gnu/libOpenCL.so.1* 2>/dev/null | head -1)
-      if [ -n "$loader" ]; then
-        export GPUACTIVATIONS_OPENCL_LIBRARY="$loader"
-        opencl="$loader (from $deb) with $nvcl"
-      fi
+      [ -n "$loader" ] && opencl="$loader (from $deb) with $nvcl"
     fi
   fi
+fi
+# ILGPU binds "OpenCL", which .NET looks up as libOpenCL.so: link that name to the loader found.
+if [ -n "${loader:-}" ]; then
+  mkdir -p "$work/lib" && ln -sf "$loader" "$work/lib/libOpenCL.so"
+  export LD_LIBRARY_PATH="$work/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 say "OpenCL: $opencl"
 
@@ -116,11 +110,11 @@ say "OpenCL: $opencl"
 status=0
 tests=Kernels.Tests/bin/Release/net10.0/Kernels.Tests.dll
 export GPUACTIVATIONS_REQUIRE=${GPUACTIVATIONS_REQUIRE:-cpu,cuda}
-export GPUACTIVATIONS_REQUIRE_NVRTC=1
 if [ "$mode" != bench ]; then
   if [ -f "$tests" ]; then
     say "GPUACTIVATIONS_REQUIRE=$GPUACTIVATIONS_REQUIRE"
-    "$DOTNET_ROOT/dotnet" "$tests" --output Detailed 2>&1 | tee "$out/tests.log"
+    # GPU_TEST_FILTER narrows the run (e.g. "FullyQualifiedName~Cuda" for the CUDA fixtures alone).
+    "$DOTNET_ROOT/dotnet" "$tests" --output Detailed ${GPU_TEST_FILTER:+--filter "$GPU_TEST_FILTER"} 2>&1 | tee "$out/tests.log"
     test_status=${PIPESTATUS[0]}
     say "tests exit code: $test_status"
     grep -E '^\s*(total|failed|succeeded|skipped): [0-9]+' "$out/tests.log" | tee -a "$env_log"

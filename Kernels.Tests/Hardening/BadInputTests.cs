@@ -76,7 +76,7 @@ public sealed class BadInputTests(AcceleratorTarget fixtureTarget) : Accelerator
         get
         {
             if (otherKind is not null) return otherKind;
-            var other = Kind == AcceleratorKind.Cpu ? AcceleratorKind.OpenCL : AcceleratorKind.Cpu;
+            var other = Kind == AcceleratorKind.Cpu ? AcceleratorKind.Ilgpu : AcceleratorKind.Cpu;
             var availability = Accelerator.Probe(other);
             if (!availability.IsAvailable)
             {

@@ -57,8 +57,6 @@ namespace GpuActivations.Activations
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV> => TV.Map(x, new DerivativeLane<TFunction>(function));
         public static string Name => "custom_" + typeof(TFunction).Name;
-        public static string DeviceBody => throw CustomFunction.NotOnCSourceBackends();
-        public static string DeviceDerivativeBody => throw CustomFunction.NotOnCSourceBackends();
     }
 
     /// <summary>A user-defined activation as a gate: act(g) and act'(g).</summary>
@@ -89,11 +87,6 @@ namespace GpuActivations.Activations
 
         /// <inheritdoc/>
         public abstract bool Equals(CustomFunction? other);
-
-        /// <summary>The error of the C-source OpenCL/CUDA accelerators, which compile built-in activations only.</summary>
-        public static NotSupportedException NotOnCSourceBackends() => new(
-            "A user-defined activation runs on the CPU and on ILGPU accelerators (Accelerator.FromIlgpu, AcceleratorKind.Ilgpu); "
-            + "the C-source OpenCL and CUDA accelerators compile the built-in activations only.");
     }
 
     /// <summary>The function of type <typeparamref name="TFunction"/>.</summary>

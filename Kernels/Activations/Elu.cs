@@ -19,7 +19,4 @@ internal readonly struct EluOp(float alpha) : IActivationOp
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => TV.Select(TV.GreaterThan(y, TV.Create(0f)), TV.Create(1f), y + TV.Create(alpha));
     public static string Name => "elu";
-    public static string DeviceBody => "return x > 0.0f ? x : alpha * expm1(x);";
-    public static string DeviceDerivativeBody => "return x > 0.0f ? 1.0f : ga_scaled_exp(alpha, x, 0.0f);";
-    public static string DeviceOutputDerivativeBody => "return y > 0.0f ? 1.0f : y + alpha;";
 }

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using GpuActivations.Cpu;
-using GpuActivations.Device;
 
 namespace GpuActivations.Activations;
 
@@ -74,13 +73,6 @@ internal readonly struct GeluOp : IActivationOp
         return TV.Select(TV.LessThan(a, TV.Create(2.5f)), near, far);
     }
 
-    /// <summary>G(a) as device code: declares and sets <c>float g</c> from <c>float a</c>.</summary>
-    static string DeviceTail { get; } = $$"""
-        float g;
-        if (a < 2.5f) { float v = fma(a, 0.8f, -1.0f); g = {{DeviceMath.Horner("v", NearTailCoefficients)}}; }
-        else { float u = 1.0f / (1.0f + a); float v = fma(u, 9.041667f, -1.5833334f); g = u * {{DeviceMath.Horner("v", FarTailCoefficients)}}; }
-        """;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
@@ -121,27 +113,4 @@ internal readonly struct GeluOp : IActivationOp
 
     public static string Name => "gelu";
 
-    public static string DeviceBody { get; } = $$"""
-        if (x != x || x == GA_INFINITY || x == 0.0f) return x;
-        if (x < -20.0f) return -0.0f;
-        float a = fabs(x);
-        {{DeviceTail}}
-        float xc = fmin(x, 20.0f);
-        float sqLo;
-        float sqHi = ga_two_product(0.5f * xc, xc, &sqLo);
-        if (x < 0.0f) return ga_scaled_exp(0.5f * x * g, -sqHi, -sqLo);
-        return fma(-x, ga_scaled_exp(0.5f * g, -sqHi, -sqLo), x);
-        """;
-
-    public static string DeviceDerivativeBody { get; } = $$"""
-        if (x != x) return x;
-        float xc = fmax(fmin(x, 20.0f), -20.0f);
-        float a = fabs(xc);
-        {{DeviceTail}}
-        float c = fma(xc, 0.398942280401432678f, x < 0.0f ? 0.5f * g : -0.5f * g);
-        float sqLo;
-        float sqHi = ga_two_product(0.5f * xc, xc, &sqLo);
-        float t = ga_scaled_exp(c, -sqHi, -sqLo);
-        return x < 0.0f ? t : 1.0f + t;
-        """;
 }

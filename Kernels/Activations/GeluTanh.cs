@@ -51,22 +51,4 @@ internal readonly struct GeluTanhOp : IActivationOp
         return VectorMath.TimesSigmoidDerivative(x, s, lo, TV.Fma(TV.Create(3f * K1Hi) * x, x, TV.Create(K0Hi)));
     }
     public static string Name => "gelu_tanh";
-    /// <summary>2u as device code: declares <c>float s</c> and <c>float lo</c> from <c>float x</c>.</summary>
-    const string DeviceTwoU = """
-        float sqLo, cubeLo, aLo, bLo;
-        float sq = ga_two_product(x, x, &sqLo);
-        float cube = ga_two_product(x, sq, &cubeLo);
-        cubeLo = fma(x, sqLo, cubeLo);
-        float a = ga_two_product(1.5957691669464111328125f, x, &aLo);
-        aLo = fma(-4.534068054340423e-08f, x, aLo);
-        float b = ga_two_product(0.07135481387376785f, cube, &bLo);
-        bLo = fma(0.07135481387376785f, cubeLo, fma(2.3988324659995897e-09f, cube, bLo));
-        float s = a + b;
-        float bb = s - a;
-        float lo = ((a - (s - bb)) + (b - bb)) + aLo + bLo;
-        lo = isfinite(s) ? lo : 0.0f;
-        """;
-    public static string DeviceBody => DeviceTwoU + "\nreturn ga_times_sigmoid(x, s, lo);";
-    public static string DeviceDerivativeBody =>
-        DeviceTwoU + "\nreturn ga_times_sigmoid_grad(x, s, lo, fma(0.21406444162130356f * x, x, 1.5957691669464111328125f));";
 }

@@ -17,6 +17,4 @@ internal readonly struct HardSigmoidOp : IActivationOp
     public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
         => VectorMath.KeepNaN(x, TV.Create(1f / 6f) & TV.GreaterThan(x, TV.Create(-3f)) & TV.LessThan(x, TV.Create(3f)));
     public static string Name => "hard_sigmoid";
-    public static string DeviceBody => "return x <= -3.0f ? 0.0f : (x >= 3.0f ? 1.0f : (x + 3.0f) / 6.0f);";
-    public static string DeviceDerivativeBody => "return x != x ? x : (x > -3.0f && x < 3.0f ? 1.0f / 6.0f : 0.0f);";
 }

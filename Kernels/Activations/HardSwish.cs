@@ -22,6 +22,4 @@ internal readonly struct HardSwishOp : IActivationOp
         return TV.Select(TV.LessThan(x, TV.Create(-3f)), TV.Create(0f), TV.Select(TV.GreaterThan(x, TV.Create(3f)), TV.Create(1f), mid));
     }
     public static string Name => "hard_swish";
-    public static string DeviceBody => "return x <= -3.0f ? -0.0f : (x >= 3.0f ? x : x * (x + 3.0f) / 6.0f);";
-    public static string DeviceDerivativeBody => "return x < -3.0f ? 0.0f : (x > 3.0f ? 1.0f : (x + x + 3.0f) / 6.0f);";
 }

@@ -3,10 +3,10 @@ using GpuActivations.Cpu;
 namespace GpuActivations.Activations;
 
 /// <summary>
-/// One elementwise activation in all its forms: the vector form (any SIMD width; the scalar form is the
-/// same code on one 128-bit lane, so both agree bit for bit) and the device form shared by OpenCL and CUDA,
-/// each with its derivative (the backward pass: dx = dy * f'(x)).
-/// Parameters (alpha, beta, threshold) are the struct's fields on the CPU and kernel arguments on devices.
+/// One elementwise activation and its derivative (the backward pass: dx = dy * f'(x)), written once over a lane type:
+/// the SIMD path runs it on vectors of any width, and the ILGPU kernels on one float per thread (<c>ScalarLane</c>), so
+/// the forms agree bit for bit wherever the lane's fma is exact. Parameters (alpha, beta, threshold) are the struct's
+/// fields, passed to kernels with the struct.
 /// </summary>
 internal interface IActivationOp : IUnaryOp
 {
@@ -22,21 +22,6 @@ internal interface IActivationOp : IUnaryOp
     static virtual TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => throw new NotSupportedException("This activation has no derivative in terms of its output.");
 
-    /// <summary>A short identifier, unique per activation (it names the device program).</summary>
+    /// <summary>A short identifier, unique per activation (it names the op in diagnostics).</summary>
     static abstract string Name { get; }
-
-    /// <summary>
-    /// The body of <c>float ga_activation(float x, float alpha, float beta, float threshold)</c> in the
-    /// device dialect (OpenCL C 1.2 and CUDA C++); it may call the helpers of <c>DeviceMath</c>.
-    /// </summary>
-    static abstract string DeviceBody { get; }
-
-    /// <summary>The body of <c>float ga_activation_grad(float x, float alpha, float beta, float threshold)</c>: f'(x).</summary>
-    static abstract string DeviceDerivativeBody { get; }
-
-    /// <summary>
-    /// The body of <c>float ga_activation_grad_out(float y, float alpha, float beta, float threshold)</c>, f'(x) from
-    /// y = f(x); null where the activation has none (<see cref="OutputDerivative{TV}(TV, float)"/>).
-    /// </summary>
-    static virtual string? DeviceOutputDerivativeBody => null;
 }

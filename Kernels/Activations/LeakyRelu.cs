@@ -23,7 +23,4 @@ internal readonly struct LeakyReluOp(float alpha) : IActivationOp
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => VectorMath.KeepNaN(y, TV.Select(TV.GreaterThan(y, TV.Create(0f)), TV.Create(1f), TV.Create(alpha)));
     public static string Name => "leaky_relu";
-    public static string DeviceBody => "return x < 0.0f ? (alpha == 0.0f ? copysign(0.0f, -alpha) : alpha * x) : x;";
-    public static string DeviceDerivativeBody => "return x > 0.0f ? 1.0f : (x != x ? x : alpha);";
-    public static string DeviceOutputDerivativeBody => "return y > 0.0f ? 1.0f : (y != y ? y : alpha);";
 }

@@ -46,13 +46,4 @@ internal readonly struct MishOp : IActivationOp
         return VectorMath.KeepNaN(x, TV.Select(TV.GreaterThan(x, TV.Create(20f)), TV.Create(1f), result));
     }
     public static string Name => "mish";
-    public static string DeviceBody =>
-        "if (x > 20.0f) return x;" +
-        " if (x < -80.0f) return ga_scaled_exp(x, x, 0.0f);" +
-        " float e = exp(x); float n = e * (e + 2.0f); return x * (n / (n + 2.0f));";
-    public static string DeviceDerivativeBody =>
-        "if (x != x) return x; if (x > 20.0f) return 1.0f; float xc = fmax(x, -200.0f);" +
-        " if (xc < -80.0f) return ga_scaled_exp(xc + 1.0f, xc, 0.0f);" +
-        " float e = ga_exp_hilo(xc, 0.0f); float n = e * (e + 2.0f); float q = 1.0f / (n + 2.0f);" +
-        " return fma(4.0f * xc * e * (e + 1.0f), q * q, n / (n + 2.0f));";
 }

@@ -26,10 +26,4 @@ internal readonly struct QuickGeluOp : IActivationOp
         return VectorMath.TimesSigmoidDerivative(x, hi, TV.Fma(TV.Create(CoefficientLo), x, lo), TV.Create(CoefficientHi));
     }
     public static string Name => "quick_gelu";
-    public static string DeviceBody =>
-        "float lo; float hi = ga_two_product(1.70200002193450927734375f, x, &lo);" +
-        " return ga_times_sigmoid(x, hi, fma(-2.1934509319976314e-08f, x, lo));";
-    public static string DeviceDerivativeBody =>
-        "float lo; float hi = ga_two_product(1.70200002193450927734375f, x, &lo);" +
-        " return ga_times_sigmoid_grad(x, hi, fma(-2.1934509319976314e-08f, x, lo), 1.70200002193450927734375f);";
 }

@@ -16,7 +16,4 @@ internal readonly struct ReluOp : IActivationOp
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => VectorMath.KeepNaN(y, TV.Create(1f) & TV.GreaterThan(y, TV.Create(0f)));
     public static string Name => "relu";
-    public static string DeviceBody => "return x < 0.0f ? 0.0f : x;";
-    public static string DeviceDerivativeBody => "return x > 0.0f ? 1.0f : (x != x ? x : 0.0f);";
-    public static string DeviceOutputDerivativeBody => "return y > 0.0f ? 1.0f : (y != y ? y : 0.0f);";
 }

@@ -16,7 +16,4 @@ internal readonly struct Relu6Op : IActivationOp
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => VectorMath.KeepNaN(y, TV.Create(1f) & TV.GreaterThan(y, TV.Create(0f)) & TV.LessThan(y, TV.Create(6f)));
     public static string Name => "relu6";
-    public static string DeviceBody => "return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x);";
-    public static string DeviceDerivativeBody => "return x != x ? x : (x > 0.0f && x < 6.0f ? 1.0f : 0.0f);";
-    public static string DeviceOutputDerivativeBody => "return y != y ? y : (y > 0.0f && y < 6.0f ? 1.0f : 0.0f);";
 }

@@ -23,7 +23,4 @@ internal readonly struct SeluOp : IActivationOp
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => TV.Select(TV.GreaterThan(y, TV.Create(0f)), TV.Create(Scale), y + TV.Create(ScaleAlpha));
     public static string Name => "selu";
-    public static string DeviceBody => "return x > 0.0f ? 1.0507009873554804934f * x : 1.7580993408473768599f * expm1(x);";
-    public static string DeviceDerivativeBody => "return x > 0.0f ? 1.0507009873554804934f : ga_scaled_exp(1.7580993408473768599f, x, 0.0f);";
-    public static string DeviceOutputDerivativeBody => "return y > 0.0f ? 1.0507009873554804934f : y + 1.7580993408473768599f;";
 }

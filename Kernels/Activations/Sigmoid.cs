@@ -16,7 +16,4 @@ internal readonly struct SigmoidOp : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV> => y * (TV.Create(1f) - y);
     public static string Name => "sigmoid";
-    public static string DeviceBody => "return ga_sigmoid(x, 0.0f);";
-    public static string DeviceDerivativeBody => "return ga_sigmoid_slope(x, 0.0f);";
-    public static string DeviceOutputDerivativeBody => "return y * (1.0f - y);";
 }

@@ -11,6 +11,4 @@ internal readonly struct SiluOp : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.TimesSigmoidDerivative(x, x, TV.Create(0f), TV.Create(1f));
     public static string Name => "silu";
-    public static string DeviceBody => "return ga_times_sigmoid(x, x, 0.0f);";
-    public static string DeviceDerivativeBody => "return ga_times_sigmoid_grad(x, x, 0.0f, 1.0f);";
 }

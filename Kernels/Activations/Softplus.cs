@@ -31,13 +31,4 @@ internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
         return TV.Select(TV.GreaterThan(hi, TV.Create(threshold)), TV.Create(1f), VectorMath.Sigmoid(hi, lo));
     }
     public static string Name => "softplus";
-    public static string DeviceBody =>
-        "float lo; float hi = ga_two_product(beta, x, &lo);" +
-        " if (hi > threshold) return x;" +
-        " if (hi < -80.0f) return ga_scaled_exp(1.0f / beta, hi, lo);" +
-        " float l = log1p(ga_exp_hilo(-fabs(hi), hi < 0.0f ? lo : -lo));" +
-        " return (hi < 0.0f ? l : hi + (lo + l)) / beta;";
-    public static string DeviceDerivativeBody =>
-        "float lo; float hi = ga_two_product(beta, x, &lo);" +
-        " return hi > threshold ? 1.0f : ga_sigmoid(hi, lo);";
 }

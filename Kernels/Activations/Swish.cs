@@ -26,7 +26,4 @@ internal readonly struct SwishOp(float beta) : IActivationOp
         return VectorMath.TimesSigmoidDerivative(x, hi, lo, TV.Create(beta));
     }
     public static string Name => "swish";
-    public static string DeviceBody => "if (beta == 0.0f) return 0.5f * x; float lo; float hi = ga_two_product(beta, x, &lo); return ga_times_sigmoid(x, hi, lo);";
-    public static string DeviceDerivativeBody =>
-        "if (beta == 0.0f) return x != x ? x : 0.5f; float lo; float hi = ga_two_product(beta, x, &lo); return ga_times_sigmoid_grad(x, hi, lo, beta);";
 }

@@ -21,7 +21,4 @@ internal readonly struct TanhOp : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV> => TV.Fma(-y, y, TV.Create(1f));
     public static string Name => "tanh";
-    public static string DeviceBody => "return ga_tanh(x);";
-    public static string DeviceDerivativeBody => "return fabs(x) > 40.0f ? ga_scaled_exp(4.0f, -fabs(x + x), 0.0f) : 4.0f * ga_sigmoid_slope(2.0f * x, 0.0f);";
-    public static string DeviceOutputDerivativeBody => "return fma(-y, y, 1.0f);";
 }

@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using GpuActivations.Device;
 
 namespace GpuActivations.Cpu;
 

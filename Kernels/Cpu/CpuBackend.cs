@@ -1,4 +1,3 @@
-using GpuActivations.Device;
 
 namespace GpuActivations.Cpu;
 

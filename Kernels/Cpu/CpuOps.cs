@@ -1,6 +1,5 @@
 using System.Runtime.Intrinsics;
 using GpuActivations.Activations;
-using GpuActivations.Device;
 
 namespace GpuActivations.Cpu;
 

@@ -1,5 +1,4 @@
 using GpuActivations.Cpu;
-using GpuActivations.Device;
 using ILGPU;
 using ILGPU.Runtime;
 using Half = ILGPU.Half;

@@ -1,6 +1,5 @@
 using GpuActivations.Activations;
 using GpuActivations.Cpu;
-using GpuActivations.Device;
 using ILGPU;
 using ILGPU.Runtime;
 using Half = ILGPU.Half;
@@ -49,9 +48,17 @@ internal sealed partial class IlgpuBackend : GpuActivations.Accelerator
 
     /// <summary>The device as the library describes it.</summary>
     public static AcceleratorInfo Describe(IlgpuDevice device, int index, bool runKernels)
-        => new(AcceleratorKind.Ilgpu, index, device.Name, device.AcceleratorType.ToString(), device.NumMultiprocessors, device.MemorySize,
+        => new(KindOf(device), index, device.Name, device.AcceleratorType.ToString(), device.NumMultiprocessors, device.MemorySize,
             $"ILGPU {device.AcceleratorType}, warp {device.WarpSize}, groups up to {device.MaxNumThreadsPerGroup}"
             + (device.AcceleratorType == AcceleratorType.CPU ? runKernels ? ", ILGPU kernels (emulated)" : ", SIMD path on host memory" : ""));
+
+    /// <summary>The library's kind for an ILGPU accelerator: Cuda, OpenCL, or Ilgpu for ILGPU's CPU accelerator.</summary>
+    public static AcceleratorKind KindOf(IlgpuDevice device) => device.AcceleratorType switch
+    {
+        AcceleratorType.Cuda => AcceleratorKind.Cuda,
+        AcceleratorType.OpenCL => AcceleratorKind.OpenCL,
+        _ => AcceleratorKind.Ilgpu,
+    };
 
     /// <summary>The ILGPU accelerator.</summary>
     public IlgpuDevice Device { get; }
@@ -152,9 +159,9 @@ internal sealed partial class IlgpuBackend : GpuActivations.Accelerator
     {
         head = 0;
         if (!tensors[0].IsFloat || tensors[0].Length < 64) return false;
-        long misalignment = (long)((ulong)tensors[0].Storage.Handle + (ulong)(tensors[0].Offset * 4)) % 16;
+        long misalignment = (long)((ulong)tensors[0].Storage.Address + (ulong)(tensors[0].Offset * 4)) % 16;
         foreach (var t in tensors)
-            if ((long)((ulong)t.Storage.Handle + (ulong)(t.Offset * 4)) % 16 != misalignment) return false;
+            if ((long)((ulong)t.Storage.Address + (ulong)(t.Offset * 4)) % 16 != misalignment) return false;
         head = (16 - misalignment) % 16 / 4;
         return misalignment % 4 == 0;
     }

@@ -65,6 +65,15 @@ internal sealed class IlgpuStorage : BufferStorage
     public override nint Handle => memory.NativePtr + (nint)byteIndex;
 
     /// <summary>
+    /// On OpenCL the buffer itself (a cl_mem is no address: distinct buffers never alias, and a buffer's base is aligned to
+    /// at least 128 bytes, CL_DEVICE_MEM_BASE_ADDR_ALIGN), elsewhere the accelerator's flat address space.
+    /// </summary>
+    public override object AddressSpace => memory.AcceleratorType == AcceleratorType.OpenCL ? memory : base.AddressSpace;
+
+    /// <summary>The byte offset within the OpenCL buffer, elsewhere the native address.</summary>
+    public override long Address => memory.AcceleratorType == AcceleratorType.OpenCL ? byteIndex : Handle;
+
+    /// <summary>
     /// <paramref name="length"/> elements of <typeparamref name="T"/> from element <paramref name="offset"/>. Element offsets are
     /// multiples of the element size in bytes, and ILGPU buffers are aligned to more than that, so the view's index is exact.
     /// </summary>
