@@ -32,8 +32,8 @@ internal readonly struct SoftmaxRowArgs
 /// carried exactly as hi + lo (Knuth's two-sum) into the exponential, so an element far below the max does not inherit
 /// the rounding of the difference. The sum is compensated: every addition's error is collected by two-sum (exact in any
 /// order of magnitudes, unlike Kahan's, which loses the small terms met before the max's 1), within a thread and when
-/// threads combine. Log-softmax's log of the sum is log1p of the sum of the non-max terms (the max's own term is 1 to
-/// within its z's error): where one logit dominates, the result near 0 keeps its digits.
+/// threads combine. Log-softmax's log of the sum is log1p of the sum of the non-max terms, the max's own 1 counted apart
+/// (<see cref="AccumulateTerm{TFma}"/>): where one logit dominates, the result near 0 keeps its digits.
 /// </para>
 /// Semantics as on the CPU: NaN or +inf in a row makes the row NaN; a row of only -inf is NaN, or zeros (log: -inf) when
 /// safe. y may be x (in place): every element is read in the last pass before it is written, by the same thread.
@@ -97,8 +97,42 @@ internal static class SoftmaxKernels
         return hi;
     }
 
+    /// <summary>
+    /// Adds e^(hi + lo) to a row's sum, kept as a count of ones and a compensated sum of the rest. A max's own term
+    /// (hi = 0) counts as 1 with e^lo - 1 added to the rest: lo (the rounding of z = x * scale + mask) can be far larger
+    /// than the other terms, whose sum log-softmax takes log1p of. Keeping the ones apart also keeps the rest's
+    /// compensation in proportion to the rest: added to 1, every small term would be all rounding error, and the error
+    /// term a plain float sum of them.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Exp<TFma>(float hi, float lo) where TFma : struct, IFusedMultiplyAdd
+    internal static void AccumulateTerm<TFma>(ref float ones, ref float rest, ref float error, float hi, float lo) where TFma : struct, IFusedMultiplyAdd
+    {
+        if (hi == 0f)
+        {
+            ones += 1f;
+            Accumulate(ref rest, ref error, VectorMath.Expm1(new ScalarLane<TFma>(lo)).Value);
+        }
+        else
+        {
+            Accumulate(ref rest, ref error, Exp<TFma>(hi, lo));
+        }
+    }
+
+    /// <summary>
+    /// The group's row sum from <see cref="AccumulateTerm{TFma}"/>'s parts: the whole sum, and t = sum - 1 as
+    /// <paramref name="excess"/> (what log1p takes: the max's own 1 removed exactly).
+    /// </summary>
+    internal static float GroupRowSum(float ones, float rest, float error, ArrayView<float> floats, ArrayView<float> errors, out float excess)
+    {
+        rest = GroupSum(rest, error, floats, errors, out float restError);
+        ones = GroupSum(ones, 0f, floats, errors, out _);
+        float hi = TwoSum(ones - 1f, rest, out float lo);
+        excess = hi + (lo + restError);
+        return Combine(ones + rest, restError);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float Exp<TFma>(float hi, float lo) where TFma : struct, IFusedMultiplyAdd
         => VectorMath.Exp(new ScalarLane<TFma>(hi), new ScalarLane<TFma>(lo)).Value;
 
     /// <summary>The group's max of <paramref name="v"/> (NaN never wins: callers flag NaN separately).</summary>
@@ -184,21 +218,19 @@ internal static class SoftmaxKernels
             bool bad = (state & 1) != 0, empty = (state & 2) == 0;
 
             // Pass 2: the compensated sum of e^(z - m); the max's term is exactly 1.
-            float sum = 0f, error = 0f;
+            float ones = 0f, rest = 0f, error = 0f;
             if (!bad && !empty)
             {
                 for (long j = t; j < a.Cols; j += step)
                 {
                     float z = Z<TFma, TIn, TInStorage>(x, mask, a, row, j, out float zLo);
                     float hi = Difference(z, zLo, m, out float lo);
-                    Accumulate(ref sum, ref error, Exp<TFma>(hi, lo));
+                    AccumulateTerm<TFma>(ref ones, ref rest, ref error, hi, lo);
                 }
             }
-            sum = GroupSum(sum, error, floats, errors, out float totalError);
-            float total = sum + totalError;
-            // log(total) = log1p(total - 1): sum - 1 is exact (Sterbenz: 1 <= sum <= 2 wherever it matters, and
-            // otherwise the error is below the result's ulp), the compensation restores what rounding sum dropped.
-            float logSum = VectorMath.Log1pNonNegative(new ScalarLane<TFma>((sum - 1f) + totalError)).Value;
+            float total = GroupRowSum(ones, rest, error, floats, errors, out float excess);
+            // log(total) = log1p(total - 1), the max's own 1 taken out exactly.
+            float logSum = VectorMath.Log1pNonNegative(new ScalarLane<TFma>(excess)).Value;
 
             // Pass 3: the write.
             float fill = empty && a.Safe != 0 ? (a.Log != 0 ? float.NegativeInfinity : 0f) : float.NaN;
@@ -332,18 +364,21 @@ internal static class CrossEntropyKernels
             bool bad = !ignored && (outOfRange || (state & 1) != 0 || (state & 2) == 0);
 
             // Pass 2: the compensated sum of e^(z - m).
-            float sum = 0f, error = 0f;
+            float ones = 0f, rest = 0f, error = 0f;
             if (!ignored && !bad)
             {
                 for (long j = t; j < a.Cols; j += step)
-                    Add(ref sum, ref error, VectorMath.Exp(new ScalarLane<TFma>(TStorage.Load(logits[o + j]) - m)).Value);
+                {
+                    // z - m exactly (hi + lo): rounding it first would cost up to 64 ulp in the terms far below the max.
+                    float hi = SoftmaxKernels.TwoSum(TStorage.Load(logits[o + j]), -m, out float lo);
+                    SoftmaxKernels.AccumulateTerm<TFma>(ref ones, ref rest, ref error, hi, hi > float.NegativeInfinity && hi < float.PositiveInfinity ? lo : 0f);
+                }
             }
-            sum = SoftmaxKernels.GroupSum(sum, error, floats, errors, out float totalError);
-            float total = SoftmaxKernels.Combine(sum, totalError);
+            float total = SoftmaxKernels.GroupRowSum(ones, rest, error, floats, errors, out float excess);
 
             if (t == 0)
             {
-                float logSum = VectorMath.Log1pNonNegative(new ScalarLane<TFma>((sum - 1f) + totalError)).Value;
+                float logSum = VectorMath.Log1pNonNegative(new ScalarLane<TFma>(excess)).Value;
                 float loss = logSum;
                 if (a.Smoothing < 1f) loss += (1f - a.Smoothing) * (m - zt);
                 if (a.Smoothing > 0f) loss += a.Smoothing * (m - SoftmaxKernels.Combine(sumZ, sumZError) * (Up / a.Cols));
@@ -361,7 +396,8 @@ internal static class CrossEntropyKernels
                 else if (bad) g = float.NaN;
                 else
                 {
-                    g = VectorMath.Exp(new ScalarLane<TFma>(TStorage.Load(logits[o + j]) - m)).Value * scaleOverSum - offset;
+                    float hi = SoftmaxKernels.TwoSum(TStorage.Load(logits[o + j]), -m, out float lo);
+                    g = SoftmaxKernels.Exp<TFma>(hi, hi > float.NegativeInfinity && hi < float.PositiveInfinity ? lo : 0f) * scaleOverSum - offset;
                     if (j == target) g -= targetTerm;
                 }
                 gradient[o + j] = TStorage.Store(g);
