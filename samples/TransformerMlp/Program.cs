@@ -203,11 +203,11 @@ public static class TransformerMlp
         public static Result Forward(ILGPU.Runtime.Accelerator engine, Weights w, bool runKernelsOnCpu)
         {
             var plain = engine.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, NoEpilogue>(
-                Kernels.MatMul<TFma, NoEpilogue>);
+                EngineKernels.MatMul<TFma, NoEpilogue>);
             var swiGlu = engine.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, SwiGluEpilogue<TFma>>(
-                Kernels.MatMul<TFma, SwiGluEpilogue<TFma>>);
+                EngineKernels.MatMul<TFma, SwiGluEpilogue<TFma>>);
             var residual = engine.LoadAutoGroupedStreamKernel<Index2D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, ResidualEpilogue>(
-                Kernels.MatMul<TFma, ResidualEpilogue>);
+                EngineKernels.MatMul<TFma, ResidualEpilogue>);
 
             // The engine's own buffers; the library never copies them, it works on their views.
             using var x = engine.Allocate1D(w.X);

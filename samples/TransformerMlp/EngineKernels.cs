@@ -32,7 +32,7 @@ readonly struct ResidualEpilogue : IEpilogue
 }
 
 /// <summary>The engine's own ILGPU kernels.</summary>
-static class Kernels
+static class EngineKernels
 {
     /// <summary>
     /// c = epilogue(a b) for row-major a [m x k] and b [k x n], one thread per output element (index.X the row, index.Y
