@@ -117,7 +117,7 @@ public sealed class PackageTests
         Assert.That(got, Is.EqualTo(expected).AsCollection, output);
     }
 
-    /// <summary>What the brief of the package promises: the library, its XML docs, the README, the licence, its dependencies, symbols.</summary>
+    /// <summary>What the package must hold: the library, its XML docs, the README, the licence, its dependencies, and symbols beside it.</summary>
     static void CheckPackageContents(string nupkg, string snupkg)
     {
         using (var package = ZipFile.OpenRead(nupkg))
