@@ -86,18 +86,29 @@ internal readonly struct GeluOp : IActivationOp
     {
         TV g = Tail(Simd.Abs(x));
 
-        // -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 or x there).
+        // -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 or x there). The
+        // clamped square is at most 200, so the product's remainder needs no overflow mask.
         TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-20f));
-        TV sqHi = VectorMath.TwoProduct(xc * TV.Create(0.5f), xc, out TV sqLo);
+        TV half = xc * TV.Create(0.5f);
+        TV sqHi = half * xc;
+        TV sqLo = TV.Fma(half, xc, -sqHi);
         // One exponential serves both signs: below zero it is x Phi(x) itself (x goes in before the last scaling,
         // as x Phi(x) can be normal while Phi(x) is not, near x = -13); above, Phi(-x) and gelu = x - x Phi(-x).
         TV negative = TV.LessThan(x, TV.Create(0f));
         TV tail = VectorMath.ScaledExp(-sqHi, -sqLo, g * TV.Select(negative, x * TV.Create(0.5f), TV.Create(0.5f)));
-        TV result = TV.Select(negative, tail, TV.Fma(-x, tail, x));
-        // gelu(+-inf) are the limits +inf and -0, not inf * 0; NaN stays NaN. gelu has x's sign (Phi > 0), so the sign
-        // bit goes back on: x = -0 gives -0 (x - x Phi(-a) is (+0) + (-0) = +0 there).
+        // gelu has x's sign (Phi > 0), so the sign bit goes back on: x = -0 gives -0 (x - x Phi(-a) is (+0) + (-0) = +0 there).
+        TV result = TV.Select(negative, tail, TV.Fma(-x, tail, x)) | Simd.SignBit(x);
+        // Infinities and NaN, rare, out of line: one test per vector instead of three selects.
+        // (|x| < inf is false for NaN too.)
+        return TV.All(TV.LessThan(Simd.Abs(x), TV.Create(float.PositiveInfinity))) ? result : NonFinite(x, result);
+    }
+
+    /// <summary>gelu(+-inf) are the limits +inf and -0, not inf * 0; NaN stays NaN (the other lanes keep <paramref name="result"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV NonFinite<TV>(TV x, TV result) where TV : unmanaged, ISimd<TV>
+    {
         result = TV.Select(TV.Equal(x, TV.Create(float.PositiveInfinity)), x, result);
-        result = TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), result) | Simd.SignBit(x);
+        result = TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), result);
         return TV.Select(Simd.IsNaN(x), x, result);
     }
 

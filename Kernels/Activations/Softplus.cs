@@ -17,8 +17,11 @@ internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
         TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
         // ln(1 + e^z) = max(z, 0) + ln(1 + e^-|z|): the exponential never overflows, whatever the threshold.
         TV negative = TV.LessThan(hi, TV.Create(0f));
-        TV log1p = VectorMath.Log1pNonNegative(VectorMath.Exp(-Simd.Abs(hi), TV.Select(negative, lo, -lo)));
-        TV soft = TV.Select(negative, log1p, hi + (lo + log1p)) / TV.Create(beta);
+        // e^-|z| is in [0, 1]: the division-free ln(1 + e) of that interval.
+        TV log1p = VectorMath.Log1pUnit(VectorMath.Exp(-Simd.Abs(hi), TV.Select(negative, lo, -lo)));
+        TV soft = TV.Select(negative, log1p, hi + (lo + log1p));
+        // Dividing by 1 is exact, so the default beta skips the division (a vector division per vector otherwise).
+        if (beta != 1f) soft /= TV.Create(beta);
         // Far left ln(1 + e^z) = e^z (1 - e^z/2 + ...): e^z / beta rounded once, so subnormal results are not rounded twice.
         TV farLeft = TV.LessThan(hi, TV.Create(-80f));
         if (TV.Any(farLeft)) soft = TV.Select(farLeft, VectorMath.ScaledExp(hi, lo, TV.Create(1f / beta)), soft);

@@ -33,7 +33,19 @@ internal static class VectorMath
 
     /// <summary>e^(hi + lo), where |lo| is small beside |hi| or both are moderate (the sum need not be exact in float).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Exp<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV> => ScaledExp(hi, lo, TV.Create(1f));
+    public static TV Exp<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        // ScaledExp with factor 1, without the multiplication by it (exact, so the results are the same bits).
+        TV x = hi + lo;
+        if (TV.All(TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f))))
+        {
+            TV n = TV.Round(x * TV.Create(Log2E));
+            TV r = TV.Fma(n, TV.Create(-Ln2Hi), hi);
+            r = TV.Fma(n, TV.Create(-Ln2Lo), r) + lo;
+            return (Expm1Reduced(r) + TV.Create(1f)) * TV.Pow2(n);
+        }
+        return ScaledExpEdges(hi, lo, TV.Create(1f));
+    }
 
     /// <summary>
     /// factor * e^(hi + lo) for |factor| near 1, rounded into the subnormal range at most once, in the last
@@ -42,6 +54,23 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV ScaledExp<TV>(TV hi, TV lo, TV factor) where TV : unmanaged, ISimd<TV>
     {
+        // Where every lane's result is a normal float, 2^n is one exponent-field build. Lanes in that range have a
+        // finite hi and lo (an infinite or NaN one makes hi + lo infinite or NaN), so only the edge path masks lo.
+        TV x = hi + lo;
+        if (TV.All(TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f))))
+        {
+            TV n = TV.Round(x * TV.Create(Log2E));
+            TV r = TV.Fma(n, TV.Create(-Ln2Hi), hi);
+            r = TV.Fma(n, TV.Create(-Ln2Lo), r) + lo;
+            return (Expm1Reduced(r) + TV.Create(1f)) * factor * TV.Pow2(n);
+        }
+        return ScaledExpEdges(hi, lo, factor);
+    }
+
+    /// <summary><see cref="ScaledExp{TV}"/> where some lane is near or past overflow or underflow, or NaN: every lane again, out of line.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV ScaledExpEdges<TV>(TV hi, TV lo, TV factor) where TV : unmanaged, ISimd<TV>
+    {
         // An infinite hi decides alone (its remainder may be NaN or infinite).
         lo &= TV.LessThan(Simd.Abs(hi), TV.Create(float.PositiveInfinity));
         TV x = hi + lo;
@@ -49,7 +78,6 @@ internal static class VectorMath
         TV r = TV.Fma(n, TV.Create(-Ln2Hi), hi);
         r = TV.Fma(n, TV.Create(-Ln2Lo), r) + lo;
         TV mantissa = (Expm1Reduced(r) + TV.Create(1f)) * factor;
-        // Where every lane's result is a normal float, 2^n is one exponent-field build.
         if (TV.All(TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f))))
             return mantissa * TV.Pow2(n);
         return ScaledExpEdges(x, n, mantissa, factor);
@@ -140,6 +168,29 @@ internal static class VectorMath
         TV result = TV.Select(TV.LessThan(e, TV.Create(1f / 16f)), series, corrected);
         result = TV.Select(TV.Equal(e, TV.Create(float.PositiveInfinity)), e, result);
         return TV.Select(Simd.IsNaN(e), e, result);
+    }
+
+    /// <summary>
+    /// ln(1 + e) for e in [0, 1] (NaN passes through), with no division and no logarithm: ln(1 + e) = e + e r(e), where
+    /// r(e) = (ln(1 + e) - e) / e is a degree-9 polynomial in t = 2e - 1 (Chebyshev interpolation of r on [0, 1], fitted
+    /// for this library; fit error ~1e-9 relative, and r, in [-0.31, 0], moves the result by at most a third of its own
+    /// error). The last step is one fma, so e + e r keeps the result within ~1 ulp down to subnormal e. Softplus's
+    /// ln(1 + e^-|z|) needs only this interval; <see cref="Log1pNonNegative{TV}"/> covers e &gt;= 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Log1pUnit<TV>(TV e) where TV : unmanaged, ISimd<TV>
+    {
+        TV t = TV.Fma(e, TV.Create(2f), TV.Create(-1f));
+        TV r = TV.Fma(t, TV.Create(-6.203236353030661e-06f), TV.Create(2.050886905635707e-05f));
+        r = TV.Fma(r, t, TV.Create(-5.3031380957691e-05f));
+        r = TV.Fma(r, t, TV.Create(0.00018090133380610496f));
+        r = TV.Fma(r, t, TV.Create(-0.0006425994797609746f));
+        r = TV.Fma(r, t, TV.Create(0.00228970218449831f));
+        r = TV.Fma(r, t, TV.Create(-0.008461023680865765f));
+        r = TV.Fma(r, t, TV.Create(0.033152252435684204f));
+        r = TV.Fma(r, t, TV.Create(-0.14426355063915253f));
+        r = TV.Fma(r, t, TV.Create(-0.18906977772712708f));
+        return TV.Fma(e, r, e);
     }
 
     /// <summary>
