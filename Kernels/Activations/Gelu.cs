@@ -89,9 +89,7 @@ internal readonly struct GeluOp : IActivationOp
         // -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 or x there). The
         // clamped square is at most 200, so the product's remainder needs no overflow mask.
         TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-20f));
-        TV half = xc * TV.Create(0.5f);
-        TV sqHi = half * xc;
-        TV sqLo = TV.Fma(half, xc, -sqHi);
+        TV sqHi = VectorMath.TwoProductUnmasked(xc * TV.Create(0.5f), xc, out TV sqLo);
         // One exponential serves both signs: below zero it is x Phi(x) itself (x goes in before the last scaling,
         // as x Phi(x) can be normal while Phi(x) is not, near x = -13); above, Phi(-x) and gelu = x - x Phi(-x).
         TV negative = TV.LessThan(x, TV.Create(0f));
@@ -125,7 +123,8 @@ internal readonly struct GeluOp : IActivationOp
         TV halfG = Tail(Simd.Abs(xc)) * TV.Create(0.5f);
         TV negative = TV.LessThan(x, TV.Create(0f));
         TV c = TV.Fma(xc, TV.Create(InvSqrt2Pi), TV.Select(negative, halfG, -halfG));
-        TV sqHi = VectorMath.TwoProduct(xc * TV.Create(0.5f), xc, out TV sqLo);
+        // The clamped square is at most 200: its remainder needs no overflow mask.
+        TV sqHi = VectorMath.TwoProductUnmasked(xc * TV.Create(0.5f), xc, out TV sqLo);
         TV t = VectorMath.ScaledExp(-sqHi, -sqLo, c);
         return VectorMath.KeepNaN(x, TV.Select(negative, t, t + TV.Create(1f)));
     }

@@ -201,6 +201,17 @@ internal static class VectorMath
     public static TV Tanh<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV a = Simd.Abs(x);
+        // Each regime only where some lane needs it (the same per-lane results: the select below picks per lane).
+        TV isSmall = TV.LessThan(a, TV.Create(0.55f));
+        if (!TV.Any(isSmall)) return TanhLarge(x, a);
+        if (TV.All(isSmall)) return TanhSmall(x);
+        return TV.Select(isSmall, TanhSmall(x), TanhLarge(x, a));
+    }
+
+    /// <summary>tanh x for |x| &lt; 0.55: the Maclaurin series to x^17.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV TanhSmall<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
         TV x2 = x * x;
         TV p = TV.Fma(x2, TV.Create(6404582f / 10854718875f), TV.Create(-929569f / 638512875f));
         p = TV.Fma(p, x2, TV.Create(21844f / 6081075f));
@@ -210,11 +221,13 @@ internal static class VectorMath
         p = TV.Fma(p, x2, TV.Create(2f / 15f));
         p = TV.Fma(p, x2, TV.Create(-1f / 3f));
         // The sign bit put back: for x = -0 the fma gives (+0) + (-0) = +0, and tanh is odd.
-        TV small = TV.Fma(p * x2, x, x) | Simd.SignBit(x);
-        TV large = TV.Create(1f) - TV.Create(2f) / (Exp(a + a) + TV.Create(1f));
-        large |= Simd.SignBit(x);
-        return TV.Select(TV.LessThan(a, TV.Create(0.55f)), small, large);
+        return TV.Fma(p * x2, x, x) | Simd.SignBit(x);
     }
+
+    /// <summary>tanh x for |x| &gt;= 0.55 (and NaN): 1 - 2/(e^(2|x|) + 1) with x's sign.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV TanhLarge<TV>(TV x, TV a) where TV : unmanaged, ISimd<TV>
+        => (TV.Create(1f) - TV.Create(2f) / (Exp(a + a) + TV.Create(1f))) | Simd.SignBit(x);
 
     /// <summary>1 / (1 + e^-x); below x = -80, e^x (see <see cref="Sigmoid{TV}(TV, TV)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -319,6 +332,19 @@ internal static class VectorMath
         TV bb = s - a;
         lo = ((a - (s - bb)) + (b - bb)) & TV.LessThan(Simd.Abs(s), TV.Create(float.PositiveInfinity));
         return s;
+    }
+
+    /// <summary>
+    /// The exact product a*b as hi + lo (FMA two-product) without <see cref="TwoProduct{TV}"/>'s overflow mask: for callers
+    /// whose product cannot overflow, or whose every use of lo is masked or decided elsewhere where hi is infinite (the
+    /// exponentials' normal-range test fails for an infinite or NaN hi + lo, and their edge path masks lo itself).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV TwoProductUnmasked<TV>(TV a, TV b, out TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        TV hi = a * b;
+        lo = TV.Fma(a, b, -hi);
+        return hi;
     }
 
     /// <summary>The exact product a*b as hi + lo (FMA two-product).</summary>
