@@ -78,18 +78,33 @@ internal readonly struct GeluOp : IActivationOp
     {
         TV g = Tail(Simd.Abs(x));
 
-        // -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 or x there).
+        // -x^2/2 exactly as hi + lo; x is clamped where the square would overflow (the result is 0 or x there). The
+        // clamped square is at most 200, so the product's remainder needs no overflow mask.
         TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-20f));
-        TV sqHi = VectorMath.TwoProduct(xc * TV.Create(0.5f), xc, out TV sqLo);
+        TV sqHi = VectorMath.TwoProductUnmasked(xc * TV.Create(0.5f), xc, out TV sqLo);
         // One exponential serves both signs: below zero it is x Phi(x) itself (x goes in before the last scaling,
         // as x Phi(x) can be normal while Phi(x) is not, near x = -13); above, Phi(-x) and gelu = x - x Phi(-x).
         TV negative = TV.LessThan(x, TV.Create(0f));
-        TV tail = VectorMath.ScaledExp(-sqHi, -sqLo, g * TV.Select(negative, x * TV.Create(0.5f), TV.Create(0.5f)));
-        TV result = TV.Select(negative, tail, TV.Fma(-x, tail, x));
-        // gelu(+-inf) are the limits +inf and -0, not inf * 0; NaN stays NaN. gelu has x's sign (Phi > 0), so the sign
-        // bit goes back on: x = -0 gives -0 (x - x Phi(-a) is (+0) + (-0) = +0 there).
+        TV factor = g * TV.Select(negative, x * TV.Create(0.5f), TV.Create(0.5f));
+        // The common vector, |x| <= 13.2 in every lane (no infinity, no NaN: their clamped squares leave the range):
+        // the exponential without its edge path, so the loop has no call (see VectorMath.ExpInRange).
+        if (!TV.All(VectorMath.InRange(-sqHi - sqLo))) return Careful(x, negative, factor, sqHi, sqLo);
+        TV tail = VectorMath.ScaledExpInRange(-sqHi, -sqLo, factor);
+        // gelu has x's sign (Phi > 0), so the sign bit goes back on: x = -0 gives -0 (x - x Phi(-a) is (+0) + (-0) = +0 there).
+        return TV.Select(negative, tail, TV.Fma(-x, tail, x)) | Simd.SignBit(x);
+    }
+
+    /// <summary>
+    /// The vectors with a lane past |x| = 13.2, infinite or NaN, out of line: the exponential with its edges (subnormal
+    /// results rounded once), and gelu(+-inf) the limits +inf and -0, not inf * 0; NaN stays NaN.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV Careful<TV>(TV x, TV negative, TV factor, TV sqHi, TV sqLo) where TV : unmanaged, ISimd<TV>
+    {
+        TV tail = VectorMath.ScaledExp(-sqHi, -sqLo, factor);
+        TV result = TV.Select(negative, tail, TV.Fma(-x, tail, x)) | Simd.SignBit(x);
         result = TV.Select(TV.Equal(x, TV.Create(float.PositiveInfinity)), x, result);
-        result = TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), result) | Simd.SignBit(x);
+        result = TV.Select(TV.Equal(x, TV.Create(float.NegativeInfinity)), TV.Create(-0f), result);
         return TV.Select(Simd.IsNaN(x), x, result);
     }
 
@@ -106,7 +121,19 @@ internal readonly struct GeluOp : IActivationOp
         TV halfG = Tail(Simd.Abs(xc)) * TV.Create(0.5f);
         TV negative = TV.LessThan(x, TV.Create(0f));
         TV c = TV.Fma(xc, TV.Create(InvSqrt2Pi), TV.Select(negative, halfG, -halfG));
-        TV sqHi = VectorMath.TwoProduct(xc * TV.Create(0.5f), xc, out TV sqLo);
+        // The clamped square is at most 200: its remainder needs no overflow mask.
+        TV sqHi = VectorMath.TwoProductUnmasked(xc * TV.Create(0.5f), xc, out TV sqLo);
+        // The common vector (|x| <= 13.2, no NaN) without the exponential's edge path: no call in the loop, and so no
+        // vectors spilled around one (see VectorMath.ExpInRange); NaN lanes fail the range test.
+        if (!TV.All(VectorMath.InRange(-sqHi - sqLo))) return DerivativeCareful(x, negative, c, sqHi, sqLo);
+        TV t = VectorMath.ScaledExpInRange(-sqHi, -sqLo, c);
+        return TV.Select(negative, t, t + TV.Create(1f));
+    }
+
+    /// <summary>The derivative for a vector with a lane past |x| = 13.2, infinite or NaN, out of line.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV DerivativeCareful<TV>(TV x, TV negative, TV c, TV sqHi, TV sqLo) where TV : unmanaged, ISimd<TV>
+    {
         TV t = VectorMath.ScaledExp(-sqHi, -sqLo, c);
         return VectorMath.KeepNaN(x, TV.Select(negative, t, t + TV.Create(1f)));
     }

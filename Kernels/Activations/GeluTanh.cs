@@ -20,14 +20,15 @@ internal readonly struct GeluTanhOp : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV TwoU<TV>(TV x, out TV lo) where TV : unmanaged, ISimd<TV>
     {
-        TV sq = VectorMath.TwoProduct(x, x, out TV sqLo);
-        TV cube = VectorMath.TwoProduct(x, sq, out TV cubeLo);
+        TV sq = VectorMath.TwoProductUnmasked(x, x, out TV sqLo);
+        TV cube = VectorMath.TwoProductUnmasked(x, sq, out TV cubeLo);
         cubeLo = TV.Fma(x, sqLo, cubeLo);
-        TV a = VectorMath.TwoProduct(TV.Create(K0Hi), x, out TV aLo);
+        TV a = VectorMath.TwoProductUnmasked(TV.Create(K0Hi), x, out TV aLo);
         aLo = TV.Fma(TV.Create(K0Lo), x, aLo);
-        TV b = VectorMath.TwoProduct(TV.Create(K1Hi), cube, out TV bLo);
+        TV b = VectorMath.TwoProductUnmasked(TV.Create(K1Hi), cube, out TV bLo);
         bLo = TV.Fma(TV.Create(K1Hi), cubeLo, TV.Fma(TV.Create(K1Lo), cube, bLo));
-        // Knuth's two-sum: s + e = a + b exactly.
+        // Knuth's two-sum: s + e = a + b exactly. The products' remainders are unmasked: one overflows only where b and so s
+        // is infinite (or x is NaN), and lo is masked to 0 there below.
         TV s = a + b;
         TV bb = s - a;
         TV e = (a - (s - bb)) + (b - bb);

@@ -16,13 +16,13 @@ internal readonly struct QuickGeluOp : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
-        TV hi = VectorMath.TwoProduct(TV.Create(CoefficientHi), x, out TV lo);
+        TV hi = VectorMath.TwoProductUnmasked(TV.Create(CoefficientHi), x, out TV lo);
         return VectorMath.TimesSigmoid(x, hi, TV.Fma(TV.Create(CoefficientLo), x, lo));
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
-        TV hi = VectorMath.TwoProduct(TV.Create(CoefficientHi), x, out TV lo);
+        TV hi = VectorMath.TwoProductUnmasked(TV.Create(CoefficientHi), x, out TV lo);
         return VectorMath.TimesSigmoidDerivative(x, hi, TV.Fma(TV.Create(CoefficientLo), x, lo), TV.Create(CoefficientHi));
     }
     public static string Name => "quick_gelu";

@@ -15,10 +15,31 @@ internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
+        TV negative = TV.LessThan(hi, TV.Create(0f));
+        TV eHi = -Simd.Abs(hi);
+        TV eLo = TV.Select(negative, lo, -lo);
+        // The common vector, -80 <= beta x and e^-|beta x| a normal float in every lane (no infinity, no NaN): the
+        // exponential without its edge path and no far-left form, so the loop has no call (see VectorMath.ExpInRange);
+        // the same bits as the careful form below.
+        if (!TV.All(VectorMath.InRange(eHi + eLo) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)))) return Careful(x);
+        TV log1p = VectorMath.Log1pUnit(VectorMath.ExpInRange(eHi, eLo));
+        TV soft = TV.Select(negative, log1p, hi + (lo + log1p));
+        if (beta != 1f) soft /= TV.Create(beta);
+        return TV.Select(TV.GreaterThan(hi, TV.Create(threshold)), x, soft);
+    }
+
+    /// <summary>Softplus for a vector with a lane far left, infinite or NaN, out of line.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    TV Careful<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
         // ln(1 + e^z) = max(z, 0) + ln(1 + e^-|z|): the exponential never overflows, whatever the threshold.
         TV negative = TV.LessThan(hi, TV.Create(0f));
-        TV log1p = VectorMath.Log1pNonNegative(VectorMath.Exp(-Simd.Abs(hi), TV.Select(negative, lo, -lo)));
-        TV soft = TV.Select(negative, log1p, hi + (lo + log1p)) / TV.Create(beta);
+        // e^-|z| is in [0, 1]: the division-free ln(1 + e) of that interval.
+        TV log1p = VectorMath.Log1pUnit(VectorMath.Exp(-Simd.Abs(hi), TV.Select(negative, lo, -lo)));
+        TV soft = TV.Select(negative, log1p, hi + (lo + log1p));
+        // Dividing by 1 is exact, so the default beta skips the division (a vector division per vector otherwise).
+        if (beta != 1f) soft /= TV.Create(beta);
         // Far left ln(1 + e^z) = e^z (1 - e^z/2 + ...): e^z / beta rounded once, so subnormal results are not rounded twice.
         TV farLeft = TV.LessThan(hi, TV.Create(-80f));
         if (TV.Any(farLeft)) soft = TV.Select(farLeft, VectorMath.ScaledExp(hi, lo, TV.Create(1f / beta)), soft);

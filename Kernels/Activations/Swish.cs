@@ -15,14 +15,14 @@ internal readonly struct SwishOp(float beta) : IActivationOp
     {
         // beta = 0 is x / 2 everywhere, infinities included (0 * inf must not reach the sigmoid).
         if (beta == 0f) return x * TV.Create(0.5f);
-        TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
+        TV hi = VectorMath.TwoProductUnmasked(TV.Create(beta), x, out TV lo);
         return VectorMath.TimesSigmoid(x, hi, lo);
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         if (beta == 0f) return VectorMath.KeepNaN(x, TV.Create(0.5f));
-        TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
+        TV hi = VectorMath.TwoProductUnmasked(TV.Create(beta), x, out TV lo);
         return VectorMath.TimesSigmoidDerivative(x, hi, lo, TV.Create(beta));
     }
     public static string Name => "swish";

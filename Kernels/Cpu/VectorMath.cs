@@ -31,9 +31,59 @@ internal static class VectorMath
         return TV.Fma(p, r, r);
     }
 
+    /// <summary>
+    /// The lanes where an exponential's argument is in [-87.33, 88.37], its result a normal float: there
+    /// <see cref="ExpInRange{TV}(TV, TV)"/> and its siblings are exact substitutes for the full functions.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV InRange<TV>(TV x) where TV : unmanaged, ISimd<TV>
+        => TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f));
+
+    /// <summary>
+    /// e^(hi + lo) without edge handling: the same bits as <see cref="Exp{TV}(TV, TV)"/> in every lane where
+    /// <see cref="InRange{TV}"/>(hi + lo) holds, garbage elsewhere. An op that tests the range once per vector and takes
+    /// its careful form out of line otherwise keeps calls (and the stack spills the JIT puts around them, all vector
+    /// registers being caller-saved) out of its loop.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ExpInRange<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        TV n = TV.Round((hi + lo) * TV.Create(Log2E));
+        TV r = TV.Fma(n, TV.Create(-Ln2Hi), hi);
+        r = TV.Fma(n, TV.Create(-Ln2Lo), r) + lo;
+        return (Expm1Reduced(r) + TV.Create(1f)) * TV.Pow2(n);
+    }
+
+    /// <summary><see cref="ScaledExp{TV}"/> without edge handling, exact where <see cref="InRange{TV}"/>(hi + lo) holds (see <see cref="ExpInRange{TV}(TV, TV)"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ScaledExpInRange<TV>(TV hi, TV lo, TV factor) where TV : unmanaged, ISimd<TV>
+    {
+        TV n = TV.Round((hi + lo) * TV.Create(Log2E));
+        TV r = TV.Fma(n, TV.Create(-Ln2Hi), hi);
+        r = TV.Fma(n, TV.Create(-Ln2Lo), r) + lo;
+        return (Expm1Reduced(r) + TV.Create(1f)) * factor * TV.Pow2(n);
+    }
+
+    /// <summary><see cref="Exp{TV}(TV)"/> without edge handling, exact where <see cref="InRange{TV}"/>(x) holds (see <see cref="ExpInRange{TV}(TV, TV)"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV ExpInRange<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV n = TV.Round(x * TV.Create(Log2E));
+        TV r = TV.Fma(n, TV.Create(-Ln2Hi), x);
+        r = TV.Fma(n, TV.Create(-Ln2Lo), r);
+        return (Expm1Reduced(r) + TV.Create(1f)) * TV.Pow2(n);
+    }
+
     /// <summary>e^(hi + lo), where |lo| is small beside |hi| or both are moderate (the sum need not be exact in float).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Exp<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV> => ScaledExp(hi, lo, TV.Create(1f));
+    public static TV Exp<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        // ScaledExp with factor 1, without the multiplication by it (exact, so the results are the same bits).
+        // Lanes in the normal range have a finite hi and lo (an infinite or NaN one makes hi + lo infinite or NaN),
+        // so only the edge path masks lo.
+        if (TV.All(InRange(hi + lo))) return ExpInRange(hi, lo);
+        return ScaledExpEdges(hi, lo, TV.Create(1f));
+    }
 
     /// <summary>
     /// factor * e^(hi + lo) for |factor| near 1, rounded into the subnormal range at most once, in the last
@@ -42,6 +92,15 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV ScaledExp<TV>(TV hi, TV lo, TV factor) where TV : unmanaged, ISimd<TV>
     {
+        // Where every lane's result is a normal float, 2^n is one exponent-field build (see Exp above).
+        if (TV.All(InRange(hi + lo))) return ScaledExpInRange(hi, lo, factor);
+        return ScaledExpEdges(hi, lo, factor);
+    }
+
+    /// <summary><see cref="ScaledExp{TV}"/> where some lane is near or past overflow or underflow, or NaN: every lane again, out of line.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV ScaledExpEdges<TV>(TV hi, TV lo, TV factor) where TV : unmanaged, ISimd<TV>
+    {
         // An infinite hi decides alone (its remainder may be NaN or infinite).
         lo &= TV.LessThan(Simd.Abs(hi), TV.Create(float.PositiveInfinity));
         TV x = hi + lo;
@@ -49,7 +108,6 @@ internal static class VectorMath
         TV r = TV.Fma(n, TV.Create(-Ln2Hi), hi);
         r = TV.Fma(n, TV.Create(-Ln2Lo), r) + lo;
         TV mantissa = (Expm1Reduced(r) + TV.Create(1f)) * factor;
-        // Where every lane's result is a normal float, 2^n is one exponent-field build.
         if (TV.All(TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f))))
             return mantissa * TV.Pow2(n);
         return ScaledExpEdges(x, n, mantissa, factor);
@@ -75,13 +133,11 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Exp<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
+        if (TV.All(InRange(x))) return ExpInRange(x);
         TV n = TV.Round(x * TV.Create(Log2E));
         TV r = TV.Fma(n, TV.Create(-Ln2Hi), x);
         r = TV.Fma(n, TV.Create(-Ln2Lo), r);
-        TV mantissa = Expm1Reduced(r) + TV.Create(1f);
-        if (TV.All(TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f))))
-            return mantissa * TV.Pow2(n);
-        return ScaledExpEdges(x, n, mantissa, TV.Create(1f));
+        return ScaledExpEdges(x, n, Expm1Reduced(r) + TV.Create(1f), TV.Create(1f));
     }
 
     /// <summary>e^x - 1, accurate near zero.</summary>
@@ -143,6 +199,29 @@ internal static class VectorMath
     }
 
     /// <summary>
+    /// ln(1 + e) for e in [0, 1] (NaN passes through), with no division and no logarithm: ln(1 + e) = e + e r(e), where
+    /// r(e) = (ln(1 + e) - e) / e is a degree-9 polynomial in t = 2e - 1 (Chebyshev interpolation of r on [0, 1], fitted
+    /// for this library; fit error ~1e-9 relative, and r, in [-0.31, 0], moves the result by at most a third of its own
+    /// error). The last step is one fma, so e + e r keeps the result within ~1 ulp down to subnormal e. Softplus's
+    /// ln(1 + e^-|z|) needs only this interval; <see cref="Log1pNonNegative{TV}"/> covers e &gt;= 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Log1pUnit<TV>(TV e) where TV : unmanaged, ISimd<TV>
+    {
+        TV t = TV.Fma(e, TV.Create(2f), TV.Create(-1f));
+        TV r = TV.Fma(t, TV.Create(-6.203236353030661e-06f), TV.Create(2.050886905635707e-05f));
+        r = TV.Fma(r, t, TV.Create(-5.3031380957691e-05f));
+        r = TV.Fma(r, t, TV.Create(0.00018090133380610496f));
+        r = TV.Fma(r, t, TV.Create(-0.0006425994797609746f));
+        r = TV.Fma(r, t, TV.Create(0.00228970218449831f));
+        r = TV.Fma(r, t, TV.Create(-0.008461023680865765f));
+        r = TV.Fma(r, t, TV.Create(0.033152252435684204f));
+        r = TV.Fma(r, t, TV.Create(-0.14426355063915253f));
+        r = TV.Fma(r, t, TV.Create(-0.18906977772712708f));
+        return TV.Fma(e, r, e);
+    }
+
+    /// <summary>
     /// tanh x: the Maclaurin series to x^17 for |x| &lt; 0.55 (truncation below 0.1 ulp), else
     /// 1 - 2/(e^(2|x|) + 1) with the sign restored (no cancellation there: the subtracted term is at most 1/2).
     /// </summary>
@@ -150,6 +229,24 @@ internal static class VectorMath
     public static TV Tanh<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV a = Simd.Abs(x);
+        // Each regime only where some lane needs it (the same per-lane results: the select below picks per lane).
+        TV isSmall = TV.LessThan(a, TV.Create(0.55f));
+        if (TV.All(isSmall)) return TanhSmall(x);
+        // Below |x| = 44.18 (no infinity, no NaN) e^(2|x|) is a normal float: no edge path, so no call in the loop.
+        if (!TV.All(InRange(a + a))) return TanhCareful(x, a, isSmall);
+        TV large = (TV.Create(1f) - TV.Create(2f) / (ExpInRange(a + a) + TV.Create(1f))) | Simd.SignBit(x);
+        return TV.Any(isSmall) ? TV.Select(isSmall, TanhSmall(x), large) : large;
+    }
+
+    /// <summary><see cref="Tanh{TV}"/> for a vector with a lane past |x| = 44.18, infinite or NaN, out of line.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV TanhCareful<TV>(TV x, TV a, TV isSmall) where TV : unmanaged, ISimd<TV>
+        => TV.Select(isSmall, TanhSmall(x), TanhLarge(x, a));
+
+    /// <summary>tanh x for |x| &lt; 0.55: the Maclaurin series to x^17.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV TanhSmall<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
         TV x2 = x * x;
         TV p = TV.Fma(x2, TV.Create(6404582f / 10854718875f), TV.Create(-929569f / 638512875f));
         p = TV.Fma(p, x2, TV.Create(21844f / 6081075f));
@@ -159,11 +256,13 @@ internal static class VectorMath
         p = TV.Fma(p, x2, TV.Create(2f / 15f));
         p = TV.Fma(p, x2, TV.Create(-1f / 3f));
         // The sign bit put back: for x = -0 the fma gives (+0) + (-0) = +0, and tanh is odd.
-        TV small = TV.Fma(p * x2, x, x) | Simd.SignBit(x);
-        TV large = TV.Create(1f) - TV.Create(2f) / (Exp(a + a) + TV.Create(1f));
-        large |= Simd.SignBit(x);
-        return TV.Select(TV.LessThan(a, TV.Create(0.55f)), small, large);
+        return TV.Fma(p * x2, x, x) | Simd.SignBit(x);
     }
+
+    /// <summary>tanh x for |x| &gt;= 0.55 (and NaN): 1 - 2/(e^(2|x|) + 1) with x's sign.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV TanhLarge<TV>(TV x, TV a) where TV : unmanaged, ISimd<TV>
+        => (TV.Create(1f) - TV.Create(2f) / (Exp(a + a) + TV.Create(1f))) | Simd.SignBit(x);
 
     /// <summary>1 / (1 + e^-x); below x = -80, e^x (see <see cref="Sigmoid{TV}(TV, TV)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -175,6 +274,16 @@ internal static class VectorMath
     {
         // Per lane, so an element's result never depends on its neighbours in the vector (the SIMD path and the
         // one-float lane of the ILGPU kernels then agree bit for bit): only the far-left lanes take the careful form.
+        // The common vector, every lane in [-80, 87.33]: Sigmoid's plain form inline, so the loop has no call.
+        if (TV.All(InRange(-x) & TV.GreaterThanOrEqual(x, TV.Create(-80f))))
+            return x * (TV.Create(1f) / (TV.Create(1f) + ExpInRange(-x, -TV.Create(0f))));
+        return TimesSigmoidCareful(x);
+    }
+
+    /// <summary><see cref="TimesSigmoid{TV}(TV)"/> for a vector with a lane far left, past overflow or NaN, out of line.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV TimesSigmoidCareful<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
         TV result = x * Sigmoid(x);
         TV farLeft = TV.LessThan(x, TV.Create(-80f));
         return TV.Any(farLeft) ? TV.Select(farLeft, TimesSigmoidFarLeft(x), result) : result;
@@ -191,6 +300,16 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Sigmoid<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
     {
+        // The common vector, every lane inside (-80, 87.33]: no call in the caller's loop (see ExpInRange).
+        TV x = -hi - lo;
+        if (TV.All(InRange(x) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)))) return TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo));
+        return SigmoidCareful(hi, lo);
+    }
+
+    /// <summary><see cref="Sigmoid{TV}(TV, TV)"/> for a vector with a lane far left, past overflow or NaN, out of line.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV SigmoidCareful<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
+    {
         TV result = TV.Create(1f) / (TV.Create(1f) + Exp(-hi, -lo));
         TV farLeft = TV.LessThan(hi, TV.Create(-80f));
         return TV.Any(farLeft) ? TV.Select(farLeft, Exp(hi, lo), result) : result;
@@ -203,6 +322,18 @@ internal static class VectorMath
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV TimesSigmoid<TV>(TV x, TV hi, TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        // The common vector, no lane near s = 0, far left, past overflow or NaN: the plain form with no call in the
+        // caller's loop (see ExpInRange); the same bits as the careful form below.
+        TV a = Simd.Abs(hi);
+        TV plain = InRange(-hi - lo) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)) & TV.GreaterThanOrEqual(a, TV.Create(9.5367431640625e-7f));
+        if (TV.All(plain)) return (x * (TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo)))) | Simd.SignBit(x);
+        return TimesSigmoidCareful(x, hi, lo);
+    }
+
+    /// <summary><see cref="TimesSigmoid{TV}(TV, TV, TV)"/> for a vector with a lane near s = 0, far left, past overflow or NaN, out of line.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV TimesSigmoidCareful<TV>(TV x, TV hi, TV lo) where TV : unmanaged, ISimd<TV>
     {
         TV result = x * (TV.Create(1f) / (TV.Create(1f) + Exp(-hi, -lo)));
         // Near s = 0, sigmoid(s) = 1/2 + s/4 - s^3/48 + ... (Taylor): x/2 + x s/4 with one rounding (fma), so the s/4
@@ -241,6 +372,23 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV TimesSigmoidDerivative<TV>(TV x, TV hi, TV lo, TV slope) where TV : unmanaged, ISimd<TV>
     {
+        // The common vector, every lane in [-80, 87.33], no NaN: no far-left form and no edge path, so no call in the
+        // loop (see ExpInRange); the same bits as the careful form below.
+        TV negative = TV.LessThan(hi, TV.Create(0f));
+        TV eHi = -Simd.Abs(hi);
+        TV eLo = TV.Select(negative, lo, -lo);
+        if (!TV.All(InRange(eHi + eLo) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)))) return TimesSigmoidDerivativeCareful(x, hi, lo, slope);
+        TV e = ExpInRange(eHi, eLo);
+        TV r = TV.Create(1f) / (TV.Create(1f) + e);
+        TV d = e * r * r;
+        TV s = TV.Select(negative, e * r, r);
+        return TV.Select(TV.Equal(d, TV.Create(0f)), s, TV.Fma(x * slope, d, s));
+    }
+
+    /// <summary><see cref="TimesSigmoidDerivative{TV}"/> for a vector with a lane far left, past overflow or NaN, out of line.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    static TV TimesSigmoidDerivativeCareful<TV>(TV x, TV hi, TV lo, TV slope) where TV : unmanaged, ISimd<TV>
+    {
         TV negative = TV.LessThan(hi, TV.Create(0f));
         TV e = Exp(-Simd.Abs(hi), TV.Select(negative, lo, -lo));
         TV r = TV.Create(1f) / (TV.Create(1f) + e);
@@ -268,6 +416,19 @@ internal static class VectorMath
         TV bb = s - a;
         lo = ((a - (s - bb)) + (b - bb)) & TV.LessThan(Simd.Abs(s), TV.Create(float.PositiveInfinity));
         return s;
+    }
+
+    /// <summary>
+    /// The exact product a*b as hi + lo (FMA two-product) without <see cref="TwoProduct{TV}"/>'s overflow mask: for callers
+    /// whose product cannot overflow, or whose every use of lo is masked or decided elsewhere where hi is infinite (the
+    /// exponentials' normal-range test fails for an infinite or NaN hi + lo, and their edge path masks lo itself).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV TwoProductUnmasked<TV>(TV a, TV b, out TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        TV hi = a * b;
+        lo = TV.Fma(a, b, -hi);
+        return hi;
     }
 
     /// <summary>The exact product a*b as hi + lo (FMA two-product).</summary>
