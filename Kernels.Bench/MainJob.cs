@@ -52,6 +52,19 @@ public static class MainJob
                 Console.WriteLine();
             }
 
+            // ONNX Runtime's accuracy on the ops it has, against the same reference, beside our SIMD CPU path's.
+            if (options.Peers && accelerators.FirstOrDefault(a => a.Info.Kind == AcceleratorKind.Cpu).Accelerator is { } cpu)
+            {
+                progress.Report("ONNX Runtime accuracy");
+                results.OnnxAccuracy.AddRange(OnnxAccuracy.Run(cpu, ops, options.Smoke ? 20_000 : 400_000));
+                progress.Clear();
+                if (results.OnnxAccuracy.Count > 0)
+                {
+                    Console.WriteLine("ONNX Runtime beside ours, same inputs, same double reference (informational):");
+                    Console.WriteLine(Report.OnnxAccuracyTable(results).ToConsole());
+                }
+            }
+
             if (options.Benchmark)
             {
                 var plan = new BenchPlan(options, ops, accelerators, results);
@@ -265,14 +278,30 @@ public sealed class BenchPlan
         Timing ours, copy;
         long copyBytes;
         string copyMethod;
+        Timing? onnx = null, oursBesideOnnx = null;
+        string? onnxLabel = null;
         using (var work = Workload.Create(acc, op, shape))
-        using (var baseline = new CopyBaseline(acc, op.BytesMoved(shape)))
         {
-            var (o, c) = sampler.Measure(work.Run, work.Synchronize, baseline.Run, baseline.Synchronize);
-            (ours, copy, copyBytes, copyMethod) = (o, c!, baseline.Bytes, baseline.Method);
+            using (var baseline = new CopyBaseline(acc, op.BytesMoved(shape)))
+            {
+                var (o, c) = sampler.Measure(work.Run, work.Synchronize, baseline.Run, baseline.Synchronize);
+                (ours, copy, copyBytes, copyMethod) = (o, c!, baseline.Bytes, baseline.Method);
+            }
+            // ONNX Runtime runs on the same cores as our CPU kernels, so it is sampled alternately with our op (not
+            // measured once and cached like the single-threaded peers): the ratio then comes from one stretch of time.
+            if (options.Peers && info.Kind == AcceleratorKind.Cpu)
+            {
+                using var peer = OnnxPeer.Create(op, shape);
+                if (peer is not null)
+                {
+                    var (p, o) = sampler.Measure(peer.Run, static () => { }, work.Run, work.Synchronize);
+                    (onnx, oursBesideOnnx, onnxLabel) = (p, o, peer.Label);
+                }
+            }
         }
         var (naive, tp, tpLabel) = MeasurePeers(op, shape);
-        var row = new BenchRow(op.Name, MainJob.Label(info), info.Kind, shape, op.BytesMoved(shape), ours, copy, copyBytes, copyMethod, naive, tp, tpLabel, null);
+        var row = new BenchRow(op.Name, MainJob.Label(info), info.Kind, shape, op.BytesMoved(shape), ours, copy, copyBytes, copyMethod, naive, tp, tpLabel, null,
+            onnx, onnxLabel, oursBesideOnnx);
         results.Rows.Add(row with { Target = Targets.For(row) });
     }
 

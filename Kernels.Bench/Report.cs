@@ -74,7 +74,7 @@ public static class Report
     public static TextTable BenchTable(RunResults results, bool markdown)
     {
         var torch = results.Torch;
-        var headers = new List<string> { "op", "accelerator", "size", ">median", ">GB/s", ">copy GB/s", ">of copy", "figure", "met", ">x naive", ">x TensorPrimitives", ">host cores" };
+        var headers = new List<string> { "op", "accelerator", "size", ">median", ">GB/s", ">copy GB/s", ">of copy", "figure", "met", ">x naive", ">x TensorPrimitives", ">x TP per core", ">x ONNX Runtime", ">host cores" };
         if (torch is not null) headers.AddRange([">PyTorch GB/s", ">x PyTorch"]);
         var table = new TextTable([.. headers]);
         foreach (var r in results.Rows)
@@ -82,7 +82,7 @@ public static class Report
             var cells = new List<string>
             {
                 r.Op, r.Accelerator, r.Shape.Label, Time(r.Ours.Median), Num(r.GBps), Num(r.CopyGBps), Percent(r.FractionOfCopy),
-                r.Target?.Figure ?? "", Met(r.Target, markdown), Ratio(r.NaiveSpeedup), Ratio(r.TensorPrimitivesSpeedup), Num(r.Ours.HostCores, "0.0"),
+                r.Target?.Figure ?? "", Met(r.Target, markdown), Ratio(r.NaiveSpeedup), Ratio(r.TensorPrimitivesSpeedup), Ratio(r.TensorPrimitivesPerCore), Ratio(r.OnnxSpeedup), Num(r.Ours.HostCores, "0.0"),
             };
             if (torch is not null)
             {
@@ -91,6 +91,18 @@ public static class Report
                 cells.Add(t is null ? "-" : Ratio(t.MedianSeconds / r.Ours.Median));
             }
             table.Add([.. cells]);
+        }
+        return table;
+    }
+
+    /// <summary>ONNX Runtime's accuracy beside ours, against the same double reference.</summary>
+    public static TextTable OnnxAccuracyTable(RunResults results)
+    {
+        var table = new TextTable("op", "ONNX node", "measure", ">ONNX Runtime", "at", ">ours (SIMD CPU)", "at");
+        foreach (var r in results.OnnxAccuracy)
+        {
+            string format = r.Measure == "max ulp" ? "0" : "0.0e0";
+            table.Add(r.Op, r.OnnxNode, r.Measure, Num(r.Onnx, format), r.OnnxWorstAt, Num(r.Ours, format), r.OursWorstAt);
         }
         return table;
     }
@@ -281,6 +293,8 @@ public static class Report
         {
             WriteIndented = true,
             NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+            // Enums by name ("Cpu", "Elementwise"), so the file reads without the source at hand.
+            Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
         });
 
     /// <summary>Writes throughput-LABEL.svg per accelerator swept into <paramref name="directory"/>; returns the relative paths.</summary>
