@@ -89,7 +89,7 @@ public static class MainJob
             if (accelerators.Count > 0)
             {
                 string plots = Path.Combine(options.OutDir, "plots");
-                results.ActivationPlots.AddRange(ActivationPlots.Write(accelerators[0].Accelerator, plots).Select(f => "plots/" + f));
+                results.ActivationPlots.AddRange(Plots.Activations(accelerators[0].Accelerator, plots).Select(f => "plots/" + f));
             }
         }
         finally
@@ -99,7 +99,11 @@ public static class MainJob
 
         results.LoadAtEnd = LoadAverage();
         Directory.CreateDirectory(options.OutDir);
-        if (options.Benchmark) results.ThroughputPlots.AddRange(Report.WriteThroughputPlots(results, Path.Combine(options.OutDir, "plots")));
+        if (options.Benchmark)
+        {
+            results.ThroughputPlots.AddRange(Plots.Throughput(results, Path.Combine(options.OutDir, "plots")));
+            results.ShareOfCopyPlot = Plots.ShareOfCopy(results, Path.Combine(options.OutDir, "plots"));
+        }
         string reportPath = Path.Combine(options.OutDir, "report.md");
         File.WriteAllText(reportPath, Report.Markdown(results));
         File.WriteAllText(Path.Combine(options.OutDir, "results.json"), Report.Json(results));
@@ -130,7 +134,8 @@ public static class MainJob
     /// </summary>
     public static bool IsGpuClass(AcceleratorInfo info) => info.Kind == AcceleratorKind.Cuda || info.Details.Contains("GPU", StringComparison.Ordinal);
 
-    static List<AcceleratorInfo> SelectAccelerators(IReadOnlyList<string> selectors, out string? error)
+    /// <summary>The accelerators <paramref name="selectors"/> name (every one present when empty); <paramref name="error"/> says why not.</summary>
+    public static List<AcceleratorInfo> SelectAccelerators(IReadOnlyList<string> selectors, out string? error)
     {
         error = null;
         var all = Accelerator.Enumerate();

@@ -336,9 +336,19 @@ public static class Report
             sb.AppendLine();
             sb.AppendLine(CopyVariantsTable(results).ToMarkdown());
         }
+        if (results.ShareOfCopyPlot is { } share)
+        {
+            sb.AppendLine("## Share of copy bandwidth per op");
+            sb.AppendLine();
+            sb.AppendLine("Each op's GB/s over the same run's copy of the same bytes on the same device, at its largest size.");
+            sb.AppendLine();
+            sb.AppendLine($"![share of copy bandwidth]({share})").AppendLine();
+        }
         if (results.ThroughputPlots.Count > 0)
         {
             sb.AppendLine("## Throughput against size");
+            sb.AppendLine();
+            sb.AppendLine("Both axes logarithmic; the dashed line is the copy of the same bytes on the same device.");
             sb.AppendLine();
             foreach (var p in results.ThroughputPlots) sb.AppendLine($"![throughput]({p})").AppendLine();
         }
@@ -356,7 +366,7 @@ public static class Report
         }
         if (results.ActivationPlots.Count > 0)
         {
-            sb.AppendLine("## Activations (kernel output, derivative by central differences)");
+            sb.AppendLine("## Activations (forward kernel output; dashed: the backward kernel's derivative, dy = 1)");
             sb.AppendLine();
             foreach (var p in results.ActivationPlots) sb.AppendLine($"![{Path.GetFileNameWithoutExtension(p)}]({p})");
             sb.AppendLine();
@@ -373,36 +383,4 @@ public static class Report
             // Enums by name ("Cpu", "Elementwise"), so the file reads without the source at hand.
             Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
         });
-
-    /// <summary>Writes throughput-LABEL.svg per accelerator swept into <paramref name="directory"/>; returns the relative paths.</summary>
-    public static List<string> WriteThroughputPlots(RunResults results, string directory)
-    {
-        var files = new List<string>();
-        foreach (var group in results.Sweep.GroupBy(p => p.Accelerator))
-        {
-            Directory.CreateDirectory(directory);
-            var info = results.Accelerators.FirstOrDefault(a => MainJob.Label(a) == group.Key);
-            var chart = new LineChart
-            {
-                Title = $"Throughput against size: {group.Key} {info?.Name}",
-                XLabel = "elements (float32; GLU: outputs)",
-                YLabel = "GB/s (bytes read + written)",
-                LogX = true,
-                LegendOutside = true,
-                Width = 900,
-                XFormat = v => BenchOptions.Label((long)v),
-            };
-            int color = 0;
-            foreach (var series in group.Where(p => p.Series != "copy").GroupBy(p => p.Series))
-                chart.Series.Add(new ChartSeries(series.Key, [.. series.OrderBy(p => p.Elements).Select(p => ((double)p.Elements, p.GBps))], LineChart.Palette[color++ % 10], Markers: true));
-            // The copy line: at each size, the median of the copies sampled beside the ops.
-            var copy = group.Where(p => p.Series == "copy").GroupBy(p => p.Elements).OrderBy(g => g.Key)
-                .Select(g => ((double)g.Key, Sampler.Quantile([.. g.Select(p => p.GBps).Order()], 0.5))).ToList();
-            chart.Series.Add(new ChartSeries("copy (same bytes, same accelerator)", copy, "#333", "6 4"));
-            string name = $"throughput-{group.Key.Replace("#", "").ToLowerInvariant()}.svg";
-            File.WriteAllText(Path.Combine(directory, name), chart.Render());
-            files.Add("plots/" + name);
-        }
-        return files;
-    }
 }

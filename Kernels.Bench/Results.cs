@@ -85,6 +85,8 @@ public sealed class RunResults
     public TorchResults? Torch { get; set; }
     /// <summary>Plot files written (relative to the report).</summary>
     public List<string> ThroughputPlots { get; } = [];
+    /// <summary>The share-of-copy bar plot (relative to the report), if written.</summary>
+    public string? ShareOfCopyPlot { get; set; }
     /// <summary>Activation plot files written (relative to the report).</summary>
     public List<string> ActivationPlots { get; } = [];
     /// <summary>ONNX Runtime's accuracy beside ours.</summary>
