@@ -200,7 +200,9 @@ public sealed class BenchPlan
         bool smoke = options.Smoke;
         sampler = smoke
             ? new Sampler { MinSeconds = 0.002, MaxSeconds = 0.05, MinSamples = 3, FloorSamples = 3, WarmupSeconds = 0, SampleSeconds = 0.0002 }
-            : new Sampler { MinSeconds = options.MinSeconds, MaxSeconds = 10 * options.MinSeconds, MinSamples = 15 };
+            : options.Full ? new Sampler { MinSeconds = options.MinSeconds, MaxSeconds = 10 * options.MinSeconds, MinSamples = 15 }
+            // The default run: fewer samples and a tighter cap, so it ends within minutes on a contended machine too.
+            : new Sampler { MinSeconds = options.MinSeconds, MaxSeconds = 5 * options.MinSeconds, MinSamples = 11 };
         peerSampler = smoke
             ? new Sampler { MinSeconds = 0.001, MaxSeconds = 0.02, MinSamples = 2, FloorSamples = 2, WarmupSeconds = 0, SampleSeconds = 0.0002 }
             : new Sampler { MinSeconds = options.MinSeconds / 2, MaxSeconds = 5 * options.MinSeconds, MinSamples = 5, FloorSamples = 3, WarmupSeconds = 0 };
@@ -217,13 +219,15 @@ public sealed class BenchPlan
         foreach (var (info, acc) in accelerators)
         {
             string label = MainJob.Label(info);
-            bool gpu = MainJob.IsGpuClass(info);
-            foreach (var op in benchOps)
+            // The default run gives CPU-hosted stand-ins for a GPU (an OpenCL CPU device, ILGPU's CPU accelerator) a
+            // few ops only: they verify every op, but their speed says little and each of their rows takes seconds.
+            var deviceOps = all || !Slow(info) ? benchOps : benchOps.Where(o => o.Name is "Relu" or "Gelu" or "SwiGlu" or "Softmax").ToList();
+            foreach (var op in deviceOps)
                 foreach (var shape in Shapes(op, info))
                     steps.Add(($"{label} {op.Name} {shape.Label}", () => MeasureRow(info, acc, op, shape)));
             if (options.Sweep)
             {
-                var sweepOps = ops.Where(o => o.Name is "Relu" or "Sigmoid" or "Gelu" or "SwiGlu").ToList();
+                var sweepOps = ops.Where(o => all ? o.Name is "Relu" or "Sigmoid" or "Gelu" or "SwiGlu" : o.Name is "Relu" or "Gelu").ToList();
                 foreach (long n in SweepSizes(info))
                     foreach (var op in sweepOps)
                         steps.Add(($"{label} sweep {op.Name} {BenchOptions.Label(n)}", () => MeasureSweep(label, acc, op, n)));
@@ -265,7 +269,8 @@ public sealed class BenchPlan
         {
             if (options.Shapes.Count > 0) return options.Shapes.Select(s => new Shape(s.Rows, s.Cols));
             if (options.Smoke) return [new(64, 3200), new(4, 12_825), new(1, 262_144)];
-            if (reduced) return Slow(info) ? [new(128, 32_000), new(1, 262_144)] : [new(1024, 32_000), new(1, 262_144)];
+            // The default run: the [1024 x 32000] logits everywhere, and the one long row for the softmax only.
+            if (reduced) return Slow(info) ? [new(128, 32_000)] : op.Family == OpFamily.Softmax ? [new(1024, 32_000), new(1, 262_144)] : [new(1024, 32_000)];
             return gpu
                 ? [new(1024, 32_000), new(4096, 32_000), new(32, 128_256), new(1, 262_144)]
                 : [new(1024, 32_000), new(32, 128_256), new(1, 262_144)];
@@ -317,7 +322,9 @@ public sealed class BenchPlan
                 }
             }
         }
-        var (naive, tp, tpLabel) = MeasurePeers(op, shape);
+        // The single-threaded CPU peers are measured once per op and shape; the default run measures them beside the
+        // SIMD path's rows only (the other devices' rows then show "-"), --full beside every row.
+        var (naive, tp, tpLabel) = options.Full || options.Smoke || info.Kind == AcceleratorKind.Cpu ? MeasurePeers(op, shape) : (null, null, null);
         var row = new BenchRow(op.Name, MainJob.Label(info), info.Kind, shape, op.BytesMoved(shape), ours, copy, copyBytes, copyMethod, naive, tp, tpLabel, null,
             onnx, onnxLabel, oursBesideOnnx);
         results.Rows.Add(row with { Target = Targets.For(row) });

@@ -43,9 +43,10 @@ public static class Report
 {
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    /// <summary>Seconds as a short time: 812 ns, 35.2 us, 9.81 ms, 1.23 s.</summary>
+    /// <summary>Seconds as a short time: 812 ns, 35.2 us, 9.81 ms, 1.23 s; "-" when not measured (NaN).</summary>
     public static string Time(double seconds) =>
-        seconds < 1e-6 ? (seconds * 1e9).ToString("0", Inv) + " ns"
+        !double.IsFinite(seconds) ? "-"
+        : seconds < 1e-6 ? (seconds * 1e9).ToString("0", Inv) + " ns"
         : seconds < 1e-3 ? (seconds * 1e6).ToString(seconds < 1e-5 ? "0.00" : "0.0", Inv) + " us"
         : seconds < 1 ? (seconds * 1e3).ToString(seconds < 1e-2 ? "0.00" : "0.0", Inv) + " ms"
         : seconds.ToString("0.00", Inv) + " s";
