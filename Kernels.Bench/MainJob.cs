@@ -132,7 +132,11 @@ public static class MainJob
     /// Whether the default sizes of a GPU apply: CUDA devices and OpenCL devices that say GPU (the rule of
     /// <see cref="Accelerator.Best"/>). Only the problem sizes depend on it; every op runs the same way everywhere.
     /// </summary>
-    public static bool IsGpuClass(AcceleratorInfo info) => info.Kind == AcceleratorKind.Cuda || info.Details.Contains("GPU", StringComparison.Ordinal);
+    public static bool IsGpuClass(AcceleratorInfo info) =>
+        info.Kind == AcceleratorKind.Cuda
+        // OpenCL reports its device type in the details ("GPU", "CPU"); ILGPU's CPU accelerator says "ILGPU CPU", whose
+        // "ILGPU" must not read as a GPU.
+        || (info.Kind == AcceleratorKind.OpenCL && info.Details.Contains("GPU", StringComparison.Ordinal));
 
     /// <summary>The accelerators <paramref name="selectors"/> name (every one present when empty); <paramref name="error"/> says why not.</summary>
     public static List<AcceleratorInfo> SelectAccelerators(IReadOnlyList<string> selectors, out string? error)
@@ -431,9 +435,10 @@ public static class Targets
     public static TargetCheck? For(BenchRow row)
     {
         double f = row.FractionOfCopy;
-        TargetCheck Share(double goal) => new($">= {goal:P0} of copy", f >= goal);
+        TargetCheck Share(double goal) => new($">= {100 * goal:0}% of copy", f >= goal);
         var op = Catalog.Find(row.Op);
-        if (op is null) return null;
+        // The targets are the SIMD CPU path's (its goal is memory speed on the CPU); other devices' rows have none.
+        if (op is null || row.Kind != AcceleratorKind.Cpu) return null;
         if (op.Bf16) return Share(0.70);
         if (Catalog.ReluLike.Contains(row.Op)) return Share(0.90);
         switch (op.Family)
@@ -444,12 +449,12 @@ public static class Targets
             case OpFamily.Softmax or OpFamily.LogSoftmax when row.Shape == new Shape(1024, 32_000): return Share(0.75);
             case OpFamily.CrossEntropy when row.Shape == new Shape(1024, 32_000): return Share(0.60);
             // One long row: >= 60% of copy with every core busy (process CPU time over wall time), a CPU figure.
-            case OpFamily.Softmax when row.Shape == new Shape(1, 262_144) && row.Kind == AcceleratorKind.Cpu:
+            case OpFamily.Softmax when row.Shape == new Shape(1, 262_144):
                 return new($">= 60% of copy on {Environment.ProcessorCount} cores", f >= 0.60 && row.Ours.HostCores >= Environment.ProcessorCount - 0.5);
             default: return null;
         }
     }
 
     /// <summary>The ONNX Runtime figure: at least as fast (same cores, same run) on every op it has.</summary>
-    public static TargetCheck? Onnx(BenchRow row) => row.OnnxSpeedup is { } x ? new(">= 1.0x ONNX Runtime", x >= 1.0) : null;
+    public static TargetCheck? Onnx(BenchRow row) => row.Kind == AcceleratorKind.Cpu && row.OnnxSpeedup is { } x ? new(">= 1.0x ONNX Runtime", x >= 1.0) : null;
 }

@@ -99,9 +99,10 @@ public static class Plots
             plot.Axes.Bottom.TickGenerator = new NumericManual(sizes.Select(n => Math.Log2(n)).ToArray(), sizes.Select(BenchOptions.Label).ToArray());
             plot.Axes.Left.TickGenerator = LogTicks(all);
             plot.Title($"Throughput against size: {group.Key}{(info is null ? "" : " " + info.Name)}");
-            plot.XLabel("elements (float32; GLU: outputs)");
+            plot.XLabel("elements (float32; GLU: outputs), log scale");
             plot.YLabel("GB/s read + written (log scale)");
-            plot.ShowLegend(Alignment.LowerRight);
+            // Outside the data area: a slow device's curves sit low, a fast one's high, and neither hides under it.
+            plot.ShowLegend(Edge.Right);
             string name = $"throughput-{group.Key.Replace("#", "").ToLowerInvariant()}";
             files.Add("plots/" + Save(plot, directory, name, 900, 480));
         }
