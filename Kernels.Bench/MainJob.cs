@@ -48,7 +48,7 @@ public static class MainJob
             if (options.Verify)
             {
                 int inputs = options.Smoke ? 0 : options.Full ? 1 << 20 : 1 << 18;
-                progress.Run("verify", ops.Count * accelerators.Count, report =>
+                progress.Run("verification", ops.Count * accelerators.Count, report =>
                 {
                     foreach (var (info, acc) in accelerators)
                         results.Verification.AddRange(Verification.Run(acc, Label(info), ops, options.Smoke, report, inputs));
