@@ -77,6 +77,18 @@ public static class Report
         return verdict + $": {Num(v.MaxUlp, "0")} ulp {v.Tolerance}";
     }
 
+    /// <summary>
+    /// Where the worst error was: "-" when there was none (every output exact), "x = NaN" rather than a bare "NaN" when
+    /// that input was a NaN, cut at 60 characters.
+    /// </summary>
+    static string WorstAt(VerifyRow v)
+    {
+        bool exact = v.Pass && (v.MaxUlp == 0 || double.IsNaN(v.MaxUlp)) && !(v.MaxRelative > 0) && !(v.MaxAbsolute > 0);
+        if (exact || v.Worst.Length == 0) return "-";
+        if (v.Worst == "NaN") return "x = NaN";
+        return v.Worst.Length > 60 ? v.Worst[..60] + "..." : v.Worst;
+    }
+
     /// <summary>The verification table's columns on a 120-column console.</summary>
     public static readonly string[] VerificationNarrow = ["op", "accelerator", "max ulp", "max rel err", "max abs err", "result (rule applied)"];
 
@@ -92,7 +104,7 @@ public static class Report
             bool absolute = log || v.Op is "Softmax" or "SoftmaxBackward" or "CrossEntropy";
             table.Add(v.Op, v.Accelerator, v.Checked.ToString("N0", Inv), Num(v.MaxUlp, "0.#"),
                 log ? "-" : Num(v.MaxRelative, "0.0e0"), absolute ? Num(v.MaxAbsolute, "0.0e0") : "-", v.Tolerance, VerificationResult(v),
-                v.Worst.Length > 60 ? v.Worst[..60] + "..." : v.Worst);
+                WorstAt(v));
         }
         return table;
     }
@@ -265,7 +277,7 @@ public static class Report
         if (results.LoadAtStart.Length > 0)
             sb.AppendLine($"- Load average (1, 5, 15 min; other processes share the cores): {results.LoadAtStart} at the start, {results.LoadAtEnd} at the end");
         sb.AppendLine("- JIT: Kernels.Bench runs with TieredCompilation off (full optimisation from the first call), so warm-up is short and every method is measured in its final code");
-        foreach (var a in results.Accelerators) sb.AppendLine($"- Accelerator {MainJob.Label(a)}: {a}");
+        foreach (var a in results.Accelerators) sb.AppendLine($"- Accelerator {MainJob.Label(a)}: {a}{MainJob.DeviceNote(a)}");
         foreach (var a in results.Absent) sb.AppendLine($"- Absent: {a.Kind} ({a.Reason})");
         if (ContentionNote(results) is { } note) sb.AppendLine("- " + note);
         if (results.Smoke) sb.AppendLine("- **Smoke run**: tiny sizes, few repetitions; the figures are not meaningful.");

@@ -21,6 +21,7 @@ public sealed class BenchReportTests
         results.Verification.Add(new VerifyRow("Silu-bf16", "Cpu#0", 65_536, 0, double.NaN, double.NaN, "= the float32 result rounded once to bf16", true, ""));
         results.Verification.Add(new VerifyRow("LogSoftmax", "Cpu#0", 500_000, double.NaN, double.NaN, 1.2e-4, "<= 1e-5 abs + 2 ulp", true, "row 3"));
         results.Verification.Add(new VerifyRow("GeluBackward", "Ilgpu#0", 500_000, 2.1, 2.6e-3, double.NaN, "<= 8 ulp of |dy| f' terms", true, "-5.5"));
+        results.Verification.Add(new VerifyRow("Relu6Backward", "Cpu#0", 262_176, 0, 0, double.NaN, "<= 8 ulp of |dy| f' terms", true, "NaN"));
         var shape = new Shape(1, 1 << 24);
         results.Rows.Add(new BenchRow("ClampedSwiGluInterleavedBackward", "OpenCL#0", AcceleratorKind.OpenCL, new Shape(4096, 4096), 20L << 24,
             T(0.123456), T(0.05), 20L << 24, "identity kernel", null, null, null, new TargetCheck(">= 60% of copy", false)));
@@ -57,6 +58,14 @@ public sealed class BenchReportTests
         string text = Report.VerificationTable(Sample(false)).ToConsole(ConsoleUi.DefaultWidth, Report.VerificationNarrow);
         AssertFits(text, ConsoleUi.DefaultWidth);
         Assert.That(text, Does.Contain("ClampedSwiGluInterleavedBackward"));
+    }
+
+    [Test]
+    public void MarkdownReportHasNoNaN()
+    {
+        string markdown = Report.Markdown(Sample(false));
+        Assert.That(markdown, Does.Not.Contain("NaN"));
+        Assert.That(markdown, Does.Contain("## Verification"));
     }
 
     [Test]
