@@ -50,7 +50,7 @@ public sealed class BenchOptions
     public const string Usage = """
         Kernels.Bench: verify every op on every accelerator present against the scalar reference, then benchmark a
         representative set of ops beside the copy bandwidth, naive loops, TensorPrimitives and ONNX Runtime
-        (about 5 minutes on 2 cores; --full benchmarks every op at every size: about 20 minutes).
+        (under 5 minutes on 2 cores, build included; --full benchmarks every op at every size and takes several times longer).
 
         usage: dotnet run -c Release --project Kernels.Bench -- [options]
                dotnet run -c Release --project Kernels.Bench -- accuracy [N]
