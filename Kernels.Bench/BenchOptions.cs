@@ -65,7 +65,7 @@ public sealed class BenchOptions
                                 SoftmaxBackward, CrossEntropy. Groups: elementwise, glu, rowwise, relu-like, transcendental.
           --sizes LIST          element counts (16M, 1048576, 64k) for elementwise/GLU and RxC shapes (1024x32000) for
                                 softmax; a family given none keeps its defaults
-          --accelerators LIST   cpu, opencl, cuda, or kind#index (default: every accelerator present)
+          --accelerators LIST   cpu, opencl, cuda, ilgpu, or kind#index (default: every accelerator present)
           --smoke               tiny sizes and few repetitions (about a minute; CI runs it); figures not meaningful
           --full                every op at every default size, the whole size sweep, the copy variants
           --wide                every table column (default: tables fit 120 columns)

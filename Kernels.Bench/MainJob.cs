@@ -150,7 +150,7 @@ public static class MainJob
             string[] parts = s.Split('#');
             if (!Enum.TryParse<AcceleratorKind>(parts[0], ignoreCase: true, out var kind))
             {
-                error = $"--accelerators: unknown kind '{parts[0]}' (cpu, opencl, cuda).";
+                error = $"--accelerators: unknown kind '{parts[0]}'; name one of {string.Join(", ", Enum.GetNames<AcceleratorKind>().Select(n => n.ToLowerInvariant()))}, optionally with #index (opencl#1).";
                 return [];
             }
             var matches = all.Where(i => i.Kind == kind && (parts.Length < 2 || i.DeviceIndex.ToString() == parts[1])).ToList();
