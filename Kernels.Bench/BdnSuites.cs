@@ -250,15 +250,16 @@ public class SoftmaxSuite
 }
 
 /// <summary>
-/// Sigmoid and Tanh on the CPU span API against TensorPrimitives and a naive loop (Ratio over the naive loop).
-/// TensorPrimitives and the naive loop are single-threaded; CpuKernels is single-threaded at 16k (in cache)
-/// and uses every core at 16M.
+/// Sigmoid and Tanh on the CPU span API against TensorPrimitives, a naive loop and ONNX Runtime (Ratio over the naive
+/// loop). TensorPrimitives and the naive loop are single-threaded; CpuKernels is single-threaded at 16k (in cache)
+/// and uses every core at 16M; ONNX Runtime has as many intra-op threads as there are cores.
 /// </summary>
 public class CpuPeerSuite
 {
     float[] x = [], y = [];
     Activation activation = Activation.Sigmoid;
     Peers.Instance? naive;
+    OnnxPeer? onnx;
 
     /// <summary>Sigmoid or Tanh.</summary>
     [Params("Sigmoid", "Tanh")] public string Op { get; set; } = "";
@@ -274,7 +275,16 @@ public class CpuPeerSuite
         Workload.Fill(x, new Random(3), 8f);
         activation = Op == "Tanh" ? Activation.Tanh : Activation.Sigmoid;
         naive = Peers.Naive(Catalog.Find(Op)!, Shape.Flat(N));
+        onnx = OnnxPeer.Create(Catalog.Find(Op)!, Shape.Flat(N));
     }
+
+    /// <summary>Frees ONNX Runtime's session.</summary>
+    [GlobalCleanup]
+    public void Cleanup() => onnx?.Dispose();
+
+    /// <summary>ONNX Runtime's one-node model (CPU execution provider).</summary>
+    [Benchmark]
+    public void OnnxRuntimeOp() => onnx!.Run();
 
     /// <summary>A plain for loop with MathF.</summary>
     [Benchmark(Baseline = true)]
@@ -291,4 +301,64 @@ public class CpuPeerSuite
     /// <summary>CpuKernels.Apply.</summary>
     [Benchmark]
     public void CpuKernelsOp() => CpuKernels.Apply(activation, x, y);
+}
+
+/// <summary>
+/// GPU against CPU side by side: the same op on each ILGPU accelerator present (CUDA, OpenCL, ILGPU's CPU
+/// accelerator) and on the SIMD CPU path, the baseline, at several sizes. Ratio = the ILGPU accelerator's time over the
+/// SIMD path's at the same size (below 1: the accelerator is faster); each call includes its synchronize, and the data
+/// stays on its device, so transfers are not counted.
+/// </summary>
+public class DeviceSuite
+{
+    Accelerator? simd, device;
+    Workload? onSimd, onDevice;
+
+    /// <summary>The ILGPU accelerator beside the SIMD path.</summary>
+    [ParamsSource(nameof(IlgpuPresent))] public string Device { get; set; } = "";
+    /// <summary>Every ILGPU accelerator present (every one but the SIMD CPU path).</summary>
+    public static IEnumerable<string> IlgpuPresent => Accelerator.Enumerate().Where(i => i.Kind != AcceleratorKind.Cpu).Select(MainJob.Label);
+    /// <summary>The op (an elementwise one and the softmax row op are both shaped by N).</summary>
+    [Params("Gelu", "Softmax")] public string Op { get; set; } = "";
+    /// <summary>Elements (softmax: rows of 4096).</summary>
+    [Params(65_536, 1_048_576, 16_777_216)] public int N { get; set; }
+
+    Shape ShapeOf(BenchOp op) => op.IsRowwise ? new Shape(N / 4096, 4096) : Shape.Flat(N);
+
+    /// <summary>Creates both accelerators and their workloads on the same inputs.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        var op = Catalog.Find(Op) ?? throw new ArgumentException($"unknown op '{Op}'.", nameof(Op));
+        simd = GpuActivations.Accelerator.Create(AcceleratorKind.Cpu);
+        device = BdnSuites.Create(Device);
+        onSimd = Workload.Create(simd, op, ShapeOf(op));
+        onDevice = Workload.Create(device, op, ShapeOf(op));
+    }
+
+    /// <summary>Frees.</summary>
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        onSimd?.Dispose();
+        onDevice?.Dispose();
+        simd?.Dispose();
+        device?.Dispose();
+    }
+
+    /// <summary>The op on the SIMD CPU path.</summary>
+    [Benchmark(Baseline = true)]
+    public void SimdCpu()
+    {
+        onSimd!.Run();
+        onSimd.Synchronize();
+    }
+
+    /// <summary>The op on the ILGPU accelerator.</summary>
+    [Benchmark]
+    public void IlgpuAccelerator()
+    {
+        onDevice!.Run();
+        onDevice.Synchronize();
+    }
 }

@@ -20,6 +20,15 @@ public sealed class BenchOptions
     /// <summary>Tiny sizes and few repetitions: seconds, for CI.</summary>
     public bool Smoke { get; set; }
     /// <summary>
+    /// The full sweep: every op at every default size, every sweep op at every size, the copy variants, the densest
+    /// verification inputs. Without it the job verifies every op but benchmarks <see cref="Catalog.Representative"/>.
+    /// </summary>
+    public bool Full { get; set; }
+    /// <summary>Every table column, whatever the width (the default lays tables out to 120 columns).</summary>
+    public bool Wide { get; set; }
+    /// <summary>Whether <see cref="MinSeconds"/> was given (otherwise it follows <see cref="Full"/>).</summary>
+    public bool MinSecondsGiven { get; private set; }
+    /// <summary>
     /// The report folder (report.md, results.json, plots/): "out", or $OUT/bench where $OUT is set (the device
     /// machine's folder whose files come back, see docs/gpu.md).
     /// </summary>
@@ -35,15 +44,17 @@ public sealed class BenchOptions
     /// <summary>Measure the throughput-against-size sweep for the plots.</summary>
     public bool Sweep { get; set; } = true;
     /// <summary>Seconds each measurement runs at least (after warm-up); the smoke run uses far less.</summary>
-    public double MinSeconds { get; set; } = 0.4;
+    public double MinSeconds { get; set; } = 0.2;
 
     /// <summary>The usage text printed by <c>--help</c>.</summary>
     public const string Usage = """
-        Kernels.Bench: verify every op on every accelerator present against the scalar reference, then benchmark.
+        Kernels.Bench: verify every op on every accelerator present against the scalar reference, then benchmark a
+        representative set of ops beside the copy bandwidth, naive loops, TensorPrimitives and ONNX Runtime
+        (under 5 minutes on 2 cores, build included; --full benchmarks every op at every size and takes several times longer).
 
         usage: dotnet run -c Release --project Kernels.Bench -- [options]
                dotnet run -c Release --project Kernels.Bench -- accuracy [N]
-               dotnet run -c Release --project Kernels.Bench -- plots [--out DIR]
+               dotnet run -c Release --project Kernels.Bench -- plots [--out DIR] [--accelerators LIST]
                dotnet run -c Release --project Kernels.Bench -- bdn [--inprocess] [BenchmarkDotNet options, e.g. --filter '*']
 
         options:
@@ -54,14 +65,16 @@ public sealed class BenchOptions
                                 SoftmaxBackward, CrossEntropy. Groups: elementwise, glu, rowwise, relu-like, transcendental.
           --sizes LIST          element counts (16M, 1048576, 64k) for elementwise/GLU and RxC shapes (1024x32000) for
                                 softmax; a family given none keeps its defaults
-          --accelerators LIST   cpu, opencl, cuda, or kind#index (default: every accelerator present)
-          --smoke               tiny sizes and few repetitions (seconds; CI runs it)
+          --accelerators LIST   cpu, opencl, cuda, ilgpu, or kind#index (default: every accelerator present)
+          --smoke               tiny sizes and few repetitions (about a minute; CI runs it); figures not meaningful
+          --full                every op at every default size, the whole size sweep, the copy variants
+          --wide                every table column (default: tables fit 120 columns)
           --out DIR             where report.md, results.json and plots/ go (default: out, or $OUT/bench when $OUT is set)
           --torch-results FILE  JSON from Kernels.Bench/torch_peer.py, shown beside our figures
-          --min-time SECONDS    time each measurement runs at least after warm-up (default 0.4)
+          --min-time SECONDS    time each measurement runs at least after warm-up (default 0.2, with --full 0.4)
           --no-verify           skip the verification
           --verify-only         verify, do not benchmark
-          --no-peers            skip the naive-loop and TensorPrimitives peers
+          --no-peers            skip the naive-loop, TensorPrimitives and ONNX Runtime peers
           --no-sweep            skip the size sweep behind the throughput plots
           --help                this text
 
@@ -97,11 +110,14 @@ public sealed class BenchOptions
                     break;
                 case "--accelerators": options.Accelerators.AddRange(List(Value())); break;
                 case "--smoke": options.Smoke = true; break;
+                case "--full": options.Full = true; break;
+                case "--wide": options.Wide = true; break;
                 case "--out": options.OutDir = Value(); break;
                 case "--torch-results": options.TorchResults = Value(); break;
                 case "--min-time":
                     options.MinSeconds = double.Parse(Value(), CultureInfo.InvariantCulture);
                     if (!(options.MinSeconds > 0)) throw new ArgumentException("--min-time must be positive.");
+                    options.MinSecondsGiven = true;
                     break;
                 case "--no-verify": options.Verify = false; break;
                 case "--verify-only": options.Benchmark = false; break;
@@ -110,6 +126,8 @@ public sealed class BenchOptions
                 default: throw new ArgumentException($"unknown option '{arg}' (see --help).");
             }
         }
+        if (options.Full && options.Smoke) throw new ArgumentException("--full and --smoke contradict each other: pick one.");
+        if (options.Full && !options.MinSecondsGiven) options.MinSeconds = 0.4;
         return options;
     }
 

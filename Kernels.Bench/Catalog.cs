@@ -136,6 +136,16 @@ public static class Catalog
     public static IReadOnlySet<string> Transcendental { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
         { "Sigmoid", "Tanh", "Silu", "Gelu", "Elu", "Softplus" };
 
+    /// <summary>
+    /// The ops the default run benchmarks (every op is still verified): one or two of each family and cost class, the
+    /// ops ONNX Runtime and TensorPrimitives have, and the ones engines run most (GELU, SiLU, SwiGLU, softmax).
+    /// </summary>
+    public static IReadOnlySet<string> Representative { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+    {
+        "Relu", "Sigmoid", "Tanh", "Gelu", "GeluTanh", "Silu", "Softplus", "SwiGlu", "SwiGluPacked",
+        "Softmax", "LogSoftmax", "SiluBackward", "CrossEntropy", "Silu-bf16",
+    };
+
     /// <summary>Looks up an op by name (case-insensitive).</summary>
     public static BenchOp? Find(string name) => Ops.FirstOrDefault(o => string.Equals(o.Name, name, StringComparison.OrdinalIgnoreCase));
 

@@ -7,8 +7,10 @@ namespace GpuActivations.Bench;
 /// <summary>
 /// The CPU peers every row is compared with, both on one thread and on managed arrays:
 /// <list type="bullet">
-/// <item>a naive loop: a plain C# <c>for</c> over the elements with <see cref="MathF"/> (what one writes first;
-/// the JIT does not vectorise it). GELU has no erf in MathF, so its loop calls the reference's double erf.</item>
+/// <item>a naive loop, written the same way for every op: a plain C# <c>for</c> over the elements in float with
+/// <see cref="MathF"/>, branch-free (Max/Min/Clamp for the piecewise ops; the JIT does not vectorise it). MathF has no
+/// erf, so GELU's loop uses the float Abramowitz-Stegun 7.1.26 formula one would copy from a textbook.</item>
+/// <item>ONNX Runtime (<see cref="OnnxPeer"/>), on every op ONNX has, on as many threads as ours.</item>
 /// <item>System.Numerics.Tensors' TensorPrimitives where it has the op: Sigmoid, Tanh and SoftMax directly; ReLU as
 /// Max(x, 0); SiLU and SwiGLU composed from Sigmoid and Multiply (two and three passes). TensorPrimitives has no
 /// threading: it always runs on the calling thread.</item>
@@ -45,16 +47,7 @@ public static class Peers
                 float[] alpha = Array((int)BenchOp.PReluChannels(n), random, 0.5f);
                 return new("naive loop", () =>
                 {
-                    for (int i = 0; i < x.Length; i++) y[i] = x[i] > 0f ? x[i] : alpha[i % alpha.Length] * x[i];
-                });
-            }
-            case OpFamily.Backward:
-            {
-                float[] x = Array(n, random, 8f), dy = Array(n, random, 2f);
-                var a = op.Activation!;
-                return new("naive loop", () =>
-                {
-                    for (int i = 0; i < n; i++) y[i] = dy[i] * (float)ScalarReference.Derivative(op.Reference, x[i], a.Alpha, a.Beta, a.Threshold);
+                    for (int i = 0; i < x.Length; i++) y[i] = MathF.Max(x[i], 0f) + alpha[i % alpha.Length] * MathF.Min(x[i], 0f);
                 });
             }
             case OpFamily.Glu when op.Unit!.Kind != GatedUnitKind.ClampedSwiGlu:
@@ -87,7 +80,7 @@ public static class Peers
                 return new("naive loop", () => NaiveSoftmax(x, y, rows, cols, log));
             }
             default:
-                return null; // softmax backward, cross-entropy and the clamped, interleaved and backward gated ops have no naive peer
+                return null; // the backward ops, softmax backward, cross-entropy and the clamped and interleaved gated ops have no naive peer
         }
     }
 
@@ -176,23 +169,39 @@ public static class Peers
     const float SeluAlpha = 1.6732632423543772f, SeluScale = 1.0507009873554805f;
     const float SqrtTwoOverPi = 0.7978845608028654f, InvSqrt2 = 0.70710678118654752f;
 
+    // Every naive loop is written the same way: float arithmetic with MathF, no branch on the value (Max/Min/Clamp
+    // for the piecewise ops), so the ratios compare the kernels with one consistent baseline rather than with
+    // whichever of a branchy or a branch-free form a given op happened to get.
     readonly struct SigmoidF : IScalar { public float F(float x) => 1f / (1f + MathF.Exp(-x)); }
     readonly struct TanhF : IScalar { public float F(float x) => MathF.Tanh(x); }
-    readonly struct ReluF : IScalar { public float F(float x) => x > 0f ? x : 0f; }
-    readonly struct LeakyReluF(float alpha) : IScalar { public float F(float x) => x > 0f ? x : alpha * x; }
-    readonly struct EluF(float alpha) : IScalar { public float F(float x) => x > 0f ? x : alpha * (MathF.Exp(x) - 1f); }
-    readonly struct SeluF : IScalar { public float F(float x) => SeluScale * (x > 0f ? x : SeluAlpha * (MathF.Exp(x) - 1f)); }
-    readonly struct GeluF : IScalar { public float F(float x) => 0.5f * x * (1f + (float)SpecialFunctions.Erf(x * InvSqrt2)); }
+    readonly struct ReluF : IScalar { public float F(float x) => MathF.Max(x, 0f); }
+    readonly struct LeakyReluF(float alpha) : IScalar { public float F(float x) => MathF.Max(x, 0f) + alpha * MathF.Min(x, 0f); }
+    readonly struct EluF(float alpha) : IScalar { public float F(float x) => MathF.Max(x, 0f) + alpha * (MathF.Exp(MathF.Min(x, 0f)) - 1f); }
+    readonly struct SeluF : IScalar { public float F(float x) => SeluScale * (MathF.Max(x, 0f) + SeluAlpha * (MathF.Exp(MathF.Min(x, 0f)) - 1f)); }
+    readonly struct GeluF : IScalar { public float F(float x) => 0.5f * x * (1f + Erf(x * InvSqrt2)); }
     readonly struct GeluTanhF : IScalar { public float F(float x) => 0.5f * x * (1f + MathF.Tanh(SqrtTwoOverPi * (x + 0.044715f * x * x * x))); }
     readonly struct SwishF(float beta) : IScalar { public float F(float x) => x / (1f + MathF.Exp(-beta * x)); }
-    readonly struct SoftplusF(float beta, float threshold) : IScalar
+    readonly struct SoftplusF(float beta) : IScalar
     {
-        public float F(float x) => beta * x > threshold ? x : MathF.Log(1f + MathF.Exp(beta * x)) / beta;
+        // log(1 + e^(bx)) / b = (max(bx, 0) + log(1 + e^-|bx|)) / b: no overflow, no branch.
+        public float F(float x) => (MathF.Max(beta * x, 0f) + MathF.Log(1f + MathF.Exp(-MathF.Abs(beta * x)))) / beta;
     }
-    readonly struct MishF : IScalar { public float F(float x) => x * MathF.Tanh(MathF.Log(1f + MathF.Exp(x))); }
-    readonly struct HardSigmoidF : IScalar { public float F(float x) => x <= -3f ? 0f : x >= 3f ? 1f : x / 6f + 0.5f; }
-    readonly struct HardSwishF : IScalar { public float F(float x) => x * (x <= -3f ? 0f : x >= 3f ? 1f : x / 6f + 0.5f); }
-    readonly struct Relu6F : IScalar { public float F(float x) => MathF.Min(MathF.Max(x, 0f), 6f); }
+    readonly struct MishF : IScalar { public float F(float x) => x * MathF.Tanh(MathF.Max(x, 0f) + MathF.Log(1f + MathF.Exp(-MathF.Abs(x)))); }
+    readonly struct HardSigmoidF : IScalar { public float F(float x) => Math.Clamp(x / 6f + 0.5f, 0f, 1f); }
+    readonly struct HardSwishF : IScalar { public float F(float x) => x * Math.Clamp(x / 6f + 0.5f, 0f, 1f); }
+    readonly struct Relu6F : IScalar { public float F(float x) => Math.Clamp(x, 0f, 6f); }
+
+    /// <summary>
+    /// erf in float, as one writes it without a library: Abramowitz and Stegun 7.1.26 (|error| &lt;= 1.5e-7) on |x|,
+    /// sign restored with CopySign.
+    /// </summary>
+    static float Erf(float x)
+    {
+        float a = MathF.Abs(x);
+        float t = 1f / (1f + 0.3275911f * a);
+        float p = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+        return MathF.CopySign(1f - p * MathF.Exp(-a * a), x);
+    }
 
     static void NaiveUnary(ActivationId id, float alpha, float beta, float threshold, float[] x, float[] y)
     {
@@ -209,7 +218,7 @@ public static class Peers
             case ActivationId.Silu: Map(new SwishF(1f), x, y); break;
             case ActivationId.Swish: Map(new SwishF(beta), x, y); break;
             case ActivationId.QuickGelu: Map(new SwishF(1.702f), x, y); break;
-            case ActivationId.Softplus: Map(new SoftplusF(beta, threshold), x, y); break;
+            case ActivationId.Softplus: Map(new SoftplusF(beta), x, y); break;
             case ActivationId.Mish: Map(new MishF(), x, y); break;
             case ActivationId.HardSigmoid: Map(new HardSigmoidF(), x, y); break;
             case ActivationId.HardSwish: Map(new HardSwishF(), x, y); break;

@@ -38,10 +38,29 @@ if (args.Length > 0 && args[0] == "bdn") return BdnSuites.Run(args[1..]);
 
 if (args.Length > 0 && args[0] == "plots")
 {
-    string outDir = args.Length > 2 && args[1] == "--out" ? args[2] : "out";
-    using var acc = Accelerator.Create(AcceleratorKind.Cpu);
-    var files = ActivationPlots.Write(acc, Path.Combine(outDir, "plots"));
-    Console.WriteLine($"Wrote {files.Count} activation plots to {Path.Combine(outDir, "plots")}");
+    // plots [--out DIR] [--accelerators LIST]: the activation plots from each chosen accelerator's kernels (default: the
+    // SIMD CPU path); the first one's go to DIR/plots, the others' to DIR/plots/LABEL.
+    string outDir = "out";
+    var selectors = new List<string>();
+    for (int i = 1; i < args.Length; i++)
+    {
+        if (args[i] == "--out" && i + 1 < args.Length) outDir = args[++i];
+        else if (args[i] == "--accelerators" && i + 1 < args.Length) selectors.AddRange(args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        else
+        {
+            Console.Error.WriteLine($"plots: unknown argument '{args[i]}' (plots [--out DIR] [--accelerators cpu,opencl,...]).");
+            return 2;
+        }
+    }
+    var chosen = MainJob.SelectAccelerators(selectors.Count > 0 ? selectors : ["cpu"], out string? error);
+    if (error is not null) { Console.Error.WriteLine(error); return 2; }
+    for (int i = 0; i < chosen.Count; i++)
+    {
+        using var acc = Accelerator.Create(chosen[i]);
+        string dir = i == 0 ? Path.Combine(outDir, "plots") : Path.Combine(outDir, "plots", MainJob.Label(chosen[i]).Replace("#", "").ToLowerInvariant());
+        var files = Plots.Activations(acc, dir);
+        Console.WriteLine($"Wrote {files.Count} activation plots (SVG and PNG) from {MainJob.Label(chosen[i])}'s kernels to {dir}");
+    }
     return 0;
 }
 

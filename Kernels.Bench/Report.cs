@@ -4,34 +4,35 @@ using System.Text.Json;
 
 namespace GpuActivations.Bench;
 
-/// <summary>A table rendered either as aligned console text or as a markdown table.</summary>
+/// <summary>A table of text cells, rendered to the console by <see cref="ConsoleUi.Render"/> or as markdown.</summary>
 public sealed class TextTable(params string[] headers)
 {
     readonly List<string[]> rows = [];
-    readonly bool[] right = [.. headers.Select(h => h.StartsWith('>'))];
-    readonly string[] names = [.. headers.Select(h => h.TrimStart('>'))];
 
-    /// <summary>Adds a row (as many cells as headers).</summary>
-    public void Add(params string[] cells) => rows.Add(cells);
+    /// <summary>The column names (a leading '>' in the constructor's header marks a right-aligned column).</summary>
+    public IReadOnlyList<string> Headers { get; } = [.. headers.Select(h => h.TrimStart('>'))];
+    /// <summary>Whether each column is right-aligned (numbers).</summary>
+    public IReadOnlyList<bool> RightAligned { get; } = [.. headers.Select(h => h.StartsWith('>'))];
+    /// <summary>The rows, each as many cells as headers.</summary>
+    public IReadOnlyList<string[]> Rows => rows;
 
-    /// <summary>Aligned columns for a terminal.</summary>
-    public string ToConsole()
+    /// <summary>Adds a row; it must have one cell per header.</summary>
+    public void Add(params string[] cells)
     {
-        int[] widths = [.. names.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length)))];
-        var sb = new StringBuilder();
-        void Line(string[] cells) => sb.AppendLine(string.Join("  ", cells.Select((c, i) => right[i] ? c.PadLeft(widths[i]) : c.PadRight(widths[i]))).TrimEnd());
-        Line(names);
-        sb.AppendLine(string.Join("  ", widths.Select(w => new string('-', w))));
-        foreach (var r in rows) Line(r);
-        return sb.ToString();
+        if (cells.Length != Headers.Count)
+            throw new ArgumentException($"a row of {cells.Length} cells for {Headers.Count} columns ({string.Join(", ", Headers)}).", nameof(cells));
+        rows.Add(cells);
     }
+
+    /// <summary>The table at <paramref name="width"/> columns with only <paramref name="columns"/> (all when null).</summary>
+    public string ToConsole(int width = ConsoleUi.DefaultWidth, IReadOnlyCollection<string>? columns = null) => ConsoleUi.Render(this, width, columns);
 
     /// <summary>A GitHub-flavoured markdown table.</summary>
     public string ToMarkdown()
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| " + string.Join(" | ", names) + " |");
-        sb.AppendLine("|" + string.Join("|", right.Select(r => r ? "---:" : "---")) + "|");
+        sb.AppendLine("| " + string.Join(" | ", Headers) + " |");
+        sb.AppendLine("|" + string.Join("|", RightAligned.Select(r => r ? "---:" : "---")) + "|");
         foreach (var r in rows) sb.AppendLine("| " + string.Join(" | ", r.Select(c => c.Replace("|", "\\|"))) + " |");
         return sb.ToString();
     }
@@ -42,30 +43,68 @@ public static class Report
 {
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    /// <summary>Seconds as a short time: 812 ns, 35.2 us, 9.81 ms, 1.23 s.</summary>
+    /// <summary>Seconds as a short time: 812 ns, 35.2 us, 9.81 ms, 1.23 s; "-" when not measured (NaN).</summary>
     public static string Time(double seconds) =>
-        seconds < 1e-6 ? (seconds * 1e9).ToString("0", Inv) + " ns"
+        !double.IsFinite(seconds) ? "-"
+        : seconds < 1e-6 ? (seconds * 1e9).ToString("0", Inv) + " ns"
         : seconds < 1e-3 ? (seconds * 1e6).ToString(seconds < 1e-5 ? "0.00" : "0.0", Inv) + " us"
         : seconds < 1 ? (seconds * 1e3).ToString(seconds < 1e-2 ? "0.00" : "0.0", Inv) + " ms"
         : seconds.ToString("0.00", Inv) + " s";
 
-    static string Num(double v, string format = "0.0") => double.IsFinite(v) ? v.ToString(format, Inv) : "-";
+    /// <summary>A number, "-" when it is NaN or infinite (never "NaN" in a table), "0" for zero whatever the format.</summary>
+    public static string Num(double v, string format = "0.0") => !double.IsFinite(v) ? "-" : v == 0 ? "0" : v.ToString(format, Inv);
     static string Ratio(double? v) => v is { } r && double.IsFinite(r) ? r.ToString(r < 10 ? "0.00" : "0.0", Inv) + "x" : "-";
     static string Percent(double v) => double.IsFinite(v) ? (100 * v).ToString("0", Inv) + "%" : "-";
     static string Met(TargetCheck? t, bool markdown) => t is null ? "" : t.Met ? "met" : markdown ? "**MISSED**" : "MISSED";
 
+    /// <summary>
+    /// The verification result in words, naming the rule that decided it, so an error that looks large next to the
+    /// others says why it passes: log-softmax's absolute error above 1e-5 is within its "+ 2 ulp of y" term (|y| >= 128),
+    /// a backward op's relative error is measured in ulps of the summed terms (docs/numerics.md), a gated backward's
+    /// dGate near act' = 0 is held to the absolute 2^-21 |dy up| rule.
+    /// </summary>
+    public static string VerificationResult(VerifyRow v)
+    {
+        string verdict = v.Pass ? "pass" : "FAIL";
+        if (v.Worst.StartsWith("special-value mismatch", StringComparison.Ordinal)) return verdict + ": special value differs";
+        if (v.Tolerance.StartsWith('=')) return verdict + ": bit-exact with f32 rounded to bf16";
+        if (v.Op == "LogSoftmax" || v.Tolerance.Contains("abs + 2 ulp", StringComparison.Ordinal))
+            return verdict + (v.MaxAbsolute > Verification.LogSoftmaxAbsolute ? ": abs err <= 1e-5 + 2 ulp(y), ulp term (|y| >= 128)" : ": abs err <= 1e-5");
+        if (v.Tolerance.Contains("relative", StringComparison.Ordinal)) return verdict + ": rel err <= 1e-5";
+        if (v.Tolerance.Contains("of bound", StringComparison.Ordinal)) return verdict + ": abs err <= 1e-5 of the error bound + 2 ulp";
+        if (v.Tolerance.StartsWith("dGate", StringComparison.Ordinal)) return verdict + $": {Num(v.MaxUlp, "0")} ulp <= 8, or 2^-21|dy up| near act'=0";
+        if (v.Tolerance.Contains("f' terms", StringComparison.Ordinal)) return verdict + $": {Num(v.MaxUlp, "0.#")} <= 8 ulp of f' terms' sum";
+        return verdict + $": {Num(v.MaxUlp, "0")} ulp {v.Tolerance}";
+    }
+
+    /// <summary>
+    /// Where the worst error was: "-" when there was none (every output exact), "x = NaN" rather than a bare "NaN" when
+    /// that input was a NaN, cut at 60 characters.
+    /// </summary>
+    static string WorstAt(VerifyRow v)
+    {
+        bool exact = v.Pass && (v.MaxUlp == 0 || double.IsNaN(v.MaxUlp)) && !(v.MaxRelative > 0) && !(v.MaxAbsolute > 0);
+        if (exact || v.Worst.Length == 0) return "-";
+        if (v.Worst == "NaN") return "x = NaN";
+        return v.Worst.Length > 60 ? v.Worst[..60] + "..." : v.Worst;
+    }
+
+    /// <summary>The verification table's columns on a 120-column console.</summary>
+    public static readonly string[] VerificationNarrow = ["op", "accelerator", "max ulp", "max rel err", "max abs err", "result (rule applied)"];
+
     /// <summary>The verification table.</summary>
     public static TextTable VerificationTable(RunResults results)
     {
-        var table = new TextTable("op", "accelerator", ">outputs", ">max ulp", ">max rel err", ">max abs err", "tolerance", "result", "worst at");
+        var table = new TextTable("op", "accelerator", ">outputs", ">max ulp", ">max rel err", ">max abs err", "tolerance", "result (rule applied)", "worst at");
         foreach (var v in results.Verification)
         {
             // Absolute error says little of elementwise results (inputs reach 3e38), relative error little of
             // log-softmax (results near 0): each row shows the measures its tolerance is stated in, plus relative.
             bool log = v.Op == "LogSoftmax";
-            table.Add(v.Op, v.Accelerator, v.Checked.ToString("N0", Inv), double.IsNaN(v.MaxUlp) ? "-" : v.MaxUlp.ToString("0", Inv),
-                log ? "-" : v.MaxRelative.ToString("0.0e0", Inv), log || v.Op is "Softmax" or "SoftmaxBackward" or "CrossEntropy" ? v.MaxAbsolute.ToString("0.0e0", Inv) : "-", v.Tolerance, v.Pass ? "pass" : "FAIL",
-                v.Worst.Length > 60 ? v.Worst[..60] + "..." : v.Worst);
+            bool absolute = log || v.Op is "Softmax" or "SoftmaxBackward" or "CrossEntropy";
+            table.Add(v.Op, v.Accelerator, v.Checked.ToString("N0", Inv), Num(v.MaxUlp, "0.#"),
+                log ? "-" : Num(v.MaxRelative, "0.0e0"), absolute ? Num(v.MaxAbsolute, "0.0e0") : "-", v.Tolerance, VerificationResult(v),
+                WorstAt(v));
         }
         return table;
     }
@@ -74,7 +113,7 @@ public static class Report
     public static TextTable BenchTable(RunResults results, bool markdown)
     {
         var torch = results.Torch;
-        var headers = new List<string> { "op", "accelerator", "size", ">median", ">GB/s", ">copy GB/s", ">of copy", "figure", "met", ">x naive", ">x TensorPrimitives", ">host cores" };
+        var headers = new List<string> { "op", "device", "size", ">median", ">GB/s", ">copy GB/s", ">of copy", "figure", "met", ">x naive", ">x TP", ">x TP/core", ">x ONNX", ">cores" };
         if (torch is not null) headers.AddRange([">PyTorch GB/s", ">x PyTorch"]);
         var table = new TextTable([.. headers]);
         foreach (var r in results.Rows)
@@ -82,7 +121,7 @@ public static class Report
             var cells = new List<string>
             {
                 r.Op, r.Accelerator, r.Shape.Label, Time(r.Ours.Median), Num(r.GBps), Num(r.CopyGBps), Percent(r.FractionOfCopy),
-                r.Target?.Figure ?? "", Met(r.Target, markdown), Ratio(r.NaiveSpeedup), Ratio(r.TensorPrimitivesSpeedup), Num(r.Ours.HostCores, "0.0"),
+                r.Target?.Figure ?? "", Met(r.Target, markdown), Ratio(r.NaiveSpeedup), Ratio(r.TensorPrimitivesSpeedup), Ratio(r.TensorPrimitivesPerCore), Ratio(r.OnnxSpeedup), Num(r.Ours.HostCores, "0.0"),
             };
             if (torch is not null)
             {
@@ -95,10 +134,22 @@ public static class Report
         return table;
     }
 
+    /// <summary>ONNX Runtime's accuracy beside ours, against the same double reference.</summary>
+    public static TextTable OnnxAccuracyTable(RunResults results)
+    {
+        var table = new TextTable("op", "ONNX node", "measure", ">ONNX Runtime", "at", ">ours (SIMD CPU)", "at");
+        foreach (var r in results.OnnxAccuracy)
+        {
+            string format = r.Measure == "max ulp" ? "0" : "0.0e0";
+            table.Add(r.Op, r.OnnxNode, r.Measure, Num(r.Onnx, format), r.OnnxWorstAt, Num(r.Ours, format), r.OursWorstAt);
+        }
+        return table;
+    }
+
     /// <summary>The in-cache single-thread table.</summary>
     public static TextTable InCacheTable(RunResults results, bool markdown)
     {
-        var table = new TextTable("op", ">elements", ">ours", ">TensorPrimitives", ">naive loop", ">x TensorPrimitives", "figure", "met", ">x naive", "figure", "met", ">host cores (ours)");
+        var table = new TextTable("op", ">elements", ">ours", ">TensorPrimitives", ">naive loop", ">x TP", "figure", "met", ">x naive", "figure ", "met ", ">cores (ours)");
         foreach (var r in results.InCache)
         {
             var tpCheck = new TargetCheck(">= 1.0x", r.TensorPrimitivesSpeedup >= 1.0);
@@ -119,21 +170,27 @@ public static class Report
         return table;
     }
 
-    /// <summary>Every performance target with its result, one line each.</summary>
+    /// <summary>
+    /// Every performance target with its result, one line each. In a smoke run each result says it is not meaningful
+    /// (tiny in-cache sizes, a few samples).
+    /// </summary>
     public static TextTable FiguresTable(RunResults results, bool markdown)
     {
         var table = new TextTable("performance target", "op", "accelerator", "size", ">measured", "result");
+        string Result(TargetCheck t) => Met(t, markdown) + (results.Smoke ? " (smoke: not meaningful)" : "");
         foreach (var r in results.Rows.Where(r => r.Target is not null))
         {
-            string measured = r.Target!.Figure.StartsWith("uses", StringComparison.Ordinal) ? $"{r.Ours.HostCores:0.0} cores busy" : Percent(r.FractionOfCopy) + " of copy";
-            table.Add(r.Target.Figure, r.Op, r.Accelerator, r.Shape.Label, measured, Met(r.Target, markdown));
+            string measured = Percent(r.FractionOfCopy) + " of copy" + (r.Target!.Figure.Contains("cores", StringComparison.Ordinal) ? $", {Num(r.Ours.HostCores)} cores" : "");
+            table.Add(r.Target.Figure, r.Op, r.Accelerator, r.Shape.Label, measured, Result(r.Target));
         }
+        foreach (var r in results.Rows)
+            if (Targets.Onnx(r) is { } t) table.Add(t.Figure, r.Op, r.Accelerator, r.Shape.Label, Ratio(r.OnnxSpeedup), Result(t));
         foreach (var r in results.InCache)
         {
             table.Add(">= 1.0x TensorPrimitives (1 thread, in cache)", r.Op, "Cpu (span API)", BenchOptions.Label(r.Elements), Ratio(r.TensorPrimitivesSpeedup),
-                Met(new("", r.TensorPrimitivesSpeedup >= 1.0), markdown));
+                Result(new("", r.TensorPrimitivesSpeedup >= 1.0)));
             table.Add(">= 5x naive loop (1 thread, in cache)", r.Op, "Cpu (span API)", BenchOptions.Label(r.Elements), Ratio(r.NaiveSpeedup),
-                Met(new("", r.NaiveSpeedup >= 5.0), markdown));
+                Result(new("", r.NaiveSpeedup >= 5.0)));
         }
         return table;
     }
@@ -154,28 +211,58 @@ public static class Report
         return $"CPU share: median {median:0.0} of {Environment.ProcessorCount} cores busy with us during the multi-threaded CPU rows ({verdict})";
     }
 
-    /// <summary>The text printed at the end of a benchmark run.</summary>
-    public static string Console(RunResults results)
+    /// <summary>The benchmark table's columns on a 120-column console.</summary>
+    public static readonly string[] BenchNarrow = ["op", "device", "size", "median", "GB/s", "of copy", "x naive", "x TP", "x TP/core", "x ONNX", "cores"];
+
+    /// <summary>The in-cache table's columns on a 120-column console.</summary>
+    public static readonly string[] InCacheNarrow = ["op", "elements", "ours", "TensorPrimitives", "naive loop", "x TP", "x naive", "cores (ours)"];
+
+    /// <summary>The text printed at the end of a benchmark run, laid out to <paramref name="width"/> columns (narrow column sets below <see cref="ConsoleUi.WideWidth"/>).</summary>
+    public static string Console(RunResults results, int width = ConsoleUi.DefaultWidth)
     {
+        bool wide = width >= ConsoleUi.WideWidth;
         var sb = new StringBuilder();
-        sb.AppendLine("Benchmark (median of interleaved samples; GB/s = bytes read + written per second; copy = the same bytes copied on the same accelerator in the same run;");
-        sb.AppendLine("x naive / x TensorPrimitives = their time over ours, both peers single-threaded on the CPU):");
-        sb.AppendLine(BenchTable(results, markdown: false).ToConsole());
+        sb.AppendLine("Benchmark: median of interleaved samples. GB/s = bytes read + written per second; of copy = our GB/s over a copy of");
+        sb.AppendLine("the same bytes on the same accelerator in the same run. x PEER = the peer's time over ours (above 1: we are faster).");
+        sb.AppendLine("Naive loop (branch-free float) and TensorPrimitives (TP) run on one thread; x TP/core divides by the cores we kept");
+        sb.AppendLine($"busy (cores). ONNX Runtime runs on {Environment.ProcessorCount} threads like ours, sampled alternately with our op.{(wide ? "" : " --wide: every column.")}");
+        if (results.Smoke) sb.AppendLine("SMOKE RUN: tiny in-cache sizes and a few samples; the figures below are not meaningful.");
+        sb.Append(BenchTable(results, markdown: false).ToConsole(width, wide ? null : BenchNarrow));
         if (results.InCache.Count > 0)
         {
-            sb.AppendLine("CPU, one thread, data in cache (span API vs TensorPrimitives vs a naive loop):");
-            sb.AppendLine(InCacheTable(results, markdown: false).ToConsole());
+            sb.AppendLine().AppendLine("CPU, one thread, data in cache (span API vs TensorPrimitives vs a naive loop):");
+            sb.Append(InCacheTable(results, markdown: false).ToConsole(width, wide ? null : InCacheNarrow));
         }
         if (results.CopyVariants.Count > 0)
         {
-            sb.AppendLine("CPU copy variants (diagnostic: what the copy baseline is made of):");
-            sb.AppendLine(CopyVariantsTable(results).ToConsole());
+            sb.AppendLine().AppendLine("CPU copy variants (diagnostic: what the copy baseline is made of):");
+            sb.Append(CopyVariantsTable(results).ToConsole(width));
         }
-        if (ContentionNote(results) is { } note) sb.AppendLine(note.Replace("**", "")).AppendLine();
+        if (ContentionNote(results) is { } note) sb.AppendLine().AppendLine(Wrap(note.Replace("**", ""), Math.Min(width, ConsoleUi.DefaultWidth)));
         var figures = FiguresTable(results, markdown: false);
-        sb.AppendLine(results.Smoke ? "Performance targets (informational; smoke sizes are in cache: not meaningful):" : "Performance targets (informational: they do not change the exit code):");
-        sb.AppendLine(figures.ToConsole());
+        if (figures.Rows.Count > 0)
+        {
+            sb.AppendLine().AppendLine(results.Smoke
+                ? "Performance targets (informational, not the exit code; SMOKE RUN: not meaningful, sizes are in cache):"
+                : "Performance targets (informational: they do not change the exit code):");
+            sb.Append(figures.ToConsole(width));
+        }
         return sb.ToString();
+    }
+
+    /// <summary>Breaks <paramref name="text"/> into lines of at most <paramref name="width"/> characters at spaces.</summary>
+    public static string Wrap(string text, int width)
+    {
+        var lines = new List<string>();
+        var line = new StringBuilder();
+        foreach (string word in text.Split(' '))
+        {
+            if (line.Length > 0 && line.Length + 1 + word.Length > width) { lines.Add(line.ToString()); line.Clear(); }
+            if (line.Length > 0) line.Append(' ');
+            line.Append(word);
+        }
+        if (line.Length > 0) lines.Add(line.ToString());
+        return string.Join('\n', lines);
     }
 
     /// <summary>The markdown report.</summary>
@@ -190,7 +277,7 @@ public static class Report
         if (results.LoadAtStart.Length > 0)
             sb.AppendLine($"- Load average (1, 5, 15 min; other processes share the cores): {results.LoadAtStart} at the start, {results.LoadAtEnd} at the end");
         sb.AppendLine("- JIT: Kernels.Bench runs with TieredCompilation off (full optimisation from the first call), so warm-up is short and every method is measured in its final code");
-        foreach (var a in results.Accelerators) sb.AppendLine($"- Accelerator {MainJob.Label(a)}: {a}");
+        foreach (var a in results.Accelerators) sb.AppendLine($"- Accelerator {MainJob.Label(a)}: {a}{MainJob.DeviceNote(a)}");
         foreach (var a in results.Absent) sb.AppendLine($"- Absent: {a.Kind} ({a.Reason})");
         if (ContentionNote(results) is { } note) sb.AppendLine("- " + note);
         if (results.Smoke) sb.AppendLine("- **Smoke run**: tiny sizes, few repetitions; the figures are not meaningful.");
@@ -215,11 +302,14 @@ public static class Report
             sb.AppendLine("GB/s = bytes read + written by the op's contract per second (elementwise 8 B/element, GLU 12 B/output, softmax 8 B/element);");
             sb.AppendLine("*of copy* = our GB/s over a copy of the same bytes on the same accelerator, sampled alternately with the op;");
             sb.AppendLine($"copy: {string.Join("; ", results.Rows.Select(r => $"{r.Accelerator}: {r.CopyMethod}").Distinct())}.");
-            sb.AppendLine("*x naive* and *x TensorPrimitives*: the peer's time over ours. Both peers run on **one thread** of the CPU");
-            sb.AppendLine("(TensorPrimitives has no threading; the naive loop is a plain `for` with MathF), while our CPU kernels use every core above");
-            sb.AppendLine("64k elements per core. TensorPrimitives peers: " + string.Join("; ", results.Rows.Where(r => r.TensorPrimitivesLabel is not null)
+            sb.AppendLine("*x naive*, *x TP* (TensorPrimitives) and *x ONNX* (ONNX Runtime): the peer's time over ours (above 1: we are faster).");
+            sb.AppendLine("The naive loop and TensorPrimitives run on **one thread** of the CPU (TensorPrimitives has no threading; the naive loop is");
+            sb.AppendLine("a plain `for` in float with MathF, branch-free, written the same way for every op), while our CPU kernels use every core");
+            sb.AppendLine("above 64k elements per core: *x TP/core* divides TensorPrimitives' time by ours times the cores we kept busy.");
+            sb.AppendLine($"ONNX Runtime {typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly.GetName().Version} (CPU execution provider, {Environment.ProcessorCount} intra-op threads like ours) runs a one-node");
+            sb.AppendLine("model per op and shape, sampled alternately with our op. TensorPrimitives peers: " + string.Join("; ", results.Rows.Where(r => r.TensorPrimitivesLabel is not null)
                 .Select(r => $"{r.Op}: {r.TensorPrimitivesLabel}").Distinct()) + ".");
-            sb.AppendLine("*host cores*: process CPU time over wall time while the op ran (about 1 for one busy thread).");
+            sb.AppendLine("*cores*: process CPU time over wall time while the op ran (about 1 for one busy thread).");
             sb.AppendLine();
             sb.AppendLine(BenchTable(results, markdown: true).ToMarkdown());
         }
@@ -232,9 +322,21 @@ public static class Report
             sb.AppendLine();
             sb.AppendLine(InCacheTable(results, markdown: true).ToMarkdown());
         }
+        if (results.OnnxAccuracy.Count > 0)
+        {
+            sb.AppendLine("## Accuracy of ONNX Runtime beside ours");
+            sb.AppendLine();
+            sb.AppendLine("The same inputs through ONNX Runtime and our SIMD CPU path, against the same double reference: elementwise ops over bit");
+            sb.AppendLine("patterns spread over the whole float range plus a dense sweep of [-30, 30], in ulps; softmax and log-softmax over 64 rows");
+            sb.AppendLine("of 4093 logits (one offset by 1000) in the measures of their tolerances. Informational.");
+            sb.AppendLine();
+            sb.AppendLine(OnnxAccuracyTable(results).ToMarkdown());
+        }
         if (results.Rows.Any(r => r.Target is not null) || results.InCache.Count > 0)
         {
             sb.AppendLine("## Performance targets");
+            sb.AppendLine();
+            sb.AppendLine("Informational: they do not change the exit code." + (results.Smoke ? " **Smoke run: these figures are not meaningful.**" : ""));
             sb.AppendLine();
             sb.AppendLine(FiguresTable(results, markdown: true).ToMarkdown());
         }
@@ -247,9 +349,19 @@ public static class Report
             sb.AppendLine();
             sb.AppendLine(CopyVariantsTable(results).ToMarkdown());
         }
+        if (results.ShareOfCopyPlot is { } share)
+        {
+            sb.AppendLine("## Share of copy bandwidth per op");
+            sb.AppendLine();
+            sb.AppendLine("Each op's GB/s over the same run's copy of the same bytes on the same device, at its largest size.");
+            sb.AppendLine();
+            sb.AppendLine($"![share of copy bandwidth]({share})").AppendLine();
+        }
         if (results.ThroughputPlots.Count > 0)
         {
             sb.AppendLine("## Throughput against size");
+            sb.AppendLine();
+            sb.AppendLine("Both axes logarithmic; the dashed line is the copy of the same bytes on the same device.");
             sb.AppendLine();
             foreach (var p in results.ThroughputPlots) sb.AppendLine($"![throughput]({p})").AppendLine();
         }
@@ -267,7 +379,7 @@ public static class Report
         }
         if (results.ActivationPlots.Count > 0)
         {
-            sb.AppendLine("## Activations (kernel output, derivative by central differences)");
+            sb.AppendLine("## Activations (forward kernel output; dashed: the backward kernel's derivative, dy = 1)");
             sb.AppendLine();
             foreach (var p in results.ActivationPlots) sb.AppendLine($"![{Path.GetFileNameWithoutExtension(p)}]({p})");
             sb.AppendLine();
@@ -281,37 +393,7 @@ public static class Report
         {
             WriteIndented = true,
             NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+            // Enums by name ("Cpu", "Elementwise"), so the file reads without the source at hand.
+            Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
         });
-
-    /// <summary>Writes throughput-LABEL.svg per accelerator swept into <paramref name="directory"/>; returns the relative paths.</summary>
-    public static List<string> WriteThroughputPlots(RunResults results, string directory)
-    {
-        var files = new List<string>();
-        foreach (var group in results.Sweep.GroupBy(p => p.Accelerator))
-        {
-            Directory.CreateDirectory(directory);
-            var info = results.Accelerators.FirstOrDefault(a => MainJob.Label(a) == group.Key);
-            var chart = new LineChart
-            {
-                Title = $"Throughput against size: {group.Key} {info?.Name}",
-                XLabel = "elements (float32; GLU: outputs)",
-                YLabel = "GB/s (bytes read + written)",
-                LogX = true,
-                LegendOutside = true,
-                Width = 900,
-                XFormat = v => BenchOptions.Label((long)v),
-            };
-            int color = 0;
-            foreach (var series in group.Where(p => p.Series != "copy").GroupBy(p => p.Series))
-                chart.Series.Add(new ChartSeries(series.Key, [.. series.OrderBy(p => p.Elements).Select(p => ((double)p.Elements, p.GBps))], LineChart.Palette[color++ % 10], Markers: true));
-            // The copy line: at each size, the median of the copies sampled beside the ops.
-            var copy = group.Where(p => p.Series == "copy").GroupBy(p => p.Elements).OrderBy(g => g.Key)
-                .Select(g => ((double)g.Key, Sampler.Quantile([.. g.Select(p => p.GBps).Order()], 0.5))).ToList();
-            chart.Series.Add(new ChartSeries("copy (same bytes, same accelerator)", copy, "#333", "6 4"));
-            string name = $"throughput-{group.Key.Replace("#", "").ToLowerInvariant()}.svg";
-            File.WriteAllText(Path.Combine(directory, name), chart.Render());
-            files.Add("plots/" + name);
-        }
-        return files;
-    }
 }

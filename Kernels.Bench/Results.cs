@@ -9,7 +9,8 @@ public sealed record TargetCheck(string Figure, bool Met);
 public sealed record BenchRow(
     string Op, string Accelerator, AcceleratorKind Kind, Shape Shape, long Bytes,
     Timing Ours, Timing Copy, long CopyBytes, string CopyMethod,
-    Timing? Naive, Timing? TensorPrimitives, string? TensorPrimitivesLabel, TargetCheck? Target)
+    Timing? Naive, Timing? TensorPrimitives, string? TensorPrimitivesLabel, TargetCheck? Target,
+    Timing? Onnx = null, string? OnnxLabel = null, Timing? OursBesideOnnx = null)
 {
     /// <summary>Our GB/s (bytes read + written per second).</summary>
     public double GBps => Ours.GBps(Bytes);
@@ -21,6 +22,16 @@ public sealed record BenchRow(
     public double? NaiveSpeedup => Naive is null ? null : Naive.Median / Ours.Median;
     /// <summary>TensorPrimitives time over ours.</summary>
     public double? TensorPrimitivesSpeedup => TensorPrimitives is null ? null : TensorPrimitives.Median / Ours.Median;
+    /// <summary>
+    /// TensorPrimitives time over ours per core: TensorPrimitives runs on one thread while ours splits over
+    /// <see cref="Timing.HostCores"/> cores, so this is its time over our time times the cores we kept busy.
+    /// </summary>
+    public double? TensorPrimitivesPerCore => TensorPrimitives is null || !(Ours.HostCores > 0) ? null : TensorPrimitives.Median / (Ours.Median * Math.Max(1, Ours.HostCores));
+    /// <summary>
+    /// ONNX Runtime's time over ours (same cores; above 1 we are faster), against our op sampled alternately with it
+    /// (<see cref="OursBesideOnnx"/>) where it was.
+    /// </summary>
+    public double? OnnxSpeedup => Onnx is null ? null : Onnx.Median / (OursBesideOnnx ?? Ours).Median;
 }
 
 /// <summary>A CPU op on one thread with its data in cache, beside TensorPrimitives and a naive loop.</summary>
@@ -74,8 +85,12 @@ public sealed class RunResults
     public TorchResults? Torch { get; set; }
     /// <summary>Plot files written (relative to the report).</summary>
     public List<string> ThroughputPlots { get; } = [];
+    /// <summary>The share-of-copy bar plot (relative to the report), if written.</summary>
+    public string? ShareOfCopyPlot { get; set; }
     /// <summary>Activation plot files written (relative to the report).</summary>
     public List<string> ActivationPlots { get; } = [];
+    /// <summary>ONNX Runtime's accuracy beside ours.</summary>
+    public List<OnnxAccuracyRow> OnnxAccuracy { get; } = [];
     /// <summary>Whether every verified op is within tolerance.</summary>
     public bool VerificationPassed => Verification.All(v => v.Pass);
 }

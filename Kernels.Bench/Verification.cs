@@ -102,11 +102,15 @@ public static class Verification
         return values;
     }
 
-    /// <summary>Verifies <paramref name="ops"/> on <paramref name="accelerator"/>; <paramref name="smoke"/> uses fewer inputs.</summary>
-    public static List<VerifyRow> Run(Accelerator accelerator, string label, IEnumerable<BenchOp> ops, bool smoke, Action<string>? progress = null)
+    /// <summary>
+    /// Verifies <paramref name="ops"/> on <paramref name="accelerator"/>; <paramref name="smoke"/> uses fewer inputs.
+    /// <paramref name="inputs"/> sets the elementwise and GLU input count (0: 2^13 for smoke, else 2^20; the default run
+    /// takes 2^18, still every special value and a bit pattern every 2^15 of the float range).
+    /// </summary>
+    public static List<VerifyRow> Run(Accelerator accelerator, string label, IEnumerable<BenchOp> ops, bool smoke, Action<string>? progress = null, int inputs = 0)
     {
         var rows = new List<VerifyRow>();
-        float[] x = ElementwiseInputs(smoke ? 1 << 13 : 1 << 20);
+        float[] x = ElementwiseInputs(inputs > 0 ? inputs : smoke ? 1 << 13 : 1 << 20);
         foreach (var op in ops)
         {
             progress?.Invoke($"verify {op.Name} on {label}");
