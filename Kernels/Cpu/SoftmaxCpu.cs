@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace GpuActivations.Cpu;
 
@@ -77,9 +78,11 @@ internal static unsafe class SoftmaxCpu
                 padded[i] = i < count ? Z(x, mask, scale, i, out paddedLo[i]) : float.NegativeInfinity;
                 if (i >= count) paddedLo[i] = 0f;
             }
-            state = Partial<V128, PaddedInput>(new PaddedInput(padded, paddedLo), padded, V128.Count, store);
+            var input = new PaddedInput(padded, paddedLo);
+            state = store ? Partial<V128, PaddedInput, Stores>(input, padded, V128.Count) : Partial<V128, PaddedInput, NoStores>(input, padded, V128.Count);
             if (store && state.Max != float.NegativeInfinity) new Span<float>(padded, (int)count).CopyTo(new Span<float>(y, (int)count));
         }
+        else if (mask == null && scale == 1f) state = Partial(new PlainInput(x), y, count, store);
         else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store);
         else state = Partial(new MaskedInput(x, mask, scale), y, count, store);
         return new(state.Max, state.Below, state.AtMax, state.Max == float.NegativeInfinity && AllNegativeInfinity(x, mask, scale, count));
@@ -88,8 +91,8 @@ internal static unsafe class SoftmaxCpu
     /// <summary>z of one element as hi (returned) + lo, as the vector inputs compute it.</summary>
     static float Z(float* x, float* mask, float scale, long i, out float lo)
     {
-        var hi = mask == null ? ScaledInput.Exact(new V128(System.Runtime.Intrinsics.Vector128.Create(x[i])), scale, out V128 l)
-                              : MaskedInput.Exact(new V128(System.Runtime.Intrinsics.Vector128.Create(x[i])), new V128(System.Runtime.Intrinsics.Vector128.Create(mask[i])), scale, out l);
+        var hi = mask == null ? ScaledInput.Exact(new V128(Vector128.Create(x[i])), scale, out V128 l)
+                              : MaskedInput.Exact(new V128(Vector128.Create(x[i])), new V128(Vector128.Create(mask[i])), scale, out l);
         lo = V128.First(l);
         return V128.First(hi);
     }
@@ -106,41 +109,188 @@ internal static unsafe class SoftmaxCpu
 
     static (float Max, double Below, double AtMax) Partial<TIn>(TIn input, float* y, long count, bool store) where TIn : struct, IRowInput
     {
-        if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn>(input, y, count, store);
-        if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn>(input, y, count, store);
-        return Partial<V128, TIn>(input, y, count, store);
+        if (store) return Partial<TIn, Stores>(input, y, count);
+        return Partial<TIn, NoStores>(input, y, count);
     }
 
+    static (float Max, double Below, double AtMax) Partial<TIn, TStore>(TIn input, float* y, long count) where TIn : struct, IRowInput where TStore : struct, IFlag
+    {
+        if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn, TStore>(input, y, count);
+        if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn, TStore>(input, y, count);
+        return Partial<V128, TIn, TStore>(input, y, count);
+    }
+
+    /// <summary>
+    /// One slice's pass 1: the max (a read of its own, four accumulators deep), then e^(z - m) and the sums. Vectors whose
+    /// lanes all lie strictly below the max and above e^x's normal range (the bulk of any row) take <see cref="FastExp{TV}"/>
+    /// inline; the rest (the max's own lanes, -inf, NaN, results below the smallest normal) leave the inner loop for the
+    /// careful <see cref="ExpDifference{TV, TIn}"/>, so the loop carries no masks or calls for rare cases.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static (float Max, double Below, double AtMax) Partial<TV, TIn>(TIn input, float* y, long count, bool store) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
+    static (float Max, double Below, double AtMax) Partial<TV, TIn, TStore>(TIn input, float* y, long count)
+        where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IFlag
     {
         long last = count - TV.Count;
-        // The ragged end overlaps the previous vector: harmless for the max.
-        TV maxV = input.Load<TV>(last, out _);
-        for (long i = 0; i < last; i += TV.Count) maxV = TV.Max(maxV, input.Load<TV>(i, out _));
-        TV m = TV.Create(TV.MaxAcross(maxV));
+        TV m = TV.Create(RowMax<TV, TIn>(input, count));
         // A max of -inf: every z is -inf (or a NaN the vector max dropped). Store nothing, so the input stays intact for
         // Reduce's all -inf test even in place (e^(-inf - -inf) would overwrite it with NaN); Write fills such slices.
         if (TV.First(m) == float.NegativeInfinity) return (float.NegativeInfinity, double.NaN, double.NaN);
 
         // For the sums the overlap is masked out; the end is computed before any store (in place).
-        TV tail = ExpDifference(input, last, m, out TV tailBelow, out TV tailAt);
+        TV tail = ExpDifferenceAt(input, last, m, out TV tailBelow, out TV tailAt);
         // The sums are kept in double lanes (every float term widened exactly): 2^20 terms add no float rounding.
         TV lower = TV.Create(0f), upper = TV.Create(0f), atMax = TV.Create(0f);
-        long iEnd = 0;
-        for (; iEnd < last; iEnd += TV.Count)
+        long i = 0;
+        while (true)
         {
-            TV e = ExpDifference(input, iEnd, m, out TV below, out TV at);
+            i = FastRun<TV, TIn, TStore>(input, y, i, last, -m, ref lower, ref upper);
+            if (i >= last) break;
+            // A vector holding the max, -inf, NaN or a result below the smallest normal: the careful path.
+            TV slow = ExpDifferenceAt(input, i, m, out TV below, out TV at);
             TV.AddWidened(below, ref lower, ref upper);
             atMax += at;
-            if (store) TV.Store(e, y + iEnd);
+            if (TStore.Value) TV.Store(slow, y + i);
+            i += TV.Count;
         }
-        TV fresh = TV.GreaterThanOrEqual(TV.Indices, TV.Create(iEnd - last));
+        TV fresh = TV.GreaterThanOrEqual(TV.Indices, TV.Create(i - last));
         TV.AddWidened(tailBelow & fresh, ref lower, ref upper);
         atMax += tailAt & fresh;
-        if (store) TV.Store(tail, y + last);
+        if (TStore.Value) TV.Store(tail, y + last);
         return (TV.First(m), TV.WidenedSum(lower, upper), TV.Sum(atMax));
     }
+
+    /// <summary>
+    /// The bulk of pass 1 from element <paramref name="i"/>: e^(z - m) for vectors in <see cref="FastExp{TV}"/>'s range, added
+    /// to the double sums (and stored), up to the first vector outside it (returned) or <paramref name="last"/>. A method of
+    /// its own with no call inside, so the accumulators live in registers: in a loop that also calls the careful path the
+    /// JIT keeps them on the stack (every vector register is caller-saved), a store-to-load round trip per vector.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static long FastRun<TV, TIn, TStore>(TIn input, float* y, long i, long last, TV negM, ref TV lowerSum, ref TV upperSum)
+        where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IFlag
+    {
+        TV lower = lowerSum, upper = upperSum;
+        for (; i < last; i += TV.Count)
+        {
+            TV zhi = input.Load<TV>(i, out TV zlo);
+            // d = z - m exactly as d + dlo (Knuth's two-sum); every lane taken here is finite, so dlo needs no masking.
+            TV d = zhi + negM;
+            TV bb = d - zhi;
+            TV dlo = (zhi - (d - bb)) + (negM - bb);
+            if (TIn.HasRemainder) dlo += zlo;
+            if (!InFastRange(d)) break;
+            TV e = FastExp(d, dlo);
+            TV.AddWidened(e, ref lower, ref upper);
+            if (TStore.Value) TV.Store(e, y + i);
+        }
+        lowerSum = lower;
+        upperSum = upper;
+        return i;
+    }
+
+    /// <summary>Half the width of <see cref="FastExp{TV}"/>'s range [-87.33, 0]: below -87.33 e^d is not a normal float.</summary>
+    const float FastHalfRange = 43.665f;
+
+    /// <summary>
+    /// Whether -87.33 &lt;= d &lt; 0 in every lane, as one compare: |d + c| &lt; c with c = 87.33 / 2 (false for NaN and
+    /// -inf; d = 0, a lane at the max, and the last few ulps below it go to the careful path too). On the SIMD widths the
+    /// compare feeds a mask-register test directly.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static bool InFastRange<TV>(TV d) where TV : unmanaged, ISimd<TV>
+    {
+        TV a = d + TV.Create(FastHalfRange);
+        if (typeof(TV) == typeof(V512))
+            return Vector512.LessThanAll(Vector512.Abs(Unsafe.As<TV, V512>(ref a).V), Vector512.Create(FastHalfRange));
+        if (typeof(TV) == typeof(V256))
+            return Vector256.LessThanAll(Vector256.Abs(Unsafe.As<TV, V256>(ref a).V), Vector256.Create(FastHalfRange));
+        if (typeof(TV) == typeof(V128))
+            return Vector128.LessThanAll(Vector128.Abs(Unsafe.As<TV, V128>(ref a).V), Vector128.Create(FastHalfRange));
+        return TV.All(TV.LessThan(Simd.Abs(a), TV.Create(FastHalfRange)));
+    }
+
+    /// <summary>
+    /// The max of z over a slice (NaN lanes may be dropped: the sums see them). Four accumulators: one max per vector is
+    /// a 2-cycle dependency chain, which would hold an in-cache row to half the load rate.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float RowMax<TV, TIn>(TIn input, long count) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
+    {
+        long last = count - TV.Count;
+        // The ragged end overlaps the previous vector: harmless for the max.
+        TV m0 = input.Load<TV>(last, out _), m1 = m0, m2 = m0, m3 = m0;
+        long i = 0;
+        for (; i + 4 * TV.Count <= last; i += 4 * TV.Count)
+        {
+            m0 = TV.Max(m0, input.Load<TV>(i, out _));
+            m1 = TV.Max(m1, input.Load<TV>(i + TV.Count, out _));
+            m2 = TV.Max(m2, input.Load<TV>(i + 2 * TV.Count, out _));
+            m3 = TV.Max(m3, input.Load<TV>(i + 3 * TV.Count, out _));
+        }
+        for (; i < last; i += TV.Count) m0 = TV.Max(m0, input.Load<TV>(i, out _));
+        return TV.MaxAcross(TV.Max(TV.Max(m0, m1), TV.Max(m2, m3)));
+    }
+
+    /// <summary>
+    /// e^(d + dlo) for -87.33 &lt;= d &lt; 0 (|dlo| &lt;= ulp(d) / 2): the reduction and polynomial of
+    /// <see cref="VectorMath.Exp{TV}(TV, TV)"/> (so the same results within its ~1 ulp), without its edge handling, which
+    /// this range never needs: n is rounded by adding 1.5 * 2^23 + 127 (Hacker's Delight-style magic number), whose bits,
+    /// shifted into the exponent field, are 2^n itself (n in [-126, 0]: a normal float).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV FastExp<TV>(TV d, TV dlo) where TV : unmanaged, ISimd<TV>
+    {
+        TV t = TV.Fma(d, TV.Create(Log2E), TV.Create(Magic));
+        TV n = t - TV.Create(Magic);
+        TV r = TV.Fma(n, TV.Create(-Ln2Hi), d);
+        r = TV.Fma(n, TV.Create(-Ln2Lo), r) + dlo;
+        // expm1(r) for |r| <= ln2/2 (plus the remainder): Taylor to r^8, as VectorMath's (truncation below 0.1 ulp).
+        TV p = TV.Fma(r, TV.Create(1f / 40320f), TV.Create(1f / 5040f));
+        p = TV.Fma(p, r, TV.Create(1f / 720f));
+        p = TV.Fma(p, r, TV.Create(1f / 120f));
+        p = TV.Fma(p, r, TV.Create(1f / 24f));
+        p = TV.Fma(p, r, TV.Create(1f / 6f));
+        p = TV.Fma(p, r, TV.Create(0.5f));
+        p *= r;
+        TV mantissa = TV.Fma(p, r, r) + TV.Create(1f);
+        return mantissa * ExponentFromMagic(t);
+    }
+
+    const float Log2E = 1.44269504088896341f;
+    const float Ln2Hi = 0.693147182464599609375f;
+    const float Ln2Lo = -1.904654299957768e-9f;
+    // 1.5 * 2^23 + 127: adding it rounds to an integer (the ulp there is 1) and leaves n + 127 in the low mantissa bits.
+    const float Magic = 12583039f;
+
+    /// <summary>
+    /// 2^n from t = n + <see cref="Magic"/>: t's bits shifted left by 23 are (n + 127) &lt;&lt; 23 (the magic's own bits
+    /// shift out). One shift on the SIMD widths; other lane types take <see cref="ISimd{TSelf}.Pow2"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV ExponentFromMagic<TV>(TV t) where TV : unmanaged, ISimd<TV>
+    {
+        if (typeof(TV) == typeof(V512))
+        {
+            var v = new V512(Vector512.ShiftLeft(Unsafe.As<TV, V512>(ref t).V.AsInt32(), 23).AsSingle());
+            return Unsafe.As<V512, TV>(ref v);
+        }
+        if (typeof(TV) == typeof(V256))
+        {
+            var v = new V256(Vector256.ShiftLeft(Unsafe.As<TV, V256>(ref t).V.AsInt32(), 23).AsSingle());
+            return Unsafe.As<V256, TV>(ref v);
+        }
+        if (typeof(TV) == typeof(V128))
+        {
+            var v = new V128(Vector128.ShiftLeft(Unsafe.As<TV, V128>(ref t).V.AsInt32(), 23).AsSingle());
+            return Unsafe.As<V128, TV>(ref v);
+        }
+        return TV.Pow2(t - TV.Create(Magic));
+    }
+
+    /// <summary><see cref="ExpDifference{TV, TIn}"/> at element <paramref name="i"/>, out of line: the rare vectors' careful path.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static TV ExpDifferenceAt<TV, TIn>(TIn input, long i, TV m, out TV below, out TV at) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
+        => ExpDifference(input, i, m, out below, out at);
 
     /// <summary>
     /// e^(z - m) with z - m carried exactly: two-sum (Knuth) of z's hi and -m, plus z's own remainder, into the scaled
@@ -221,6 +371,10 @@ internal readonly record struct SoftmaxState(float Max, double Below, double AtM
 /// <summary>Where a row op reads its input vectors from: z = x * scale (+ mask), as hi (the float z) + lo (its exact remainder).</summary>
 internal interface IRowInput
 {
+    /// <summary>Whether lo can be nonzero (false: the loops skip adding it).</summary>
+    static abstract bool HasRemainder { get; }
+
+
     /// <summary>The input vector at element <paramref name="i"/> and its remainder.</summary>
     TV Load<TV>(long i, out TV lo) where TV : unmanaged, ISimd<TV>;
 }
@@ -228,6 +382,9 @@ internal interface IRowInput
 /// <summary>z = x * scale, exactly as hi + lo (two-product; scale 1 leaves x exact, lo 0).</summary>
 internal readonly unsafe struct ScaledInput(float* x, float scale) : IRowInput
 {
+    public static bool HasRemainder => true;
+
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Load<TV>(long i, out TV lo) where TV : unmanaged, ISimd<TV> => Exact(TV.Load(x + i), scale, out lo);
 
@@ -247,6 +404,9 @@ internal readonly unsafe struct ScaledInput(float* x, float scale) : IRowInput
 /// <summary>z = x * scale + mask as hi + lo: two-product, then two-sum with the mask (Knuth), the remainders added.</summary>
 internal readonly unsafe struct MaskedInput(float* x, float* mask, float scale) : IRowInput
 {
+    public static bool HasRemainder => true;
+
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Load<TV>(long i, out TV lo) where TV : unmanaged, ISimd<TV> => Exact(TV.Load(x + i), TV.Load(mask + i), scale, out lo);
 
@@ -261,9 +421,44 @@ internal readonly unsafe struct MaskedInput(float* x, float* mask, float scale) 
     }
 }
 
+/// <summary>z = x (scale 1, no mask): exact as it is, lo 0.</summary>
+internal readonly unsafe struct PlainInput(float* x) : IRowInput
+{
+    public static bool HasRemainder => false;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Load<TV>(long i, out TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        lo = TV.Create(0f);
+        return TV.Load(x + i);
+    }
+}
+
+/// <summary>A compile-time flag for the row loops (a generic argument, so the JIT drops the untaken side).</summary>
+internal interface IFlag
+{
+    /// <summary>The flag.</summary>
+    static abstract bool Value { get; }
+}
+
+/// <summary>Pass 1 stores its exponentials (softmax, the cross-entropy gradient).</summary>
+internal readonly struct Stores : IFlag
+{
+    public static bool Value => true;
+}
+
+/// <summary>Pass 1 only sums (log-softmax, the loss alone).</summary>
+internal readonly struct NoStores : IFlag
+{
+    public static bool Value => false;
+}
+
 /// <summary>A padded short row already formed as hi + lo (scale 1).</summary>
 internal readonly unsafe struct PaddedInput(float* hi, float* lo) : IRowInput
 {
+    public static bool HasRemainder => true;
+
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Load<TV>(long i, out TV l) where TV : unmanaged, ISimd<TV>
     {
