@@ -47,7 +47,8 @@ internal static unsafe class SoftmaxCpu
                 double logSum = whole.LogSum;
                 float logSumHi = (float)logSum, logSumLo = (float)(logSum - logSumHi);
                 float* ms = Mask(row, start);
-                if (ms == null) ElementwiseDriver.Unary(new LogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ys, count);
+                if (ms == null && scale == 1f) ElementwiseDriver.Unary(new PlainLogSoftmaxOp(whole.Max, logSumHi, logSumLo), xs, ys, count);
+                else if (ms == null) ElementwiseDriver.Unary(new LogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ys, count);
                 else ElementwiseDriver.Binary(new MaskedLogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ms, ys, count);
             }
             else
@@ -475,6 +476,28 @@ internal readonly struct LogSoftmaxOp(float scale, float max, float logSumHi, fl
     {
         TV z = ScaledInput.Exact(x, scale, out TV lo);
         return SoftmaxCpu.LogSoftmaxValue(z, lo, TV.Create(max), TV.Create(logSumHi), TV.Create(logSumLo));
+    }
+}
+
+/// <summary>
+/// Log-softmax's final pass over x itself (scale 1, no mask): (x - max) - ln(sum) as <see cref="SoftmaxCpu.LogSoftmaxValue{TV}"/>
+/// computes it, with the two two-sums unmasked and one select at the end instead: only a -inf x (or NaN) makes a remainder
+/// NaN, and there the rounded difference is the answer.
+/// </summary>
+internal readonly struct PlainLogSoftmaxOp(float max, float logSumHi, float logSumLo) : IUnaryOp
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        TV negM = TV.Create(-max), negL = TV.Create(-logSumHi);
+        TV d = x + negM;
+        TV bb = d - x;
+        TV dlo = (x - (d - bb)) + (negM - bb);
+        TV r = d + negL;
+        TV rb = r - d;
+        TV rlo = (d - (r - rb)) + (negL - rb);
+        TV exact = r + ((rlo - TV.Create(logSumLo)) + dlo);
+        return TV.Select(TV.LessThan(Simd.Abs(r), TV.Create(float.PositiveInfinity)), exact, r);
     }
 }
 
