@@ -26,7 +26,7 @@ internal static unsafe class SoftmaxCpu
         float* Mask(long row, long start) => mask == null ? null : mask + row * maskStride + start;
 
         public SoftmaxState Reduce(long row, long start, long count)
-            => SoftmaxCpu.Reduce(x + row * cols + start, Mask(row, start), scale, y + row * cols + start, count, store: !log);
+            => SoftmaxCpu.Reduce(x + row * cols + start, Mask(row, start), scale, y + row * cols + start, count, store: !log, split: log);
 
         public SoftmaxState Merge(in SoftmaxState a, in SoftmaxState b) => SoftmaxState.Merge(a, b);
 
@@ -65,7 +65,7 @@ internal static unsafe class SoftmaxCpu
     /// max; at max: how many z equal it, each contributing e^0 = 1) and whether every z is -inf; with
     /// <paramref name="store"/> the exponentials go to y. Reads x (and mask) before writing y, so y may be x.
     /// </summary>
-    internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store)
+    internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store, bool split = true)
     {
         (float Max, double Below, double AtMax) state;
         if (count < V128.Count)
@@ -80,12 +80,14 @@ internal static unsafe class SoftmaxCpu
                 if (i >= count) paddedLo[i] = 0f;
             }
             var input = new PaddedInput(padded, paddedLo);
-            state = store ? Partial<V128, PaddedInput, Stores>(input, padded, V128.Count) : Partial<V128, PaddedInput, NoStores>(input, padded, V128.Count);
+            state = !store ? Partial<V128, PaddedInput, SumsSplit>(input, padded, V128.Count)
+                  : split ? Partial<V128, PaddedInput, StoresSplit>(input, padded, V128.Count)
+                  : Partial<V128, PaddedInput, StoresTotal>(input, padded, V128.Count);
             if (store && state.Max != float.NegativeInfinity) new Span<float>(padded, (int)count).CopyTo(new Span<float>(y, (int)count));
         }
-        else if (mask == null && scale == 1f) state = Partial(new PlainInput(x), y, count, store);
-        else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store);
-        else state = Partial(new MaskedInput(x, mask, scale), y, count, store);
+        else if (mask == null && scale == 1f) state = Partial(new PlainInput(x), y, count, store, split);
+        else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store, split);
+        else state = Partial(new MaskedInput(x, mask, scale), y, count, store, split);
         return new(state.Max, state.Below, state.AtMax, state.Max == float.NegativeInfinity && AllNegativeInfinity(x, mask, scale, count));
     }
 
@@ -108,13 +110,14 @@ internal static unsafe class SoftmaxCpu
         return true;
     }
 
-    static (float Max, double Below, double AtMax) Partial<TIn>(TIn input, float* y, long count, bool store) where TIn : struct, IRowInput
+    static (float Max, double Below, double AtMax) Partial<TIn>(TIn input, float* y, long count, bool store, bool split) where TIn : struct, IRowInput
     {
-        if (store) return Partial<TIn, Stores>(input, y, count);
-        return Partial<TIn, NoStores>(input, y, count);
+        if (!store) return Partial<TIn, SumsSplit>(input, y, count);
+        if (split) return Partial<TIn, StoresSplit>(input, y, count);
+        return Partial<TIn, StoresTotal>(input, y, count);
     }
 
-    static (float Max, double Below, double AtMax) Partial<TIn, TStore>(TIn input, float* y, long count) where TIn : struct, IRowInput where TStore : struct, IFlag
+    static (float Max, double Below, double AtMax) Partial<TIn, TStore>(TIn input, float* y, long count) where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
         if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn, TStore>(input, y, count);
         if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn, TStore>(input, y, count);
@@ -129,10 +132,20 @@ internal static unsafe class SoftmaxCpu
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static (float Max, double Below, double AtMax) Partial<TV, TIn, TStore>(TIn input, float* y, long count)
-        where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IFlag
+        where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
         long last = count - TV.Count;
-        TV m = TV.Create(RowMax<TV, TIn>(input, count));
+        bool inRange = false;
+        float max;
+        if (TStore.Split) max = RowMax<TV, TIn>(input, count);
+        else
+        {
+            (max, float min) = RowMinMax<TV, TIn>(input, count);
+            // Every d = z - max in [-87, 0] and no -inf (whose remainder would be NaN): no vector needs the careful path.
+            // NaN lanes may hide from the min and max; they make e and the sum NaN on either path, and the row NaN.
+            inRange = min > float.NegativeInfinity && (double)min - max >= -87.0;
+        }
+        TV m = TV.Create(max);
         // A max of -inf: every z is -inf (or a NaN the vector max dropped). Store nothing, so the input stays intact for
         // Reduce's all -inf test even in place (e^(-inf - -inf) would overwrite it with NaN); Write fills such slices.
         if (TV.First(m) == float.NegativeInfinity) return (float.NegativeInfinity, double.NaN, double.NaN);
@@ -144,19 +157,20 @@ internal static unsafe class SoftmaxCpu
         long i = 0;
         while (true)
         {
-            i = FastRun<TV, TIn, TStore>(input, y, i, last, -m, ref lower, ref upper);
+            i = inRange ? FastRun<TV, TIn, TStore, InRange>(input, y, i, last, -m, ref lower, ref upper)
+                        : FastRun<TV, TIn, TStore, Checked>(input, y, i, last, -m, ref lower, ref upper);
             if (i >= last) break;
             // A vector holding the max, -inf, NaN or a result below the smallest normal: the careful path.
             TV slow = ExpDifferenceAt(input, i, m, out TV below, out TV at);
             TV.AddWidened(below, ref lower, ref upper);
             atMax += at;
-            if (TStore.Value) TV.Store(slow, y + i);
+            if (TStore.Store) TV.Store(slow, y + i);
             i += TV.Count;
         }
         TV fresh = TV.GreaterThanOrEqual(TV.Indices, TV.Create(i - last));
         TV.AddWidened(tailBelow & fresh, ref lower, ref upper);
         atMax += tailAt & fresh;
-        if (TStore.Value) TV.Store(tail, y + last);
+        if (TStore.Store) TV.Store(tail, y + last);
         return (TV.First(m), TV.WidenedSum(lower, upper), TV.Sum(atMax));
     }
 
@@ -167,8 +181,8 @@ internal static unsafe class SoftmaxCpu
     /// JIT keeps them on the stack (every vector register is caller-saved), a store-to-load round trip per vector.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static long FastRun<TV, TIn, TStore>(TIn input, float* y, long i, long last, TV negM, ref TV lowerSum, ref TV upperSum)
-        where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IFlag
+    static long FastRun<TV, TIn, TStore, TCheck>(TIn input, float* y, long i, long last, TV negM, ref TV lowerSum, ref TV upperSum)
+        where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IPassKind where TCheck : struct, IFlag
     {
         TV lower = lowerSum, upper = upperSum;
         for (; i < last; i += TV.Count)
@@ -179,10 +193,10 @@ internal static unsafe class SoftmaxCpu
             TV bb = d - zhi;
             TV dlo = (zhi - (d - bb)) + (negM - bb);
             if (TIn.HasRemainder) dlo += zlo;
-            if (!InFastRange(d)) break;
+            if (TCheck.Value && !InFastRange(d)) break;
             TV e = FastExp(d, dlo);
             TV.AddWidened(e, ref lower, ref upper);
-            if (TStore.Value) TV.Store(e, y + i);
+            if (TStore.Store) TV.Store(e, y + i);
         }
         lowerSum = lower;
         upperSum = upper;
@@ -230,6 +244,31 @@ internal static unsafe class SoftmaxCpu
         }
         for (; i < last; i += TV.Count) m0 = TV.Max(m0, input.Load<TV>(i, out _));
         return TV.MaxAcross(TV.Max(TV.Max(m0, m1), TV.Max(m2, m3)));
+    }
+
+    /// <summary>The max and min of z over a slice (NaN lanes may be dropped), two accumulators each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (float Max, float Min) RowMinMax<TV, TIn>(TIn input, long count) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
+    {
+        long last = count - TV.Count;
+        TV first = input.Load<TV>(last, out _), max0 = first, max1 = first, min0 = first, min1 = first;
+        long i = 0;
+        for (; i + 2 * TV.Count <= last; i += 2 * TV.Count)
+        {
+            TV a = input.Load<TV>(i, out _), b = input.Load<TV>(i + TV.Count, out _);
+            max0 = TV.Max(max0, a);
+            min0 = TV.Min(min0, a);
+            max1 = TV.Max(max1, b);
+            min1 = TV.Min(min1, b);
+        }
+        for (; i < last; i += TV.Count)
+        {
+            TV a = input.Load<TV>(i, out _);
+            max0 = TV.Max(max0, a);
+            min0 = TV.Min(min0, a);
+        }
+        TV min = TV.Min(min0, min1);
+        return (TV.MaxAcross(TV.Max(max0, max1)), -TV.MaxAcross(-min));
     }
 
     /// <summary>
@@ -460,21 +499,55 @@ internal readonly unsafe struct PlainInput(float* x) : IRowInput
     }
 }
 
-/// <summary>A compile-time flag for the row loops (a generic argument, so the JIT drops the untaken side).</summary>
+/// <summary>What pass 1 does besides summing, as a generic argument (so the JIT drops the untaken sides).</summary>
+internal interface IPassKind
+{
+    /// <summary>Whether pass 1 stores its exponentials (softmax, the cross-entropy gradient).</summary>
+    static abstract bool Store { get; }
+
+    /// <summary>
+    /// Whether the sums must hold the max's own terms apart (<see cref="SoftmaxState.AtMax"/>): log-softmax and the loss
+    /// take log1p of the rest. Softmax needs only the total, which lets rows in range skip the per-vector range check.
+    /// </summary>
+    static abstract bool Split { get; }
+}
+
+/// <summary>Softmax: store, total only.</summary>
+internal readonly struct StoresTotal : IPassKind
+{
+    public static bool Store => true;
+    public static bool Split => false;
+}
+
+/// <summary>Cross-entropy with a gradient: store, and split for the loss.</summary>
+internal readonly struct StoresSplit : IPassKind
+{
+    public static bool Store => true;
+    public static bool Split => true;
+}
+
+/// <summary>Log-softmax, the loss alone: sums only.</summary>
+internal readonly struct SumsSplit : IPassKind
+{
+    public static bool Store => false;
+    public static bool Split => true;
+}
+
+/// <summary>A compile-time flag (a generic argument, so the JIT drops the untaken side).</summary>
 internal interface IFlag
 {
     /// <summary>The flag.</summary>
     static abstract bool Value { get; }
 }
 
-/// <summary>Pass 1 stores its exponentials (softmax, the cross-entropy gradient).</summary>
-internal readonly struct Stores : IFlag
+/// <summary>Every vector is range-checked before the fast exponential.</summary>
+internal readonly struct Checked : IFlag
 {
     public static bool Value => true;
 }
 
-/// <summary>Pass 1 only sums (log-softmax, the loss alone).</summary>
-internal readonly struct NoStores : IFlag
+/// <summary>The whole slice is known to be in range (its min and max say so): no per-vector check.</summary>
+internal readonly struct InRange : IFlag
 {
     public static bool Value => false;
 }
