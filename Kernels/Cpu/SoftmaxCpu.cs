@@ -63,7 +63,8 @@ internal static unsafe class SoftmaxCpu
     /// <summary>
     /// The max of z = x * scale + mask over a slice and the sums of e^(z - max) (split as below: the terms with z below the
     /// max; at max: how many z equal it, each contributing e^0 = 1) and whether every z is -inf; with
-    /// <paramref name="store"/> the exponentials go to y. Reads x (and mask) before writing y, so y may be x.
+    /// <paramref name="store"/> the exponentials go to y. Reads x (and mask) before writing y, so y may be x. Without
+    /// <paramref name="split"/> (softmax, which needs only the total) the max's terms may be counted in Below instead.
     /// </summary>
     internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store, bool split = true)
     {
@@ -125,7 +126,8 @@ internal static unsafe class SoftmaxCpu
     }
 
     /// <summary>
-    /// One slice's pass 1: the max (a read of its own, four accumulators deep), then e^(z - m) and the sums. Vectors whose
+    /// One slice's pass 1: the max (a read of its own, four accumulators deep; softmax's also takes the min, to know whether
+    /// the whole slice is in the fast range), then e^(z - m) and the sums. Vectors whose
     /// lanes all lie strictly below the max and above e^x's normal range (the bulk of any row) take <see cref="FastExp{TV}"/>
     /// inline; the rest (the max's own lanes, -inf, NaN, results below the smallest normal) leave the inner loop for the
     /// careful <see cref="ExpDifference{TV, TIn}"/>, so the loop carries no masks or calls for rare cases.
