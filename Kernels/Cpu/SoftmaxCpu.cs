@@ -47,7 +47,7 @@ internal static unsafe class SoftmaxCpu
                 double logSum = whole.LogSum;
                 float logSumHi = (float)logSum, logSumLo = (float)(logSum - logSumHi);
                 float* ms = Mask(row, start);
-                if (ms == null && scale == 1f) PlainLogSoftmax(xs, ys, count, whole.Max, logSumHi, logSumLo);
+                if (ms == null && scale == 1f) PlainLogSoftmax(xs, ys, count, whole.Max, logSumHi, logSumLo, slice.NoNegativeInfinity);
                 else if (ms == null) ElementwiseDriver.Unary(new LogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ys, count);
                 else ElementwiseDriver.Binary(new MaskedLogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ms, ys, count);
             }
@@ -68,7 +68,7 @@ internal static unsafe class SoftmaxCpu
     /// </summary>
     internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store, bool split = true)
     {
-        (float Max, double Below, double AtMax) state;
+        (float Max, double Below, double AtMax, bool NoNegativeInfinity) state;
         if (count < V128.Count)
         {
             // Pad with -inf: it changes neither the max nor the sums (e^-inf = 0). z is formed exactly here (hi + lo, as
@@ -89,7 +89,8 @@ internal static unsafe class SoftmaxCpu
         else if (mask == null && scale == 1f) state = Partial(new PlainInput(x), y, count, store, split);
         else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store, split);
         else state = Partial(new MaskedInput(x, mask, scale), y, count, store, split);
-        return new(state.Max, state.Below, state.AtMax, state.Max == float.NegativeInfinity && AllNegativeInfinity(x, mask, scale, count));
+        return new(state.Max, state.Below, state.AtMax, state.Max == float.NegativeInfinity && AllNegativeInfinity(x, mask, scale, count),
+            state.NoNegativeInfinity);
     }
 
     /// <summary>z of one element as hi (returned) + lo, as the vector inputs compute it.</summary>
@@ -111,14 +112,14 @@ internal static unsafe class SoftmaxCpu
         return true;
     }
 
-    static (float Max, double Below, double AtMax) Partial<TIn>(TIn input, float* y, long count, bool store, bool split) where TIn : struct, IRowInput
+    static (float Max, double Below, double AtMax, bool NoNegativeInfinity) Partial<TIn>(TIn input, float* y, long count, bool store, bool split) where TIn : struct, IRowInput
     {
         if (!store) return Partial<TIn, SumsSplit>(input, y, count);
         if (split) return Partial<TIn, StoresSplit>(input, y, count);
         return Partial<TIn, StoresTotal>(input, y, count);
     }
 
-    static (float Max, double Below, double AtMax) Partial<TIn, TStore>(TIn input, float* y, long count) where TIn : struct, IRowInput where TStore : struct, IPassKind
+    static (float Max, double Below, double AtMax, bool NoNegativeInfinity) Partial<TIn, TStore>(TIn input, float* y, long count) where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
         if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn, TStore>(input, y, count);
         if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn, TStore>(input, y, count);
@@ -126,54 +127,62 @@ internal static unsafe class SoftmaxCpu
     }
 
     /// <summary>
-    /// One slice's pass 1: the max (a read of its own, four accumulators deep; softmax's also takes the min, to know whether
-    /// the whole slice is in the fast range), then e^(z - m) and the sums. Vectors whose
+    /// One slice's pass 1: the max and the min (a read of their own; the min says whether the whole slice is in the fast
+    /// range, and whether it holds -inf), then e^(z - m) and the sums. Vectors whose
     /// lanes all lie strictly below the max and above e^x's normal range (the bulk of any row) take <see cref="FastExp{TV}"/>
     /// inline; the rest (the max's own lanes, -inf, NaN, results below the smallest normal) leave the inner loop for the
     /// careful <see cref="ExpDifference{TV, TIn}"/>, so the loop carries no masks or calls for rare cases.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static (float Max, double Below, double AtMax) Partial<TV, TIn, TStore>(TIn input, float* y, long count)
+    static (float Max, double Below, double AtMax, bool NoNegativeInfinity) Partial<TV, TIn, TStore>(TIn input, float* y, long count)
         where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
         long last = count - TV.Count;
-        bool inRange = false;
-        float max;
-        if (TStore.Split) max = RowMax<TV, TIn>(input, count);
-        else
-        {
-            (max, float min) = RowMinMax<TV, TIn>(input, count);
-            // Every d = z - max in [-87, 0] and no -inf (whose remainder would be NaN): no vector needs the careful path.
-            // NaN lanes may hide from the min and max; they make e and the sum NaN on either path, and the row NaN.
-            inRange = min > float.NegativeInfinity && (double)min - max >= -87.0;
-        }
+        (float max, float min) = RowMinMax<TV, TIn>(input, count);
+        bool noNegativeInfinity = min > float.NegativeInfinity;
+        // Every d = z - max in [-87, 0] and no -inf (whose remainder would be NaN): no vector needs the careful path.
+        // NaN lanes may hide from the min and max; they make e and the sum NaN on either path, and the row NaN.
+        bool inRange = noNegativeInfinity && (double)min - max >= -87.0;
+        // With the split and no store (log-softmax, the loss alone) over z = x itself, the unchecked loop counts the max's
+        // own terms in the sum, each exactly 1 (z - max is 0 with no remainder), and the split is recovered at the end as
+        // Below = S - 1, AtMax = 1. That is exact enough where S - 1 >= 2^-10 (the double sum rounds at ~2^-53 S); a
+        // dominant row, whose log-sum is log1p of something tiny, runs the checked loop again (nothing was stored).
+        bool merged = inRange && TStore.Split && !TStore.Store && !TIn.HasRemainder;
+        if (TStore.Split && !merged) inRange = false;
         TV m = TV.Create(max);
         // A max of -inf: every z is -inf (or a NaN the vector max dropped). Store nothing, so the input stays intact for
         // Reduce's all -inf test even in place (e^(-inf - -inf) would overwrite it with NaN); Write fills such slices.
-        if (TV.First(m) == float.NegativeInfinity) return (float.NegativeInfinity, double.NaN, double.NaN);
+        if (TV.First(m) == float.NegativeInfinity) return (float.NegativeInfinity, double.NaN, double.NaN, false);
 
         // For the sums the overlap is masked out; the end is computed before any store (in place).
         TV tail = ExpDifferenceAt(input, last, m, out TV tailBelow, out TV tailAt);
-        // The sums are kept in double lanes (every float term widened exactly): 2^20 terms add no float rounding.
-        TV lower = TV.Create(0f), upper = TV.Create(0f), atMax = TV.Create(0f);
-        long i = 0;
         while (true)
         {
-            i = inRange ? FastRun<TV, TIn, TStore, InRange>(input, y, i, last, -m, ref lower, ref upper)
-                        : FastRun<TV, TIn, TStore, Checked>(input, y, i, last, -m, ref lower, ref upper);
-            if (i >= last) break;
-            // A vector holding the max, -inf, NaN or a result below the smallest normal: the careful path.
-            TV slow = ExpDifferenceAt(input, i, m, out TV below, out TV at);
-            TV.AddWidened(below, ref lower, ref upper);
-            atMax += at;
-            if (TStore.Store) TV.Store(slow, y + i);
-            i += TV.Count;
+            // The sums are kept in double lanes (every float term widened exactly): 2^20 terms add no float rounding.
+            TV lower = TV.Create(0f), upper = TV.Create(0f), atMax = TV.Create(0f);
+            long i = 0;
+            while (true)
+            {
+                i = inRange ? FastRun<TV, TIn, TStore, InRange>(input, y, i, last, -m, ref lower, ref upper)
+                            : FastRun<TV, TIn, TStore, Checked>(input, y, i, last, -m, ref lower, ref upper);
+                if (i >= last) break;
+                // A vector holding the max, -inf, NaN or a result below the smallest normal: the careful path.
+                TV slow = ExpDifferenceAt(input, i, m, out TV below, out TV at);
+                TV.AddWidened(below, ref lower, ref upper);
+                atMax += at;
+                if (TStore.Store) TV.Store(slow, y + i);
+                i += TV.Count;
+            }
+            TV fresh = TV.GreaterThanOrEqual(TV.Indices, TV.Create(i - last));
+            TV.AddWidened(tailBelow & fresh, ref lower, ref upper);
+            atMax += tailAt & fresh;
+            if (TStore.Store) TV.Store(tail, y + last);
+            double belowSum = TV.WidenedSum(lower, upper), atMaxSum = TV.Sum(atMax);
+            if (!merged) return (TV.First(m), belowSum, atMaxSum, noNegativeInfinity);
+            double total = belowSum + atMaxSum;
+            if (total - 1 >= 1.0 / 1024) return (TV.First(m), total - 1, 1, noNegativeInfinity);
+            merged = inRange = false;
         }
-        TV fresh = TV.GreaterThanOrEqual(TV.Indices, TV.Create(i - last));
-        TV.AddWidened(tailBelow & fresh, ref lower, ref upper);
-        atMax += tailAt & fresh;
-        if (TStore.Store) TV.Store(tail, y + last);
-        return (TV.First(m), TV.WidenedSum(lower, upper), TV.Sum(atMax));
     }
 
     /// <summary>
@@ -227,28 +236,9 @@ internal static unsafe class SoftmaxCpu
     }
 
     /// <summary>
-    /// The max of z over a slice (NaN lanes may be dropped: the sums see them). Four accumulators: one max per vector is
-    /// a 2-cycle dependency chain, which would hold an in-cache row to half the load rate.
+    /// The max and min of z over a slice (NaN lanes may be dropped: the sums see them), two accumulators each: one max per
+    /// vector in one register is a 2-cycle dependency chain, which would hold an in-cache row to half the load rate.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float RowMax<TV, TIn>(TIn input, long count) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
-    {
-        long last = count - TV.Count;
-        // The ragged end overlaps the previous vector: harmless for the max.
-        TV m0 = input.Load<TV>(last, out _), m1 = m0, m2 = m0, m3 = m0;
-        long i = 0;
-        for (; i + 4 * TV.Count <= last; i += 4 * TV.Count)
-        {
-            m0 = TV.Max(m0, input.Load<TV>(i, out _));
-            m1 = TV.Max(m1, input.Load<TV>(i + TV.Count, out _));
-            m2 = TV.Max(m2, input.Load<TV>(i + 2 * TV.Count, out _));
-            m3 = TV.Max(m3, input.Load<TV>(i + 3 * TV.Count, out _));
-        }
-        for (; i < last; i += TV.Count) m0 = TV.Max(m0, input.Load<TV>(i, out _));
-        return TV.MaxAcross(TV.Max(TV.Max(m0, m1), TV.Max(m2, m3)));
-    }
-
-    /// <summary>The max and min of z over a slice (NaN lanes may be dropped), two accumulators each.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static (float Max, float Min) RowMinMax<TV, TIn>(TIn input, long count) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
     {
@@ -360,22 +350,33 @@ internal static unsafe class SoftmaxCpu
     /// constants broadcast once outside the loop (through the generic elementwise driver the op's fields are reloaded and
     /// broadcast every vector: 9 of its ~30 instructions).
     /// </summary>
-    static void PlainLogSoftmax(float* x, float* y, long count, float max, float logSumHi, float logSumLo)
+    static void PlainLogSoftmax(float* x, float* y, long count, float max, float logSumHi, float logSumLo, bool noNegativeInfinity)
     {
-        if (V512.IsSupported && count >= V512.Count) PlainLogSoftmax<V512>(x, y, count, max, logSumHi, logSumLo);
-        else if (V256.IsSupported && count >= V256.Count) PlainLogSoftmax<V256>(x, y, count, max, logSumHi, logSumLo);
-        else if (count >= V128.Count) PlainLogSoftmax<V128>(x, y, count, max, logSumHi, logSumLo);
-        else ElementwiseDriver.Unary(new PlainLogSoftmaxOp(max, logSumHi, logSumLo), x, y, count);
+        if (count < V128.Count) ElementwiseDriver.Unary(new PlainLogSoftmaxOp(max, logSumHi, logSumLo), x, y, count);
+        else if (noNegativeInfinity) PlainLogSoftmax<InRange>(x, y, count, max, logSumHi, logSumLo);
+        else PlainLogSoftmax<Checked>(x, y, count, max, logSumHi, logSumLo);
     }
 
+    static void PlainLogSoftmax<TCheck>(float* x, float* y, long count, float max, float logSumHi, float logSumLo) where TCheck : struct, IFlag
+    {
+        if (V512.IsSupported && count >= V512.Count) PlainLogSoftmax<V512, TCheck>(x, y, count, max, logSumHi, logSumLo);
+        else if (V256.IsSupported && count >= V256.Count) PlainLogSoftmax<V256, TCheck>(x, y, count, max, logSumHi, logSumLo);
+        else PlainLogSoftmax<V128, TCheck>(x, y, count, max, logSumHi, logSumLo);
+    }
+
+    /// <summary>
+    /// The loop; with <see cref="InRange"/> (the slice's min is above -inf, as its pass 1 saw) without the select for -inf
+    /// lanes: every remainder is then finite (a NaN row never gets here: it is filled).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void PlainLogSoftmax<TV>(float* x, float* y, long count, float max, float logSumHi, float logSumLo) where TV : unmanaged, ISimd<TV>
+    static void PlainLogSoftmax<TV, TCheck>(float* x, float* y, long count, float max, float logSumHi, float logSumLo)
+        where TV : unmanaged, ISimd<TV> where TCheck : struct, IFlag
     {
         TV negM = TV.Create(-max), negL = TV.Create(-logSumHi), lLo = TV.Create(logSumLo);
         long last = count - TV.Count;
         // The ragged end overlaps the previous vector; it is computed before any store (in place).
-        TV tail = PlainLogSoftmaxOp.Value(TV.Load(x + last), negM, negL, lLo);
-        for (long i = 0; i < last; i += TV.Count) TV.Store(PlainLogSoftmaxOp.Value(TV.Load(x + i), negM, negL, lLo), y + i);
+        TV tail = PlainLogSoftmaxOp.Value<TV, TCheck>(TV.Load(x + last), negM, negL, lLo);
+        for (long i = 0; i < last; i += TV.Count) TV.Store(PlainLogSoftmaxOp.Value<TV, TCheck>(TV.Load(x + i), negM, negL, lLo), y + i);
         TV.Store(tail, y + last);
     }
 
@@ -394,9 +395,10 @@ internal static unsafe class SoftmaxCpu
 
 /// <summary>
 /// A slice's softmax state: its max, the sum of e^(z - max) over the terms below the max (<see cref="Below"/>), how many z
-/// equal the max (<see cref="AtMax"/>, each term exactly 1) and whether every z is -inf.
+/// equal the max (<see cref="AtMax"/>, each term exactly 1), whether every z is -inf, and whether no z is -inf
+/// (<see cref="NoNegativeInfinity"/>: log-softmax's final pass then needs no select for -inf lanes).
 /// </summary>
-internal readonly record struct SoftmaxState(float Max, double Below, double AtMax, bool Empty)
+internal readonly record struct SoftmaxState(float Max, double Below, double AtMax, bool Empty, bool NoNegativeInfinity = false)
 {
     /// <summary>The sum of e^(z - max).</summary>
     public double Sum => Below + AtMax;
@@ -431,7 +433,7 @@ internal readonly record struct SoftmaxState(float Max, double Below, double AtM
             if (s.Max == m) { below += s.Below; atMax += s.AtMax; }
             else below += (s.Below + s.AtMax) * Math.Exp((double)s.Max - m);
         }
-        return new(m, float.IsNaN(m) ? double.NaN : below, atMax, a.Empty && b.Empty);
+        return new(m, float.IsNaN(m) ? double.NaN : below, atMax, a.Empty && b.Empty, a.NoNegativeInfinity && b.NoNegativeInfinity);
     }
 }
 
@@ -587,11 +589,11 @@ internal readonly struct LogSoftmaxOp(float scale, float max, float logSumHi, fl
 internal readonly struct PlainLogSoftmaxOp(float max, float logSumHi, float logSumLo) : IUnaryOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => Value(x, TV.Create(-max), TV.Create(-logSumHi), TV.Create(logSumLo));
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => Value<TV, Checked>(x, TV.Create(-max), TV.Create(-logSumHi), TV.Create(logSumLo));
 
-    /// <summary>The value for x given -max, -lHi and lLo as vectors.</summary>
+    /// <summary>The value for x given -max, -lHi and lLo as vectors; with <see cref="InRange"/>, for x known not to be -inf (no select).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Value<TV>(TV x, TV negM, TV negL, TV lLo) where TV : unmanaged, ISimd<TV>
+    public static TV Value<TV, TCheck>(TV x, TV negM, TV negL, TV lLo) where TV : unmanaged, ISimd<TV> where TCheck : struct, IFlag
     {
         TV d = x + negM;
         TV bb = d - x;
@@ -600,6 +602,7 @@ internal readonly struct PlainLogSoftmaxOp(float max, float logSumHi, float logS
         TV rb = r - d;
         TV rlo = (d - (r - rb)) + (negL - rb);
         TV exact = r + ((rlo - lLo) + dlo);
+        if (!TCheck.Value) return exact;
         return TV.Select(TV.LessThan(Simd.Abs(r), TV.Create(float.PositiveInfinity)), exact, r);
     }
 }
