@@ -240,7 +240,7 @@ public sealed class BenchPlan
         if (accelerators.Any(a => a.Info.Kind == AcceleratorKind.Cpu))
         {
             // CPU-only sections: the span API on one thread in cache, and (full runs) how the copy itself is done.
-            foreach (var op in ops.Where(o => o.Name is "Sigmoid" or "Tanh"))
+            foreach (var op in ops.Where(o => o.Name is "Sigmoid" or "Tanh" or "Softmax"))
                 steps.Add(($"Cpu one thread, in cache: {op.Name} 16k", () => MeasureInCache(op)));
             if (options.Full || options.Smoke) steps.Add(("Cpu copy variants", MeasureCopyVariants));
         }
@@ -366,15 +366,18 @@ public sealed class BenchPlan
     void MeasureInCache(BenchOp op)
     {
         const int n = 16_384;
-        var shape = Shape.Flat(n);
+        // Softmax: one row of 16k (TensorPrimitives.SoftMax takes one span as one row).
+        bool softmax = op.Family == OpFamily.Softmax;
+        var shape = softmax ? new Shape(1, n) : Shape.Flat(n);
         var random = new Random(3);
         float[] x = new float[n], y = new float[n];
         Workload.Fill(x, random, 8f);
-        var activation = op.Activation!;
+        var activation = op.Activation;
+        Action run = softmax ? () => CpuKernels.Softmax(x, y, 1, n) : () => CpuKernels.Apply(activation!, x, y);
         var tpPeer = Peers.TensorPrimitivesPeer(op, shape)!;
         var naivePeer = Peers.Naive(op, shape)!;
         // CpuKernels runs this on the calling thread: 16k is below its per-core split threshold.
-        var (ours, tp) = inCacheSampler.Measure(() => CpuKernels.Apply(activation, x, y), static () => { }, tpPeer.Run, static () => { });
+        var (ours, tp) = inCacheSampler.Measure(run, static () => { }, tpPeer.Run, static () => { });
         var naive = inCacheSampler.Measure(naivePeer.Run, static () => { });
         results.InCache.Add(new(op.Name, n, ours, tp!, naive, tpPeer.Label));
     }

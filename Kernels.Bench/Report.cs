@@ -317,7 +317,7 @@ public static class Report
         {
             sb.AppendLine("## CPU, one thread, data in cache");
             sb.AppendLine();
-            sb.AppendLine("16k floats (64 KB in, 64 KB out: L2-resident), the span API `CpuKernels.Apply` (which stays on the calling thread below");
+            sb.AppendLine("16k floats (64 KB in, 64 KB out: L2-resident; softmax as one row of 16k), the span API `CpuKernels.Apply` / `CpuKernels.Softmax` (which stays on the calling thread below");
             sb.AppendLine("64k elements per core) against `TensorPrimitives` and a naive `for` loop with MathF, all on one thread.");
             sb.AppendLine();
             sb.AppendLine(InCacheTable(results, markdown: true).ToMarkdown());

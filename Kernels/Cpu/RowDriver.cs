@@ -18,9 +18,10 @@ internal interface IRowOp<TState> where TState : struct
 }
 
 /// <summary>
-/// Runs an <see cref="IRowOp{TState}"/> over [rows, cols]: rows spread over cores when there are enough; a row too long
-/// for one core cut into one slice per core, whose states merge before every slice is written (so a 262144-column row
-/// uses every core); small work on the calling thread. Every slice is reduced before any slice of its row is written.
+/// Runs an <see cref="IRowOp{TState}"/> over [rows, cols]: rows spread over cores in claimed chunks when there are enough;
+/// a row too long for one core cut into slices that every core reduces, whose states merge (in column order) before
+/// every slice is written (so a 262144-column row uses every core); small work on the calling thread. Every slice is
+/// reduced before any slice of its row is written.
 /// </summary>
 internal static class RowDriver
 {
@@ -39,6 +40,12 @@ internal static class RowDriver
         }
     }
 
+    /// <summary>Elements per chunk of rows (or slice of a long row) before a chunk is worth a claim of its own: 64 KiB of floats.</summary>
+    const long ChunkElements = 1 << 14;
+
+    /// <summary>Chunks per core: enough that a core slowed by another process hands the rest of its share to the others.</summary>
+    const int ChunksPerPart = 8;
+
     /// <summary>Runs <paramref name="op"/> on every row of [rows, cols].</summary>
     public static void Run<TOp, TState>(TOp op, long rows, long cols) where TOp : struct, IRowOp<TState> where TState : struct
     {
@@ -46,10 +53,14 @@ internal static class RowDriver
         int parts = CpuParallel.Parts(rows * cols);
         if (parts > 1 && rows >= parts)
         {
-            CpuParallel.For(rows, parts, (start, count) =>
+            // Rows in chunks claimed by the cores (CpuParallel.Phases), each row reduced and written by one core.
+            long chunkRows = Math.Max(Math.Max(1, ChunkElements / cols), rows / ((long)parts * ChunksPerPart));
+            long chunks = (rows + chunkRows - 1) / chunkRows;
+            CpuParallel.Phases(chunks, parts, c =>
             {
-                for (long r = start; r < start + count; r++) Row<TOp, TState>(op, r, cols);
-            }, alignment: 1);
+                long end = Math.Min(rows, (c + 1) * chunkRows);
+                for (long r = c * chunkRows; r < end; r++) Row<TOp, TState>(op, r, cols);
+            });
         }
         else
         {
@@ -67,6 +78,11 @@ internal static class RowDriver
         op.Write(row, 0, cols, state, state);
     }
 
+    /// <summary>
+    /// One long row over every core: slices of at least <see cref="ChunkElements"/> (a multiple of 16 floats, so slices
+    /// start on whole cache lines of the row), reduced in any order, merged in column order (so the result does not depend
+    /// on which core took which slice), then written.
+    /// </summary>
     static void SplitRow<TOp, TState>(TOp op, long row, long cols) where TOp : struct, IRowOp<TState> where TState : struct
     {
         int parts = CpuParallel.Parts(cols);
@@ -75,19 +91,18 @@ internal static class RowDriver
             Row<TOp, TState>(op, row, cols);
             return;
         }
-        var states = new TState[parts];
-        long chunk = (cols + parts - 1) / parts;
-        Parallel.For(0, parts, p =>
-        {
-            long start = p * chunk;
-            states[p] = op.Reduce(row, start, Math.Min(chunk, cols - start));
-        });
-        TState whole = states[0];
-        for (int p = 1; p < parts; p++) whole = op.Merge(whole, states[p]);
-        Parallel.For(0, parts, p =>
-        {
-            long start = p * chunk;
-            op.Write(row, start, Math.Min(chunk, cols - start), states[p], whole);
-        });
+        long slices = Math.Clamp(cols / ChunkElements, parts, (long)parts * ChunksPerPart / 2);
+        long slice = ((cols + slices - 1) / slices + 15) / 16 * 16;
+        slices = (cols + slice - 1) / slice;
+        var states = new TState[slices];
+        TState whole = default;
+        CpuParallel.Phases(slices, parts,
+            c => states[c] = op.Reduce(row, c * slice, Math.Min(slice, cols - c * slice)),
+            () =>
+            {
+                whole = states[0];
+                for (long c = 1; c < slices; c++) whole = op.Merge(whole, states[c]);
+            },
+            c => op.Write(row, c * slice, Math.Min(slice, cols - c * slice), states[c], whole));
     }
 }

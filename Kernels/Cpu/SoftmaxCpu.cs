@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace GpuActivations.Cpu;
 
@@ -25,7 +26,7 @@ internal static unsafe class SoftmaxCpu
         float* Mask(long row, long start) => mask == null ? null : mask + row * maskStride + start;
 
         public SoftmaxState Reduce(long row, long start, long count)
-            => SoftmaxCpu.Reduce(x + row * cols + start, Mask(row, start), scale, y + row * cols + start, count, store: !log);
+            => SoftmaxCpu.Reduce(x + row * cols + start, Mask(row, start), scale, y + row * cols + start, count, store: !log, split: log);
 
         public SoftmaxState Merge(in SoftmaxState a, in SoftmaxState b) => SoftmaxState.Merge(a, b);
 
@@ -46,7 +47,8 @@ internal static unsafe class SoftmaxCpu
                 double logSum = whole.LogSum;
                 float logSumHi = (float)logSum, logSumLo = (float)(logSum - logSumHi);
                 float* ms = Mask(row, start);
-                if (ms == null) ElementwiseDriver.Unary(new LogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ys, count);
+                if (ms == null && scale == 1f) PlainLogSoftmax(xs, ys, count, whole.Max, logSumHi, logSumLo, slice.NoNegativeInfinity);
+                else if (ms == null) ElementwiseDriver.Unary(new LogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ys, count);
                 else ElementwiseDriver.Binary(new MaskedLogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ms, ys, count);
             }
             else
@@ -61,11 +63,12 @@ internal static unsafe class SoftmaxCpu
     /// <summary>
     /// The max of z = x * scale + mask over a slice and the sums of e^(z - max) (split as below: the terms with z below the
     /// max; at max: how many z equal it, each contributing e^0 = 1) and whether every z is -inf; with
-    /// <paramref name="store"/> the exponentials go to y. Reads x (and mask) before writing y, so y may be x.
+    /// <paramref name="store"/> the exponentials go to y. Reads x (and mask) before writing y, so y may be x. Without
+    /// <paramref name="split"/> (softmax, which needs only the total) the max's terms may be counted in Below instead.
     /// </summary>
-    internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store)
+    internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store, bool split = true)
     {
-        (float Max, double Below, double AtMax) state;
+        (float Max, double Below, double AtMax, bool NoNegativeInfinity) state;
         if (count < V128.Count)
         {
             // Pad with -inf: it changes neither the max nor the sums (e^-inf = 0). z is formed exactly here (hi + lo, as
@@ -77,19 +80,24 @@ internal static unsafe class SoftmaxCpu
                 padded[i] = i < count ? Z(x, mask, scale, i, out paddedLo[i]) : float.NegativeInfinity;
                 if (i >= count) paddedLo[i] = 0f;
             }
-            state = Partial<V128, PaddedInput>(new PaddedInput(padded, paddedLo), padded, V128.Count, store);
+            var input = new PaddedInput(padded, paddedLo);
+            state = !store ? Partial<V128, PaddedInput, SumsSplit>(input, padded, V128.Count)
+                  : split ? Partial<V128, PaddedInput, StoresSplit>(input, padded, V128.Count)
+                  : Partial<V128, PaddedInput, StoresTotal>(input, padded, V128.Count);
             if (store && state.Max != float.NegativeInfinity) new Span<float>(padded, (int)count).CopyTo(new Span<float>(y, (int)count));
         }
-        else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store);
-        else state = Partial(new MaskedInput(x, mask, scale), y, count, store);
-        return new(state.Max, state.Below, state.AtMax, state.Max == float.NegativeInfinity && AllNegativeInfinity(x, mask, scale, count));
+        else if (mask == null && scale == 1f) state = Partial(new PlainInput(x), y, count, store, split);
+        else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store, split);
+        else state = Partial(new MaskedInput(x, mask, scale), y, count, store, split);
+        return new(state.Max, state.Below, state.AtMax, state.Max == float.NegativeInfinity && AllNegativeInfinity(x, mask, scale, count),
+            state.NoNegativeInfinity);
     }
 
     /// <summary>z of one element as hi (returned) + lo, as the vector inputs compute it.</summary>
     static float Z(float* x, float* mask, float scale, long i, out float lo)
     {
-        var hi = mask == null ? ScaledInput.Exact(new V128(System.Runtime.Intrinsics.Vector128.Create(x[i])), scale, out V128 l)
-                              : MaskedInput.Exact(new V128(System.Runtime.Intrinsics.Vector128.Create(x[i])), new V128(System.Runtime.Intrinsics.Vector128.Create(mask[i])), scale, out l);
+        var hi = mask == null ? ScaledInput.Exact(new V128(Vector128.Create(x[i])), scale, out V128 l)
+                              : MaskedInput.Exact(new V128(Vector128.Create(x[i])), new V128(Vector128.Create(mask[i])), scale, out l);
         lo = V128.First(l);
         return V128.First(hi);
     }
@@ -104,43 +112,218 @@ internal static unsafe class SoftmaxCpu
         return true;
     }
 
-    static (float Max, double Below, double AtMax) Partial<TIn>(TIn input, float* y, long count, bool store) where TIn : struct, IRowInput
+    static (float Max, double Below, double AtMax, bool NoNegativeInfinity) Partial<TIn>(TIn input, float* y, long count, bool store, bool split) where TIn : struct, IRowInput
     {
-        if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn>(input, y, count, store);
-        if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn>(input, y, count, store);
-        return Partial<V128, TIn>(input, y, count, store);
+        if (!store) return Partial<TIn, SumsSplit>(input, y, count);
+        if (split) return Partial<TIn, StoresSplit>(input, y, count);
+        return Partial<TIn, StoresTotal>(input, y, count);
     }
 
+    static (float Max, double Below, double AtMax, bool NoNegativeInfinity) Partial<TIn, TStore>(TIn input, float* y, long count) where TIn : struct, IRowInput where TStore : struct, IPassKind
+    {
+        if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn, TStore>(input, y, count);
+        if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn, TStore>(input, y, count);
+        return Partial<V128, TIn, TStore>(input, y, count);
+    }
+
+    /// <summary>
+    /// One slice's pass 1: the max and the min (a read of their own; the min says whether the whole slice is in the fast
+    /// range, and whether it holds -inf), then e^(z - m) and the sums. Vectors whose
+    /// lanes all lie strictly below the max and above e^x's normal range (the bulk of any row) take <see cref="FastExp{TV}"/>
+    /// inline; the rest (the max's own lanes, -inf, NaN, results below the smallest normal) leave the inner loop for the
+    /// careful <see cref="ExpDifference{TV, TIn}"/>, so the loop carries no masks or calls for rare cases.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static (float Max, double Below, double AtMax) Partial<TV, TIn>(TIn input, float* y, long count, bool store) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
+    static (float Max, double Below, double AtMax, bool NoNegativeInfinity) Partial<TV, TIn, TStore>(TIn input, float* y, long count)
+        where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
         long last = count - TV.Count;
-        // The ragged end overlaps the previous vector: harmless for the max.
-        TV maxV = input.Load<TV>(last, out _);
-        for (long i = 0; i < last; i += TV.Count) maxV = TV.Max(maxV, input.Load<TV>(i, out _));
-        TV m = TV.Create(TV.MaxAcross(maxV));
+        (float max, float min) = RowMinMax<TV, TIn>(input, count);
+        bool noNegativeInfinity = min > float.NegativeInfinity;
+        // Every d = z - max in [-87, 0] and no -inf (whose remainder would be NaN): no vector needs the careful path.
+        // NaN lanes may hide from the min and max; they make e and the sum NaN on either path, and the row NaN.
+        bool inRange = noNegativeInfinity && (double)min - max >= -87.0;
+        // With the split and no store (log-softmax, the loss alone) over z = x itself, the unchecked loop counts the max's
+        // own terms in the sum, each exactly 1 (z - max is 0 with no remainder), and the split is recovered at the end as
+        // Below = S - 1, AtMax = 1. That is exact enough where S - 1 >= 2^-10 (the double sum rounds at ~2^-53 S); a
+        // dominant row, whose log-sum is log1p of something tiny, runs the checked loop again (nothing was stored).
+        bool merged = inRange && TStore.Split && !TStore.Store && !TIn.HasRemainder;
+        if (TStore.Split && !merged) inRange = false;
+        TV m = TV.Create(max);
         // A max of -inf: every z is -inf (or a NaN the vector max dropped). Store nothing, so the input stays intact for
         // Reduce's all -inf test even in place (e^(-inf - -inf) would overwrite it with NaN); Write fills such slices.
-        if (TV.First(m) == float.NegativeInfinity) return (float.NegativeInfinity, double.NaN, double.NaN);
+        if (TV.First(m) == float.NegativeInfinity) return (float.NegativeInfinity, double.NaN, double.NaN, false);
 
         // For the sums the overlap is masked out; the end is computed before any store (in place).
-        TV tail = ExpDifference(input, last, m, out TV tailBelow, out TV tailAt);
-        // The sums are kept in double lanes (every float term widened exactly): 2^20 terms add no float rounding.
-        TV lower = TV.Create(0f), upper = TV.Create(0f), atMax = TV.Create(0f);
-        long iEnd = 0;
-        for (; iEnd < last; iEnd += TV.Count)
+        TV tail = ExpDifferenceAt(input, last, m, out TV tailBelow, out TV tailAt);
+        while (true)
         {
-            TV e = ExpDifference(input, iEnd, m, out TV below, out TV at);
-            TV.AddWidened(below, ref lower, ref upper);
-            atMax += at;
-            if (store) TV.Store(e, y + iEnd);
+            // The sums are kept in double lanes (every float term widened exactly): 2^20 terms add no float rounding.
+            TV lower = TV.Create(0f), upper = TV.Create(0f), atMax = TV.Create(0f);
+            long i = 0;
+            while (true)
+            {
+                i = inRange ? FastRun<TV, TIn, TStore, InRange>(input, y, i, last, -m, ref lower, ref upper)
+                            : FastRun<TV, TIn, TStore, Checked>(input, y, i, last, -m, ref lower, ref upper);
+                if (i >= last) break;
+                // A vector holding the max, -inf, NaN or a result below the smallest normal: the careful path.
+                TV slow = ExpDifferenceAt(input, i, m, out TV below, out TV at);
+                TV.AddWidened(below, ref lower, ref upper);
+                atMax += at;
+                if (TStore.Store) TV.Store(slow, y + i);
+                i += TV.Count;
+            }
+            TV fresh = TV.GreaterThanOrEqual(TV.Indices, TV.Create(i - last));
+            TV.AddWidened(tailBelow & fresh, ref lower, ref upper);
+            atMax += tailAt & fresh;
+            if (TStore.Store) TV.Store(tail, y + last);
+            double belowSum = TV.WidenedSum(lower, upper), atMaxSum = TV.Sum(atMax);
+            if (!merged) return (TV.First(m), belowSum, atMaxSum, noNegativeInfinity);
+            double total = belowSum + atMaxSum;
+            if (total - 1 >= 1.0 / 1024) return (TV.First(m), total - 1, 1, noNegativeInfinity);
+            merged = inRange = false;
         }
-        TV fresh = TV.GreaterThanOrEqual(TV.Indices, TV.Create(iEnd - last));
-        TV.AddWidened(tailBelow & fresh, ref lower, ref upper);
-        atMax += tailAt & fresh;
-        if (store) TV.Store(tail, y + last);
-        return (TV.First(m), TV.WidenedSum(lower, upper), TV.Sum(atMax));
     }
+
+    /// <summary>
+    /// The bulk of pass 1 from element <paramref name="i"/>: e^(z - m) for vectors in <see cref="FastExp{TV}"/>'s range, added
+    /// to the double sums (and stored), up to the first vector outside it (returned) or <paramref name="last"/>. A method of
+    /// its own with no call inside, so the accumulators live in registers: in a loop that also calls the careful path the
+    /// JIT keeps them on the stack (every vector register is caller-saved), a store-to-load round trip per vector.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static long FastRun<TV, TIn, TStore, TCheck>(TIn input, float* y, long i, long last, TV negM, ref TV lowerSum, ref TV upperSum)
+        where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IPassKind where TCheck : struct, IFlag
+    {
+        TV lower = lowerSum, upper = upperSum;
+        for (; i < last; i += TV.Count)
+        {
+            TV zhi = input.Load<TV>(i, out TV zlo);
+            // d = z - m exactly as d + dlo (Knuth's two-sum); every lane taken here is finite, so dlo needs no masking.
+            TV d = zhi + negM;
+            TV bb = d - zhi;
+            TV dlo = (zhi - (d - bb)) + (negM - bb);
+            if (TIn.HasRemainder) dlo += zlo;
+            if (TCheck.Value && !InFastRange(d)) break;
+            TV e = FastExp(d, dlo);
+            TV.AddWidened(e, ref lower, ref upper);
+            if (TStore.Store) TV.Store(e, y + i);
+        }
+        lowerSum = lower;
+        upperSum = upper;
+        return i;
+    }
+
+    /// <summary>Half the width of <see cref="FastExp{TV}"/>'s range [-87.33, 0]: below -87.33 e^d is not a normal float.</summary>
+    const float FastHalfRange = 43.665f;
+
+    /// <summary>
+    /// Whether -87.33 &lt;= d &lt; 0 in every lane, as one compare: |d + c| &lt; c with c = 87.33 / 2 (false for NaN and
+    /// -inf; d = 0, a lane at the max, and the last few ulps below it go to the careful path too). On the SIMD widths the
+    /// compare feeds a mask-register test directly.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static bool InFastRange<TV>(TV d) where TV : unmanaged, ISimd<TV>
+    {
+        TV a = d + TV.Create(FastHalfRange);
+        if (typeof(TV) == typeof(V512))
+            return Vector512.LessThanAll(Vector512.Abs(Unsafe.As<TV, V512>(ref a).V), Vector512.Create(FastHalfRange));
+        if (typeof(TV) == typeof(V256))
+            return Vector256.LessThanAll(Vector256.Abs(Unsafe.As<TV, V256>(ref a).V), Vector256.Create(FastHalfRange));
+        if (typeof(TV) == typeof(V128))
+            return Vector128.LessThanAll(Vector128.Abs(Unsafe.As<TV, V128>(ref a).V), Vector128.Create(FastHalfRange));
+        return TV.All(TV.LessThan(Simd.Abs(a), TV.Create(FastHalfRange)));
+    }
+
+    /// <summary>
+    /// The max and min of z over a slice (NaN lanes may be dropped: the sums see them), two accumulators each: one max per
+    /// vector in one register is a 2-cycle dependency chain, which would hold an in-cache row to half the load rate.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static (float Max, float Min) RowMinMax<TV, TIn>(TIn input, long count) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
+    {
+        long last = count - TV.Count;
+        TV first = input.Load<TV>(last, out _), max0 = first, max1 = first, min0 = first, min1 = first;
+        long i = 0;
+        for (; i + 2 * TV.Count <= last; i += 2 * TV.Count)
+        {
+            TV a = input.Load<TV>(i, out _), b = input.Load<TV>(i + TV.Count, out _);
+            max0 = TV.Max(max0, a);
+            min0 = TV.Min(min0, a);
+            max1 = TV.Max(max1, b);
+            min1 = TV.Min(min1, b);
+        }
+        for (; i < last; i += TV.Count)
+        {
+            TV a = input.Load<TV>(i, out _);
+            max0 = TV.Max(max0, a);
+            min0 = TV.Min(min0, a);
+        }
+        TV min = TV.Min(min0, min1);
+        return (TV.MaxAcross(TV.Max(max0, max1)), -TV.MaxAcross(-min));
+    }
+
+    /// <summary>
+    /// e^(d + dlo) for -87.33 &lt;= d &lt; 0 (|dlo| &lt;= ulp(d) / 2): the reduction and polynomial of
+    /// <see cref="VectorMath.Exp{TV}(TV, TV)"/> (so the same results within its ~1 ulp), without its edge handling, which
+    /// this range never needs: n is rounded by adding 1.5 * 2^23 + 127 (Hacker's Delight-style magic number), whose bits,
+    /// shifted into the exponent field, are 2^n itself (n in [-126, 0]: a normal float).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV FastExp<TV>(TV d, TV dlo) where TV : unmanaged, ISimd<TV>
+    {
+        TV t = TV.Fma(d, TV.Create(Log2E), TV.Create(Magic));
+        TV n = t - TV.Create(Magic);
+        TV r = TV.Fma(n, TV.Create(-Ln2Hi), d);
+        r = TV.Fma(n, TV.Create(-Ln2Lo), r) + dlo;
+        // e^r for |r| <= ln2/2 (plus the remainder): Taylor to r^8 (truncation below 0.1 ulp), Horner down to the
+        // constant 1 (two operations fewer than expm1(r) + 1).
+        TV p = TV.Fma(r, TV.Create(1f / 40320f), TV.Create(1f / 5040f));
+        p = TV.Fma(p, r, TV.Create(1f / 720f));
+        p = TV.Fma(p, r, TV.Create(1f / 120f));
+        p = TV.Fma(p, r, TV.Create(1f / 24f));
+        p = TV.Fma(p, r, TV.Create(1f / 6f));
+        p = TV.Fma(p, r, TV.Create(0.5f));
+        p = TV.Fma(p, r, TV.Create(1f));
+        TV mantissa = TV.Fma(p, r, TV.Create(1f));
+        return mantissa * ExponentFromMagic(t);
+    }
+
+    const float Log2E = 1.44269504088896341f;
+    const float Ln2Hi = 0.693147182464599609375f;
+    const float Ln2Lo = -1.904654299957768e-9f;
+    // 1.5 * 2^23 + 127: adding it rounds to an integer (the ulp there is 1) and leaves n + 127 in the low mantissa bits.
+    const float Magic = 12583039f;
+
+    /// <summary>
+    /// 2^n from t = n + <see cref="Magic"/>: t's bits shifted left by 23 are (n + 127) &lt;&lt; 23 (the magic's own bits
+    /// shift out). One shift on the SIMD widths; other lane types take <see cref="ISimd{TSelf}.Pow2"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV ExponentFromMagic<TV>(TV t) where TV : unmanaged, ISimd<TV>
+    {
+        if (typeof(TV) == typeof(V512))
+        {
+            var v = new V512(Vector512.ShiftLeft(Unsafe.As<TV, V512>(ref t).V.AsInt32(), 23).AsSingle());
+            return Unsafe.As<V512, TV>(ref v);
+        }
+        if (typeof(TV) == typeof(V256))
+        {
+            var v = new V256(Vector256.ShiftLeft(Unsafe.As<TV, V256>(ref t).V.AsInt32(), 23).AsSingle());
+            return Unsafe.As<V256, TV>(ref v);
+        }
+        if (typeof(TV) == typeof(V128))
+        {
+            var v = new V128(Vector128.ShiftLeft(Unsafe.As<TV, V128>(ref t).V.AsInt32(), 23).AsSingle());
+            return Unsafe.As<V128, TV>(ref v);
+        }
+        return TV.Pow2(t - TV.Create(Magic));
+    }
+
+    /// <summary><see cref="ExpDifference{TV, TIn}"/> at element <paramref name="i"/>, out of line: the rare vectors' careful path.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static TV ExpDifferenceAt<TV, TIn>(TIn input, long i, TV m, out TV below, out TV at) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
+        => ExpDifference(input, i, m, out below, out at);
 
     /// <summary>
     /// e^(z - m) with z - m carried exactly: two-sum (Knuth) of z's hi and -m, plus z's own remainder, into the scaled
@@ -163,6 +346,41 @@ internal static unsafe class SoftmaxCpu
     }
 
     /// <summary>
+    /// Log-softmax's final pass over an unscaled, unmasked slice: <see cref="PlainLogSoftmaxOp"/> in a loop of its own, its
+    /// constants broadcast once outside the loop (through the generic elementwise driver the op's fields are reloaded and
+    /// broadcast every vector: 9 of its ~30 instructions).
+    /// </summary>
+    static void PlainLogSoftmax(float* x, float* y, long count, float max, float logSumHi, float logSumLo, bool noNegativeInfinity)
+    {
+        if (count < V128.Count) ElementwiseDriver.Unary(new PlainLogSoftmaxOp(max, logSumHi, logSumLo), x, y, count);
+        else if (noNegativeInfinity) PlainLogSoftmax<InRange>(x, y, count, max, logSumHi, logSumLo);
+        else PlainLogSoftmax<Checked>(x, y, count, max, logSumHi, logSumLo);
+    }
+
+    static void PlainLogSoftmax<TCheck>(float* x, float* y, long count, float max, float logSumHi, float logSumLo) where TCheck : struct, IFlag
+    {
+        if (V512.IsSupported && count >= V512.Count) PlainLogSoftmax<V512, TCheck>(x, y, count, max, logSumHi, logSumLo);
+        else if (V256.IsSupported && count >= V256.Count) PlainLogSoftmax<V256, TCheck>(x, y, count, max, logSumHi, logSumLo);
+        else PlainLogSoftmax<V128, TCheck>(x, y, count, max, logSumHi, logSumLo);
+    }
+
+    /// <summary>
+    /// The loop; with <see cref="InRange"/> (the slice's min is above -inf, as its pass 1 saw) without the select for -inf
+    /// lanes: every remainder is then finite (a NaN row never gets here: it is filled).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void PlainLogSoftmax<TV, TCheck>(float* x, float* y, long count, float max, float logSumHi, float logSumLo)
+        where TV : unmanaged, ISimd<TV> where TCheck : struct, IFlag
+    {
+        TV negM = TV.Create(-max), negL = TV.Create(-logSumHi), lLo = TV.Create(logSumLo);
+        long last = count - TV.Count;
+        // The ragged end overlaps the previous vector; it is computed before any store (in place).
+        TV tail = PlainLogSoftmaxOp.Value<TV, TCheck>(TV.Load(x + last), negM, negL, lLo);
+        for (long i = 0; i < last; i += TV.Count) TV.Store(PlainLogSoftmaxOp.Value<TV, TCheck>(TV.Load(x + i), negM, negL, lLo), y + i);
+        TV.Store(tail, y + last);
+    }
+
+    /// <summary>
     /// (z - m) - L for log-softmax, with z - m exact (hi + lo, as <see cref="ExpDifference{TV, TIn}"/>) and L = ln(sum) given
     /// as lHi + lLo: one more two-sum so results near 0 (the max of a dominant row: -L itself) keep every digit.
     /// </summary>
@@ -177,9 +395,10 @@ internal static unsafe class SoftmaxCpu
 
 /// <summary>
 /// A slice's softmax state: its max, the sum of e^(z - max) over the terms below the max (<see cref="Below"/>), how many z
-/// equal the max (<see cref="AtMax"/>, each term exactly 1) and whether every z is -inf.
+/// equal the max (<see cref="AtMax"/>, each term exactly 1), whether every z is -inf, and whether no z is -inf
+/// (<see cref="NoNegativeInfinity"/>: log-softmax's final pass then needs no select for -inf lanes).
 /// </summary>
-internal readonly record struct SoftmaxState(float Max, double Below, double AtMax, bool Empty)
+internal readonly record struct SoftmaxState(float Max, double Below, double AtMax, bool Empty, bool NoNegativeInfinity = false)
 {
     /// <summary>The sum of e^(z - max).</summary>
     public double Sum => Below + AtMax;
@@ -214,13 +433,17 @@ internal readonly record struct SoftmaxState(float Max, double Below, double AtM
             if (s.Max == m) { below += s.Below; atMax += s.AtMax; }
             else below += (s.Below + s.AtMax) * Math.Exp((double)s.Max - m);
         }
-        return new(m, float.IsNaN(m) ? double.NaN : below, atMax, a.Empty && b.Empty);
+        return new(m, float.IsNaN(m) ? double.NaN : below, atMax, a.Empty && b.Empty, a.NoNegativeInfinity && b.NoNegativeInfinity);
     }
 }
 
 /// <summary>Where a row op reads its input vectors from: z = x * scale (+ mask), as hi (the float z) + lo (its exact remainder).</summary>
 internal interface IRowInput
 {
+    /// <summary>Whether lo can be nonzero (false: the loops skip adding it).</summary>
+    static abstract bool HasRemainder { get; }
+
+
     /// <summary>The input vector at element <paramref name="i"/> and its remainder.</summary>
     TV Load<TV>(long i, out TV lo) where TV : unmanaged, ISimd<TV>;
 }
@@ -228,6 +451,9 @@ internal interface IRowInput
 /// <summary>z = x * scale, exactly as hi + lo (two-product; scale 1 leaves x exact, lo 0).</summary>
 internal readonly unsafe struct ScaledInput(float* x, float scale) : IRowInput
 {
+    public static bool HasRemainder => true;
+
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Load<TV>(long i, out TV lo) where TV : unmanaged, ISimd<TV> => Exact(TV.Load(x + i), scale, out lo);
 
@@ -247,6 +473,9 @@ internal readonly unsafe struct ScaledInput(float* x, float scale) : IRowInput
 /// <summary>z = x * scale + mask as hi + lo: two-product, then two-sum with the mask (Knuth), the remainders added.</summary>
 internal readonly unsafe struct MaskedInput(float* x, float* mask, float scale) : IRowInput
 {
+    public static bool HasRemainder => true;
+
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Load<TV>(long i, out TV lo) where TV : unmanaged, ISimd<TV> => Exact(TV.Load(x + i), TV.Load(mask + i), scale, out lo);
 
@@ -261,9 +490,78 @@ internal readonly unsafe struct MaskedInput(float* x, float* mask, float scale) 
     }
 }
 
+/// <summary>z = x (scale 1, no mask): exact as it is, lo 0.</summary>
+internal readonly unsafe struct PlainInput(float* x) : IRowInput
+{
+    public static bool HasRemainder => false;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Load<TV>(long i, out TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        lo = TV.Create(0f);
+        return TV.Load(x + i);
+    }
+}
+
+/// <summary>What pass 1 does besides summing, as a generic argument (so the JIT drops the untaken sides).</summary>
+internal interface IPassKind
+{
+    /// <summary>Whether pass 1 stores its exponentials (softmax, the cross-entropy gradient).</summary>
+    static abstract bool Store { get; }
+
+    /// <summary>
+    /// Whether the sums must hold the max's own terms apart (<see cref="SoftmaxState.AtMax"/>): log-softmax and the loss
+    /// take log1p of the rest. Softmax needs only the total, which lets rows in range skip the per-vector range check.
+    /// </summary>
+    static abstract bool Split { get; }
+}
+
+/// <summary>Softmax: store, total only.</summary>
+internal readonly struct StoresTotal : IPassKind
+{
+    public static bool Store => true;
+    public static bool Split => false;
+}
+
+/// <summary>Cross-entropy with a gradient: store, and split for the loss.</summary>
+internal readonly struct StoresSplit : IPassKind
+{
+    public static bool Store => true;
+    public static bool Split => true;
+}
+
+/// <summary>Log-softmax, the loss alone: sums only.</summary>
+internal readonly struct SumsSplit : IPassKind
+{
+    public static bool Store => false;
+    public static bool Split => true;
+}
+
+/// <summary>A compile-time flag (a generic argument, so the JIT drops the untaken side).</summary>
+internal interface IFlag
+{
+    /// <summary>The flag.</summary>
+    static abstract bool Value { get; }
+}
+
+/// <summary>Every vector is range-checked before the fast exponential.</summary>
+internal readonly struct Checked : IFlag
+{
+    public static bool Value => true;
+}
+
+/// <summary>The whole slice is known to be in range (its min and max say so): no per-vector check.</summary>
+internal readonly struct InRange : IFlag
+{
+    public static bool Value => false;
+}
+
 /// <summary>A padded short row already formed as hi + lo (scale 1).</summary>
 internal readonly unsafe struct PaddedInput(float* hi, float* lo) : IRowInput
 {
+    public static bool HasRemainder => true;
+
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Load<TV>(long i, out TV l) where TV : unmanaged, ISimd<TV>
     {
@@ -280,6 +578,32 @@ internal readonly struct LogSoftmaxOp(float scale, float max, float logSumHi, fl
     {
         TV z = ScaledInput.Exact(x, scale, out TV lo);
         return SoftmaxCpu.LogSoftmaxValue(z, lo, TV.Create(max), TV.Create(logSumHi), TV.Create(logSumLo));
+    }
+}
+
+/// <summary>
+/// Log-softmax's final pass over x itself (scale 1, no mask): (x - max) - ln(sum) as <see cref="SoftmaxCpu.LogSoftmaxValue{TV}"/>
+/// computes it, with the two two-sums unmasked and one select at the end instead: only a -inf x (or NaN) makes a remainder
+/// NaN, and there the rounded difference is the answer.
+/// </summary>
+internal readonly struct PlainLogSoftmaxOp(float max, float logSumHi, float logSumLo) : IUnaryOp
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => Value<TV, Checked>(x, TV.Create(-max), TV.Create(-logSumHi), TV.Create(logSumLo));
+
+    /// <summary>The value for x given -max, -lHi and lLo as vectors; with <see cref="InRange"/>, for x known not to be -inf (no select).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Value<TV, TCheck>(TV x, TV negM, TV negL, TV lLo) where TV : unmanaged, ISimd<TV> where TCheck : struct, IFlag
+    {
+        TV d = x + negM;
+        TV bb = d - x;
+        TV dlo = (x - (d - bb)) + (negM - bb);
+        TV r = d + negL;
+        TV rb = r - d;
+        TV rlo = (d - (r - rb)) + (negL - rb);
+        TV exact = r + ((rlo - lLo) + dlo);
+        if (!TCheck.Value) return exact;
+        return TV.Select(TV.LessThan(Simd.Abs(r), TV.Create(float.PositiveInfinity)), exact, r);
     }
 }
 

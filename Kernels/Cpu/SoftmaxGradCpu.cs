@@ -43,16 +43,22 @@ internal static unsafe class SoftmaxGradCpu
             int t = targets[row];
             if (t == ignore) return default;
             float* z = logits + row * cols + start;
-            SoftmaxState softmax = SoftmaxCpu.Reduce(z, null, 1f, null, count, store: false);
+            float* g = grad == null ? null : grad + row * cols + start;
+            // Everything this slice needs from the logits is read before pass 1 stores its exponentials in the gradient,
+            // which may be the logits themselves: the sum for smoothing, and z_t if the target lies in this slice.
             // Scaled by 2^-24 (exact) so float lanes of logits near +-FLT_MAX cannot overflow; the blocks add up in double.
             double sumZ = eps > 0 ? ElementwiseDriver.Sum(new ScaledSecondOp(), z, z, count) * 16777216.0 : 0;
-            // z_t is read here, before any slice is written: the gradient may overwrite the logits.
-            float zt = start == 0 && (uint)t < (ulong)cols ? logits[row * cols + t] : 0f;
-            return new(softmax, sumZ, zt);
+            long tt = t - start;
+            bool hasZt = tt >= 0 && tt < count;
+            float zt = hasZt ? z[tt] : 0f;
+            // With a gradient, pass 1 leaves e^(z - slice max) in it, so the gradient pass scales them instead of spending
+            // a second exponential per logit.
+            SoftmaxState softmax = SoftmaxCpu.Reduce(z, null, 1f, g, count, store: g != null);
+            return new(softmax, sumZ, zt, hasZt);
         }
 
         public CrossEntropyState Merge(in CrossEntropyState a, in CrossEntropyState b)
-            => new(SoftmaxState.Merge(a.Softmax, b.Softmax), a.SumZ + b.SumZ, a.Zt);
+            => new(SoftmaxState.Merge(a.Softmax, b.Softmax), a.SumZ + b.SumZ, a.HasZt ? a.Zt : b.Zt, a.HasZt || b.HasZt);
 
         public void Write(long row, long start, long count, in CrossEntropyState slice, in CrossEntropyState whole)
         {
@@ -74,8 +80,18 @@ internal static unsafe class SoftmaxGradCpu
                 RowDriver.Fill(g, count, ignored ? 0f : float.NaN);
                 return;
             }
-            float* z = logits + row * cols + start;
-            ElementwiseDriver.Unary(new CrossEntropyGradOp(s.Max, (float)(gradScale / s.Sum), (float)((double)gradScale * eps / cols)), z, g, count);
+            float offset = (float)((double)gradScale * eps / cols);
+            if (slice.Softmax.Empty)
+            {
+                RowDriver.Fill(g, count, 0f - offset); // every e^(z - max) of this slice is 0 (pass 1 stored nothing)
+            }
+            else
+            {
+                // g holds e^(z - slice max); the row's factor is GradientScale e^(slice max - row max) / sum.
+                SoftmaxState own = slice.Softmax;
+                double factor = (double)gradScale * (own.Max == s.Max ? 1.0 : Math.Exp((double)own.Max - s.Max)) / s.Sum;
+                ElementwiseDriver.Unary(new ScaleShiftOp((float)factor, offset), g, g, count);
+            }
             long tt = t - start;
             if (tt >= 0 && tt < count) g[tt] -= (float)((double)gradScale * (1 - (double)eps));
         }
@@ -116,13 +132,13 @@ internal static unsafe class SoftmaxGradCpu
         public TV Invoke<TV>(TV y, TV dy) where TV : unmanaged, ISimd<TV> => dy - VectorMath.Exp(y) * TV.Create(s);
     }
 
-    /// <summary>e^(z - max) scaleOverSum - offset: the scaled softmax minus the smoothing's eps / C, before the target's own term.</summary>
-    readonly struct CrossEntropyGradOp(float max, float scaleOverSum, float offset) : IUnaryOp
+    /// <summary>e factor - offset: the stored exponentials scaled to the softmax, minus the smoothing's eps / C, before the target's own term.</summary>
+    readonly struct ScaleShiftOp(float factor, float offset) : IUnaryOp
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public TV Invoke<TV>(TV z) where TV : unmanaged, ISimd<TV> => VectorMath.Exp(z - TV.Create(max)) * TV.Create(scaleOverSum) - TV.Create(offset);
+        public TV Invoke<TV>(TV e) where TV : unmanaged, ISimd<TV> => e * TV.Create(factor) - TV.Create(offset);
     }
 }
 
-/// <summary>A slice's cross-entropy state: its softmax state, the sum of its logits (label smoothing) and z_t (first slice).</summary>
-internal readonly record struct CrossEntropyState(SoftmaxState Softmax, double SumZ, float Zt);
+/// <summary>A slice's cross-entropy state: its softmax state, the sum of its logits (label smoothing) and z_t (held by the slice that contains the target).</summary>
+internal readonly record struct CrossEntropyState(SoftmaxState Softmax, double SumZ, float Zt, bool HasZt);
