@@ -211,22 +211,36 @@ public static class KernelCatalog
     /// </summary>
     const double GradientOccupancy = 0.75;
 
+    /// <summary>
+    /// Why the binary maps, the packed gated units and the softmax family's forward rows may use up to 40 registers (3/4
+    /// occupancy). Measured on 2026-12-07: they held 32 (full occupancy) until the activations' exponentials gained their
+    /// exact-range forms and the row kernels their exact sums (z - max carried as two-sum into the exponential, the max's
+    /// own term counted apart); since then the gated SiLU/swish/GELU-tanh bodies and the backward ops take 37-39 registers
+    /// and the rows 33-39. The kernels compile only the careful form of each exponential
+    /// (<c>ISimd.BranchesPerVector</c> is false for their lane), which took a few registers back. Whether 3/4 costs bandwidth
+    /// on a GPU is for the GPU run to measure; three groups of 256 per quarter of an SM still keep loads in flight.
+    /// </summary>
+    const double ExactSumsOccupancy = 0.75;
+
+    /// <summary>The packed gated backward kernel: two outputs from a packed row, measured 41 registers on sm_80 (5/8).</summary>
+    const double PackedGradientOccupancy = 0.625;
+
     /// <summary>Every kernel family the library launches, each with the axes that close it.</summary>
     public static IReadOnlyList<KernelFamilyEntry> Families { get; } =
     [
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Map), [UnaryOps, Fma, Storage], minimumOccupancy: MapOccupancy),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Map4), [UnaryOps, Fma], vectorLoads: 1, minimumOccupancy: VectorKernelOccupancy),
-        Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Zip), [BinaryOps, Fma, Storage]),
+        Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Zip), [BinaryOps, Fma, Storage], minimumOccupancy: ExactSumsOccupancy),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Zip4), [BinaryOps, Fma], vectorLoads: 2, minimumOccupancy: VectorKernelOccupancy),
-        Family(typeof(IlgpuKernels), nameof(IlgpuKernels.ZipPacked), [GatedOps, Fma, Storage]),
+        Family(typeof(IlgpuKernels), nameof(IlgpuKernels.ZipPacked), [GatedOps, Fma, Storage], minimumOccupancy: ExactSumsOccupancy),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.Gradient), [GradientOps, Fma, Storage], minimumOccupancy: GradientOccupancy),
-        Family(typeof(IlgpuKernels), nameof(IlgpuKernels.GradientPacked), [GradientOps, Fma, Storage], minimumOccupancy: GradientOccupancy),
+        Family(typeof(IlgpuKernels), nameof(IlgpuKernels.GradientPacked), [GradientOps, Fma, Storage], minimumOccupancy: PackedGradientOccupancy),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.PRelu), [Fma, Storage]),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.PReluBackwardInput), [Storage]),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.PReluBackwardSlope), [Storage], doubleReason: PReluSlopeDoubleReason),
-        Family(typeof(SoftmaxKernels), nameof(SoftmaxKernels.Rows), [Fma, SoftmaxStorages], familyName: "SoftmaxRows"),
+        Family(typeof(SoftmaxKernels), nameof(SoftmaxKernels.Rows), [Fma, SoftmaxStorages], familyName: "SoftmaxRows", minimumOccupancy: ExactSumsOccupancy),
         Family(typeof(SoftmaxBackwardKernels), nameof(SoftmaxBackwardKernels.Rows), [Fma, Storage], familyName: "SoftmaxBackwardRows"),
-        Family(typeof(CrossEntropyKernels), nameof(CrossEntropyKernels.Rows), [Fma, Storage], familyName: "CrossEntropyRows"),
+        Family(typeof(CrossEntropyKernels), nameof(CrossEntropyKernels.Rows), [Fma, Storage], familyName: "CrossEntropyRows", minimumOccupancy: ExactSumsOccupancy),
     ];
 
     /// <summary>Every specialisation of every family for <paramref name="backend"/>.</summary>

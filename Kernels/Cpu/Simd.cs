@@ -67,6 +67,13 @@ internal interface ISimd<TSelf> where TSelf : unmanaged, ISimd<TSelf>
     static abstract bool Any(TSelf mask);
     /// <summary>True when every lane of the mask is set.</summary>
     static abstract bool All(TSelf mask);
+    /// <summary>
+    /// Whether an op may test a condition once per vector and branch to a cheaper form of the same bits
+    /// (<see cref="VectorMath.AllFast{TV}"/>): true for the SIMD widths, where the branch saves every lane's edge handling;
+    /// false for the one-float lane of the ILGPU kernels, where both forms would be compiled into the kernel (registers,
+    /// occupancy) and a GPU warp's lanes would diverge over them anyway.
+    /// </summary>
+    static abstract bool BranchesPerVector { get; }
     /// <summary>0, 1, 2, ... in the lanes.</summary>
     static abstract TSelf Indices { get; }
     static abstract float Sum(TSelf a);
@@ -149,6 +156,7 @@ internal readonly struct V128 : ISimd<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 Significand(V128 a) => new(((a.V.AsInt32() & Vector128.Create(0x007FFFFF)) | Vector128.Create(0x3F800000)).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool Any(V128 mask) => mask.V.ExtractMostSignificantBits() != 0;
+    public static bool BranchesPerVector => true;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool All(V128 mask) => mask.V.ExtractMostSignificantBits() == 0xFu;
     public static V128 Indices => new(Vector128<float>.Indices);
     public static float Sum(V128 a) => Vector128.Sum(a.V);
@@ -210,6 +218,7 @@ internal readonly struct V256 : ISimd<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Significand(V256 a) => new(((a.V.AsInt32() & Vector256.Create(0x007FFFFF)) | Vector256.Create(0x3F800000)).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool Any(V256 mask) => mask.V.ExtractMostSignificantBits() != 0;
+    public static bool BranchesPerVector => true;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool All(V256 mask) => mask.V.ExtractMostSignificantBits() == 0xFFu;
     public static V256 Indices => new(Vector256<float>.Indices);
     public static float Sum(V256 a) => Vector256.Sum(a.V);
@@ -271,6 +280,7 @@ internal readonly struct V512 : ISimd<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 Significand(V512 a) => new(((a.V.AsInt32() & Vector512.Create(0x007FFFFF)) | Vector512.Create(0x3F800000)).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool Any(V512 mask) => mask.V.ExtractMostSignificantBits() != 0;
+    public static bool BranchesPerVector => true;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool All(V512 mask) => mask.V.ExtractMostSignificantBits() == 0xFFFFul;
     public static V512 Indices => new(Vector512<float>.Indices);
     public static float Sum(V512 a) => Vector512.Sum(a.V);

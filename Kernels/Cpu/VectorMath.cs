@@ -40,6 +40,14 @@ internal static class VectorMath
         => TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f));
 
     /// <summary>
+    /// True when every lane of <paramref name="mask"/> is set and the lane type branches per vector
+    /// (<see cref="ISimd{TSelf}.BranchesPerVector"/>): the test for an op's cheaper form of the same bits. The kernels'
+    /// one-float lane always answers false, so only the careful form is compiled into them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool AllFast<TV>(TV mask) where TV : unmanaged, ISimd<TV> => TV.BranchesPerVector && TV.All(mask);
+
+    /// <summary>
     /// e^(hi + lo) without edge handling: the same bits as <see cref="Exp{TV}(TV, TV)"/> in every lane where
     /// <see cref="InRange{TV}"/>(hi + lo) holds, garbage elsewhere. An op that tests the range once per vector and takes
     /// its careful form out of line otherwise keeps calls (and the stack spills the JIT puts around them, all vector
@@ -81,7 +89,7 @@ internal static class VectorMath
         // ScaledExp with factor 1, without the multiplication by it (exact, so the results are the same bits).
         // Lanes in the normal range have a finite hi and lo (an infinite or NaN one makes hi + lo infinite or NaN),
         // so only the edge path masks lo.
-        if (TV.All(InRange(hi + lo))) return ExpInRange(hi, lo);
+        if (AllFast(InRange(hi + lo))) return ExpInRange(hi, lo);
         return ScaledExpEdges(hi, lo, TV.Create(1f));
     }
 
@@ -93,7 +101,7 @@ internal static class VectorMath
     public static TV ScaledExp<TV>(TV hi, TV lo, TV factor) where TV : unmanaged, ISimd<TV>
     {
         // Where every lane's result is a normal float, 2^n is one exponent-field build (see Exp above).
-        if (TV.All(InRange(hi + lo))) return ScaledExpInRange(hi, lo, factor);
+        if (AllFast(InRange(hi + lo))) return ScaledExpInRange(hi, lo, factor);
         return ScaledExpEdges(hi, lo, factor);
     }
 
@@ -133,7 +141,7 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Exp<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
-        if (TV.All(InRange(x))) return ExpInRange(x);
+        if (AllFast(InRange(x))) return ExpInRange(x);
         TV n = TV.Round(x * TV.Create(Log2E));
         TV r = TV.Fma(n, TV.Create(-Ln2Hi), x);
         r = TV.Fma(n, TV.Create(-Ln2Lo), r);
@@ -233,7 +241,7 @@ internal static class VectorMath
         TV isSmall = TV.LessThan(a, TV.Create(0.55f));
         if (TV.All(isSmall)) return TanhSmall(x);
         // Below |x| = 44.18 (no infinity, no NaN) e^(2|x|) is a normal float: no edge path, so no call in the loop.
-        if (!TV.All(InRange(a + a))) return TanhCareful(x, a, isSmall);
+        if (!AllFast(InRange(a + a))) return TanhCareful(x, a, isSmall);
         TV large = (TV.Create(1f) - TV.Create(2f) / (ExpInRange(a + a) + TV.Create(1f))) | Simd.SignBit(x);
         return TV.Any(isSmall) ? TV.Select(isSmall, TanhSmall(x), large) : large;
     }
@@ -275,7 +283,7 @@ internal static class VectorMath
         // Per lane, so an element's result never depends on its neighbours in the vector (the SIMD path and the
         // one-float lane of the ILGPU kernels then agree bit for bit): only the far-left lanes take the careful form.
         // The common vector, every lane in [-80, 87.33]: Sigmoid's plain form inline, so the loop has no call.
-        if (TV.All(InRange(-x) & TV.GreaterThanOrEqual(x, TV.Create(-80f))))
+        if (AllFast(InRange(-x) & TV.GreaterThanOrEqual(x, TV.Create(-80f))))
             return x * (TV.Create(1f) / (TV.Create(1f) + ExpInRange(-x, -TV.Create(0f))));
         return TimesSigmoidCareful(x);
     }
@@ -302,7 +310,7 @@ internal static class VectorMath
     {
         // The common vector, every lane inside (-80, 87.33]: no call in the caller's loop (see ExpInRange).
         TV x = -hi - lo;
-        if (TV.All(InRange(x) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)))) return TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo));
+        if (AllFast(InRange(x) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)))) return TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo));
         return SigmoidCareful(hi, lo);
     }
 
@@ -327,7 +335,7 @@ internal static class VectorMath
         // caller's loop (see ExpInRange); the same bits as the careful form below.
         TV a = Simd.Abs(hi);
         TV plain = InRange(-hi - lo) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)) & TV.GreaterThanOrEqual(a, TV.Create(9.5367431640625e-7f));
-        if (TV.All(plain)) return (x * (TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo)))) | Simd.SignBit(x);
+        if (AllFast(plain)) return (x * (TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo)))) | Simd.SignBit(x);
         return TimesSigmoidCareful(x, hi, lo);
     }
 
@@ -377,7 +385,7 @@ internal static class VectorMath
         TV negative = TV.LessThan(hi, TV.Create(0f));
         TV eHi = -Simd.Abs(hi);
         TV eLo = TV.Select(negative, lo, -lo);
-        if (!TV.All(InRange(eHi + eLo) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)))) return TimesSigmoidDerivativeCareful(x, hi, lo, slope);
+        if (!AllFast(InRange(eHi + eLo) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)))) return TimesSigmoidDerivativeCareful(x, hi, lo, slope);
         TV e = ExpInRange(eHi, eLo);
         TV r = TV.Create(1f) / (TV.Create(1f) + e);
         TV d = e * r * r;
