@@ -113,13 +113,13 @@ public static class MainJob
 
     /// <summary>
     /// What a device really is when its kind suggests otherwise: an OpenCL device that is a CPU (PoCL and the like run
-    /// OpenCL kernels on the host's cores), or ILGPU's CPU accelerator (GPU kernels emulated on host threads); "" for
-    /// the SIMD path and real GPUs.
+    /// OpenCL kernels on the host's cores), or ILGPU's CPU accelerator (on which the ops run the SIMD path on its
+    /// buffers' host memory, as <c>Accelerator.Create</c> makes it); "" for the SIMD path and real GPUs.
     /// </summary>
     public static string DeviceNote(AcceleratorInfo info) => info.Kind switch
     {
         AcceleratorKind.Ilgpu when info.Details.Contains("CPU", StringComparison.OrdinalIgnoreCase) || info.Name.Contains("CPU", StringComparison.OrdinalIgnoreCase)
-            => " [an emulator: ILGPU's CPU accelerator runs the GPU kernels on host threads; its speed says nothing of a GPU]",
+            => " [not a GPU: ILGPU's CPU accelerator, on which the ops run the SIMD path on its buffers' host memory, as an engine's CI on it does]",
         AcceleratorKind.OpenCL when !IsGpuClass(info)
             => " [a CPU, not a GPU: this OpenCL device runs the kernels on the host's cores]",
         _ => "",
