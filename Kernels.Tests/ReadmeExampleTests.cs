@@ -10,7 +10,7 @@ public sealed class ReadmeExampleTests
     // README-EXAMPLE-BEGIN
     static float[] Example(float[] hostX, float[] hostGate, float[] hostUp, int rows, int cols)
     {
-        using var acc = Accelerator.Best();                       // CUDA, else an OpenCL GPU, else the CPU
+        using var acc = Accelerator.Best();                       // ILGPU's CUDA, else an OpenCL GPU, else the CPU
         using var x = acc.Allocate<float>(hostX);
         using var y = acc.Allocate<float>(x.Length);
         acc.Apply(Activation.Gelu, x, y);                         // y = gelu(x)
