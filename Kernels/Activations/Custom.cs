@@ -56,7 +56,6 @@ namespace GpuActivations.Activations
         public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => TV.Map(x, new ForwardLane<TFunction>(function));
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV> => TV.Map(x, new DerivativeLane<TFunction>(function));
-        public static string Name => "custom_" + typeof(TFunction).Name;
     }
 
     /// <summary>A user-defined activation as a gate: act(g) and act'(g).</summary>

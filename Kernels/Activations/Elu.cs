@@ -18,5 +18,4 @@ internal readonly struct EluOp(float alpha) : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => TV.Select(TV.GreaterThan(y, TV.Create(0f)), TV.Create(1f), y + TV.Create(alpha));
-    public static string Name => "elu";
 }

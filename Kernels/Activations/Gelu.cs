@@ -136,7 +136,4 @@ internal readonly struct GeluOp : IActivationOp
         TV t = VectorMath.ScaledExp(-sqHi, -sqLo, c);
         return VectorMath.KeepNaN(x, TV.Select(negative, t, t + TV.Create(1f)));
     }
-
-    public static string Name => "gelu";
-
 }

@@ -51,5 +51,4 @@ internal readonly struct GeluTanhOp : IActivationOp
         TV s = TwoU(x, out TV lo);
         return VectorMath.TimesSigmoidDerivative(x, s, lo, TV.Fma(TV.Create(3f * K1Hi) * x, x, TV.Create(K0Hi)));
     }
-    public static string Name => "gelu_tanh";
 }

@@ -16,5 +16,4 @@ internal readonly struct HardSigmoidOp : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
         => VectorMath.KeepNaN(x, TV.Create(1f / 6f) & TV.GreaterThan(x, TV.Create(-3f)) & TV.LessThan(x, TV.Create(3f)));
-    public static string Name => "hard_sigmoid";
 }

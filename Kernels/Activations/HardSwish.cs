@@ -21,5 +21,4 @@ internal readonly struct HardSwishOp : IActivationOp
         TV mid = (x + x + TV.Create(3f)) / TV.Create(6f);
         return TV.Select(TV.LessThan(x, TV.Create(-3f)), TV.Create(0f), TV.Select(TV.GreaterThan(x, TV.Create(3f)), TV.Create(1f), mid));
     }
-    public static string Name => "hard_swish";
 }

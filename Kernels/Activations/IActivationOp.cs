@@ -21,7 +21,4 @@ internal interface IActivationOp : IUnaryOp
     /// </summary>
     static virtual TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => throw new NotSupportedException("This activation has no derivative in terms of its output.");
-
-    /// <summary>A short identifier, unique per activation (it names the op in diagnostics).</summary>
-    static abstract string Name { get; }
 }

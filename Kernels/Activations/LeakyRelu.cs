@@ -22,5 +22,4 @@ internal readonly struct LeakyReluOp(float alpha) : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => VectorMath.KeepNaN(y, TV.Select(TV.GreaterThan(y, TV.Create(0f)), TV.Create(1f), TV.Create(alpha)));
-    public static string Name => "leaky_relu";
 }

@@ -45,5 +45,4 @@ internal readonly struct MishOp : IActivationOp
         if (TV.Any(farLeft)) result = TV.Select(farLeft, VectorMath.ScaledExp(xc, TV.Create(0f), xc + TV.Create(1f)), result);
         return VectorMath.KeepNaN(x, TV.Select(TV.GreaterThan(x, TV.Create(20f)), TV.Create(1f), result));
     }
-    public static string Name => "mish";
 }

@@ -25,5 +25,4 @@ internal readonly struct QuickGeluOp : IActivationOp
         TV hi = VectorMath.TwoProductUnmasked(TV.Create(CoefficientHi), x, out TV lo);
         return VectorMath.TimesSigmoidDerivative(x, hi, TV.Fma(TV.Create(CoefficientLo), x, lo), TV.Create(CoefficientHi));
     }
-    public static string Name => "quick_gelu";
 }

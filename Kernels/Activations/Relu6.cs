@@ -15,5 +15,4 @@ internal readonly struct Relu6Op : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => VectorMath.KeepNaN(y, TV.Create(1f) & TV.GreaterThan(y, TV.Create(0f)) & TV.LessThan(y, TV.Create(6f)));
-    public static string Name => "relu6";
 }

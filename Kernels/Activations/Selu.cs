@@ -22,5 +22,4 @@ internal readonly struct SeluOp : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV>
         => TV.Select(TV.GreaterThan(y, TV.Create(0f)), TV.Create(Scale), y + TV.Create(ScaleAlpha));
-    public static string Name => "selu";
 }

@@ -15,5 +15,4 @@ internal readonly struct SigmoidOp : IActivationOp
     /// <summary>y (1 - y): 1 - y is exact for y &gt;= 1/2, so this is the exact derivative at the stored y to ~1 ulp.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV> => y * (TV.Create(1f) - y);
-    public static string Name => "sigmoid";
 }

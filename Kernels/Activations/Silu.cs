@@ -10,5 +10,4 @@ internal readonly struct SiluOp : IActivationOp
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.TimesSigmoid(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV> => VectorMath.TimesSigmoidDerivative(x, x, TV.Create(0f), TV.Create(1f));
-    public static string Name => "silu";
 }

@@ -51,5 +51,4 @@ internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
         TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
         return TV.Select(TV.GreaterThan(hi, TV.Create(threshold)), TV.Create(1f), VectorMath.Sigmoid(hi, lo));
     }
-    public static string Name => "softplus";
 }

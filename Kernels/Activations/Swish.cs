@@ -25,5 +25,4 @@ internal readonly struct SwishOp(float beta) : IActivationOp
         TV hi = VectorMath.TwoProductUnmasked(TV.Create(beta), x, out TV lo);
         return VectorMath.TimesSigmoidDerivative(x, hi, lo, TV.Create(beta));
     }
-    public static string Name => "swish";
 }

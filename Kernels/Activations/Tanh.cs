@@ -20,5 +20,4 @@ internal readonly struct TanhOp : IActivationOp
     /// <summary>1 - y^2 with one rounding (FMA).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV OutputDerivative<TV>(TV y, float alpha) where TV : unmanaged, ISimd<TV> => TV.Fma(-y, y, TV.Create(1f));
-    public static string Name => "tanh";
 }
