@@ -51,8 +51,9 @@ internal abstract class BufferStorage : IDisposable
     public abstract nint Handle { get; }
 
     /// <summary>
-    /// The space <see cref="Address"/> counts in: storages in different spaces never overlap. By default one flat space per
-    /// accelerator (host and CUDA pointers); OpenCL buffers (cl_mem objects) are each a space of their own.
+    /// The space <see cref="Address"/> counts in, compared with <see cref="object.Equals(object, object)"/>: storages in
+    /// different spaces never overlap. By default one flat space per accelerator (host and CUDA pointers); OpenCL memory
+    /// objects (cl_mem) are each a space of their own, named by their handle.
     /// </summary>
     public virtual object AddressSpace => Accelerator;
 

@@ -82,7 +82,7 @@ internal static class Guard
         a = (x.Offset * x.Type.Size(), x.Length * x.Type.Size());
         b = (y.Offset * y.Type.Size(), y.Length * y.Type.Size());
         if (ReferenceEquals(x.Storage, y.Storage)) return true;
-        if (x.Storage is null || y.Storage is null || !ReferenceEquals(x.Storage.AddressSpace, y.Storage.AddressSpace)) return false;
+        if (x.Storage is null || y.Storage is null || !Equals(x.Storage.AddressSpace, y.Storage.AddressSpace)) return false;
         a.Start += x.Storage.Address;
         b.Start += y.Storage.Address;
         return true;

@@ -183,6 +183,30 @@ public sealed class LifetimeTests(AcceleratorTarget fixtureTarget) : Accelerator
     }
 
     /// <summary>
+    /// The engine's memory borrowed by its native handle (a host pointer, a CUdeviceptr, a cl_mem): ops, copies in and
+    /// out, and slices run on it without a copy; the borrower and its owner are one memory to the overlap checks (the same
+    /// address space); disposing the borrower leaves the memory to its owner.
+    /// </summary>
+    [Test]
+    public void WrappedHandlesAreTheEnginesMemory()
+    {
+        var data = TestData.Values(1000, seed: 12);
+        var expected = new float[data.Length];
+        CpuKernels.Apply(Activation.Gelu, data, expected);
+        using var owner = Acc.Allocate<float>(1000);
+        var borrower = Acc.Wrap<float>(owner.NativeHandle, 1000);
+        borrower.CopyFrom(data);
+        Assert.That(owner.ToArray(), Is.EqualTo(data), "a copy into the borrower lands in the owner's memory");
+        Acc.Apply(Activation.Gelu, borrower, borrower);
+        Assert.That(owner.ToArray(), Is.EqualTo(expected), "in place on the borrowed memory");
+        Assert.That(borrower.Slice(10, 5).ToArray(), Is.EqualTo(expected[10..15]));
+        var e = Assert.Throws<ArgumentException>(() => Acc.Apply(Activation.Relu, owner.Slice(0, 500), borrower.Slice(1, 500)))!;
+        Assert.That(e.ParamName, Is.EqualTo("y"), "the owner and the borrower overlap by one element");
+        borrower.Dispose();
+        Assert.That(owner.ToArray(), Is.EqualTo(expected), "the owner's memory outlives its borrower");
+    }
+
+    /// <summary>
     /// 100,000 allocate / copy in / free cycles of 1 KiB buffers (every 1000th also runs an op and checks it), then 20,000
     /// cycles of 4 KiB buffers whose Dispose is forgotten (a collection every 1000, as a long-running engine would see).
     /// Measured from a warmed-up baseline: the process may grow once (the runtime's and the driver's pools reach their

@@ -77,7 +77,7 @@ internal sealed partial class IlgpuBackend : GpuActivations.Accelerator
 
     private protected override BufferStorage AllocateStorage(long bytes) => IlgpuStorage.Allocate(this, Device, Stream, bytes);
 
-    private protected override BufferStorage WrapStorage(nint nativeHandle, long bytes) => IlgpuStorage.WrapHost(this, Device, Stream, nativeHandle, bytes);
+    private protected override BufferStorage WrapStorage(nint nativeHandle, long bytes) => IlgpuStorage.WrapNative(this, Device, Stream, nativeHandle, bytes);
 
     /// <summary>Borrows an ILGPU buffer region as a library buffer's storage.</summary>
     internal BufferStorage WrapRegion(MemoryBuffer buffer, long byteIndex, long bytes) => IlgpuStorage.WrapView(this, Stream, buffer, byteIndex, bytes);

@@ -8,7 +8,7 @@ using IlgpuAccelerator = ILGPU.Runtime.Accelerator;
 
 /// <summary>
 /// A library buffer's memory on an ILGPU accelerator: a byte buffer ILGPU allocated (owned, freed once), or memory an
-/// engine owns (a host pointer on ILGPU's CPU accelerator, or a view of the engine's own ILGPU buffer) that is borrowed
+/// engine owns (a host pointer, a <c>CUdeviceptr</c> or a <c>cl_mem</c>, or a view of the engine's own ILGPU buffer) that is borrowed
 /// and never freed. Kernels see it as typed <see cref="ArrayView{T}"/>s at any element offset (<see cref="View{T}"/>).
 /// </summary>
 internal sealed class IlgpuStorage : BufferStorage
@@ -41,13 +41,15 @@ internal sealed class IlgpuStorage : BufferStorage
         }
     }
 
-    /// <summary>Borrows host memory at <paramref name="pointer"/> (ILGPU's CPU accelerator only).</summary>
-    public static IlgpuStorage WrapHost(GpuActivations.Accelerator owner, IlgpuAccelerator device, AcceleratorStream stream, nint pointer, long bytes)
+    /// <summary>
+    /// Borrows memory an engine owns (no copy, not freed): host memory at <paramref name="handle"/> on ILGPU's CPU
+    /// accelerator, a <c>CUdeviceptr</c> of the accelerator's context on CUDA, a <c>cl_mem</c> of its context on OpenCL.
+    /// </summary>
+    public static IlgpuStorage WrapNative(GpuActivations.Accelerator owner, IlgpuAccelerator device, AcceleratorStream stream, nint handle, long bytes)
     {
-        if (device.AcceleratorType != AcceleratorType.CPU)
-            throw new NotSupportedException(
-                $"Wrap(nativeHandle, length) borrows host memory on ILGPU's CPU accelerator; on {device.AcceleratorType} pass the engine's ILGPU ArrayView to the ops instead (it converts to a BufferView without copying).");
-        var buffer = CPUMemoryBuffer.Create(device, pointer, Math.Max(bytes, 1), 1);
+        MemoryBuffer buffer = device.AcceleratorType == AcceleratorType.CPU
+            ? CPUMemoryBuffer.Create(device, handle, Math.Max(bytes, 1), 1)
+            : new BorrowedDeviceMemory(device, handle, Math.Max(bytes, 1));
         return new IlgpuStorage(owner, buffer, 0, bytes, owns: null, stream);
     }
 
@@ -65,10 +67,11 @@ internal sealed class IlgpuStorage : BufferStorage
     public override nint Handle => memory.NativePtr + (nint)byteIndex;
 
     /// <summary>
-    /// On OpenCL the buffer itself (a cl_mem is no address: distinct buffers never alias, and a buffer's base is aligned to
-    /// at least 128 bytes, CL_DEVICE_MEM_BASE_ADDR_ALIGN), elsewhere the accelerator's flat address space.
+    /// On OpenCL the memory object's handle (a cl_mem is no address: distinct objects never alias, an object's base is
+    /// aligned to at least 128 bytes, CL_DEVICE_MEM_BASE_ADDR_ALIGN, and the engine's object borrowed twice, or an ILGPU
+    /// buffer's object borrowed, is still one space), elsewhere the accelerator's flat address space.
     /// </summary>
-    public override object AddressSpace => memory.AcceleratorType == AcceleratorType.OpenCL ? memory : base.AddressSpace;
+    public override object AddressSpace => memory.AcceleratorType == AcceleratorType.OpenCL ? memory.NativePtr : base.AddressSpace;
 
     /// <summary>The byte offset within the OpenCL buffer, elsewhere the native address.</summary>
     public override long Address => memory.AcceleratorType == AcceleratorType.OpenCL ? byteIndex : Handle;
