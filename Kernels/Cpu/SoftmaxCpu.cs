@@ -382,14 +382,18 @@ internal static unsafe class SoftmaxCpu
 
     /// <summary>
     /// (z - m) - L for log-softmax, with z - m exact (hi + lo, as <see cref="ExpDifference{TV, TIn}"/>) and L = ln(sum) given
-    /// as lHi + lLo: one more two-sum so results near 0 (the max of a dominant row: -L itself) keep every digit.
+    /// as lHi + lLo: two-sums so results near 0 keep every digit. z's own remainder zlo (the rounding of x * scale + mask)
+    /// joins exactly before anything is rounded: at a dominant max L is about zlo + the others' tiny sum, so lHi is zlo
+    /// itself and the value is -(the others) far below zlo's ulp (-6.8e-16 beside a zlo of 1e-6), which adding zlo after
+    /// -lLo rounded away to 0; zlo - lHi is exact there (Sterbenz), leaving -lLo to round once.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static TV LogSoftmaxValue<TV>(TV zhi, TV zlo, TV m, TV lHi, TV lLo) where TV : unmanaged, ISimd<TV>
     {
         TV d = VectorMath.TwoSum(zhi, -m, out TV dlo);
         TV r = VectorMath.TwoSum(d, -lHi, out TV rlo);
-        return r + ((rlo - lLo) + (dlo + zlo));
+        TV s = VectorMath.TwoSum(r, zlo, out TV slo);
+        return s + ((rlo - lLo) + (dlo + slo));
     }
 }
 
