@@ -49,8 +49,23 @@ internal static unsafe class BFloat16Driver
     {
         long last = n - TV.Count;
         TV tail = UnaryAt<TOp, TV>(op, x + last);
-        for (long i = 0; i < last; i += TV.Count) TV.StoreBFloat16(op.Invoke(TV.LoadBFloat16(x + i)), y + i);
+        long start = ElementwiseDriver.StreamingStart<TV>(y, n, sizeof(ushort));
+        if (start < 0) UnaryLoop<TOp, TV, CachedStore>(op, x, y, 0, last);
+        else
+        {
+            TV head = UnaryAt<TOp, TV>(op, x); // stored last, as in ElementwiseDriver.Unary
+            UnaryLoop<TOp, TV, StreamingStore>(op, x, y, start, last);
+            ElementwiseDriver.StreamingDone();
+            TV.StoreBFloat16(head, y);
+        }
         TV.StoreBFloat16(tail, y + last);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void UnaryLoop<TOp, TV, TStore>(TOp op, ushort* x, ushort* y, long start, long last)
+        where TOp : struct, IUnaryOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
+    {
+        for (long i = start; i < last; i += TV.Count) TStore.StoreBFloat16(op.Invoke(TV.LoadBFloat16(x + i)), y + i);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
@@ -62,8 +77,23 @@ internal static unsafe class BFloat16Driver
     {
         long last = n - TV.Count;
         TV tail = BinaryAt<TOp, TV>(op, a + last, b + last);
-        for (long i = 0; i < last; i += TV.Count) TV.StoreBFloat16(op.Invoke(TV.LoadBFloat16(a + i), TV.LoadBFloat16(b + i)), y + i);
+        long start = ElementwiseDriver.StreamingStart<TV>(y, n, sizeof(ushort));
+        if (start < 0) BinaryLoop<TOp, TV, CachedStore>(op, a, b, y, 0, last);
+        else
+        {
+            TV head = BinaryAt<TOp, TV>(op, a, b); // stored last, as in ElementwiseDriver.Unary
+            BinaryLoop<TOp, TV, StreamingStore>(op, a, b, y, start, last);
+            ElementwiseDriver.StreamingDone();
+            TV.StoreBFloat16(head, y);
+        }
         TV.StoreBFloat16(tail, y + last);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void BinaryLoop<TOp, TV, TStore>(TOp op, ushort* a, ushort* b, ushort* y, long start, long last)
+        where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
+    {
+        for (long i = start; i < last; i += TV.Count) TStore.StoreBFloat16(op.Invoke(TV.LoadBFloat16(a + i), TV.LoadBFloat16(b + i)), y + i);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]

@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using GpuActivations.Activations;
 
 namespace GpuActivations.Cpu;
@@ -188,10 +189,21 @@ internal static unsafe class CpuOps
         }
     }
 
-    /// <summary>n (gate, up) pairs into two arrays: 8 pairs per step with one permute per 256-bit vector, then the rest.</summary>
+    /// <summary>
+    /// n (gate, up) pairs into two arrays: with AVX-512 16 pairs per step, two two-source permutes (vpermt2ps) of two
+    /// loads (interleaved SwiGLU in cache, one thread: 0.44-0.46 -> 0.38 ns an element); otherwise 8 pairs per step with one
+    /// permute per 256-bit vector; then the rest.
+    /// </summary>
     static void Deinterleave(float* pairs, float* gate, float* up, int n)
     {
         int k = 0;
+        if (Avx512F.IsSupported)
+            for (; k + 16 <= n; k += 16)
+            {
+                Vector512<float> a = Vector512.Load(pairs + 2 * k), b = Vector512.Load(pairs + 2 * k + 16);
+                Avx512F.PermuteVar16x32x2(a, Evens, b).Store(gate + k);
+                Avx512F.PermuteVar16x32x2(a, Odds, b).Store(up + k);
+            }
         if (Vector256.IsHardwareAccelerated)
             for (; k + 8 <= n; k += 8)
             {
@@ -208,6 +220,13 @@ internal static unsafe class CpuOps
     static void Interleave(float* gate, float* up, float* pairs, int n)
     {
         int k = 0;
+        if (Avx512F.IsSupported)
+            for (; k + 16 <= n; k += 16)
+            {
+                Vector512<float> g = Vector512.Load(gate + k), u = Vector512.Load(up + k);
+                Avx512F.PermuteVar16x32x2(g, FirstPairs, u).Store(pairs + 2 * k);
+                Avx512F.PermuteVar16x32x2(g, LastPairs, u).Store(pairs + 2 * k + 16);
+            }
         if (Vector256.IsHardwareAccelerated)
             for (; k + 8 <= n; k += 8)
             {
@@ -217,6 +236,18 @@ internal static unsafe class CpuOps
             }
         for (; k < n; k++) (pairs[2 * k], pairs[2 * k + 1]) = (gate[k], up[k]);
     }
+
+    /// <summary>From two vectors of 8 pairs each, the 16 gates (even elements).</summary>
+    static Vector512<int> Evens => Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+
+    /// <summary>From two vectors of 8 pairs each, the 16 ups (odd elements).</summary>
+    static Vector512<int> Odds => Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+
+    /// <summary>From 16 gates (indices 0-15) and 16 ups (16-31), the first 8 pairs.</summary>
+    static Vector512<int> FirstPairs => Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+
+    /// <summary>From 16 gates (indices 0-15) and 16 ups (16-31), the last 8 pairs.</summary>
+    static Vector512<int> LastPairs => Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
 
     /// <summary>Permutes (g0 u0 g1 u1 g2 u2 g3 u3) to (g0 g1 g2 g3 u0 u1 u2 u3).</summary>
     static Vector256<int> Split => Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7);

@@ -116,6 +116,33 @@ internal readonly struct ScaleOp(float factor) : IUnaryOp
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => x * TV.Create(factor);
 }
 
+/// <summary>How a driver loop writes its vectors: one loop method is compiled per kind, each with one copy of the op.</summary>
+internal unsafe interface IStoreKind
+{
+    /// <summary>Writes <paramref name="value"/> at <paramref name="destination"/> (aligned to the vector for the streaming kind).</summary>
+    static abstract void Store<TV>(TV value, float* destination) where TV : unmanaged, ISimd<TV>;
+    /// <summary>The same for bf16 storage (aligned to Count * 2 bytes for the streaming kind).</summary>
+    static abstract void StoreBFloat16<TV>(TV value, ushort* destination) where TV : unmanaged, ISimd<TV>;
+}
+
+/// <summary>Ordinary stores: outputs that fit in the caches, where the next op finds them.</summary>
+internal readonly unsafe struct CachedStore : IStoreKind
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store<TV>(TV value, float* destination) where TV : unmanaged, ISimd<TV> => TV.Store(value, destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreBFloat16<TV>(TV value, ushort* destination) where TV : unmanaged, ISimd<TV> => TV.StoreBFloat16(value, destination);
+}
+
+/// <summary>Non-temporal stores to aligned addresses (<see cref="ISimd{TSelf}.StoreNonTemporal"/>): outputs far larger than the caches.</summary>
+internal readonly unsafe struct StreamingStore : IStoreKind
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store<TV>(TV value, float* destination) where TV : unmanaged, ISimd<TV> => TV.StoreNonTemporal(value, destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreBFloat16<TV>(TV value, ushort* destination) where TV : unmanaged, ISimd<TV> => TV.StoreBFloat16NonTemporal(value, destination);
+}
+
 /// <summary>
 /// The generic elementwise loops, one per operator shape, specialised by the JIT per operator and width.
 /// The widest hardware vector that fits is used; the ragged end is one more full vector overlapping the
@@ -214,16 +241,63 @@ internal static unsafe class ElementwiseDriver
         }
     }
 
+    /// <summary>
+    /// Outputs of at least this many elements per call (4 MiB of floats; a 16M-element op on 2 cores gives 8M per call)
+    /// are written with non-temporal stores: far beyond L2 they would be evicted before any reuse, and an ordinary
+    /// store reads each line before writing it, 50% more memory traffic for a unary op.
+    /// </summary>
+    public const long StreamingMinimum = 1 << 20;
+
+    /// <summary>
+    /// Where the non-temporal loop starts for an output of n elements at y: the first element whose address is
+    /// aligned to the vector (the elements before it are the head vector's), or -1 for ordinary stores (a short
+    /// output, or one not aligned to its element size).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static long StreamingStart<TV>(void* y, long n, int elementSize) where TV : unmanaged, ISimd<TV>
+    {
+        long bytes = TV.Count * elementSize;
+        if (n < StreamingMinimum || ((nint)y & (elementSize - 1)) != 0) return -1;
+        return (-(long)(nint)y & (bytes - 1)) / elementSize;
+    }
+
+    /// <summary>Orders the non-temporal stores of a loop before what follows (they are weakly ordered).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StreamingDone()
+    {
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.StoreFence();
+    }
+
     // Fully optimised from the first call: tier-0 code of these generic SIMD loops is ~50x slower.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Unary<TOp, TV>(TOp op, float* x, float* y, long n) where TOp : struct, IUnaryOp where TV : unmanaged, ISimd<TV>
     {
         long last = n - TV.Count;
         TV tail = UnaryAt<TOp, TV>(op, x + last);
-        // One inlined copy of the op: a second (an unrolled body) would exhaust the JIT's inlining budget for the
-        // larger ops and leave wrapper calls in the loop.
-        for (long i = 0; i < last; i += TV.Count) TV.Store(op.Invoke(TV.Load(x + i)), y + i);
+        long start = StreamingStart<TV>(y, n, sizeof(float));
+        if (start < 0) UnaryLoop<TOp, TV, CachedStore>(op, x, y, 0, last);
+        else
+        {
+            // The head vector covers [0, start) and is stored last, so in place every vector is still read before
+            // any store overlaps it (its lanes from start on are stored twice, with the same values).
+            TV head = UnaryAt<TOp, TV>(op, x);
+            UnaryLoop<TOp, TV, StreamingStore>(op, x, y, start, last);
+            StreamingDone();
+            TV.Store(head, y);
+        }
         TV.Store(tail, y + last);
+    }
+
+    /// <summary>
+    /// y[i] = op(x[i]) for vectors at i = start, start + Count, ... below last. One inlined copy of the op per loop
+    /// method: a second (an unrolled body, or both store kinds in one method) would exhaust the JIT's inlining budget
+    /// for the larger ops and leave wrapper calls in the loop.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void UnaryLoop<TOp, TV, TStore>(TOp op, float* x, float* y, long start, long last)
+        where TOp : struct, IUnaryOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
+    {
+        for (long i = start; i < last; i += TV.Count) TStore.Store(op.Invoke(TV.Load(x + i)), y + i);
     }
 
     /// <summary>The op on one vector, out of line: the ragged end's copy of the op stays out of the loop's method.</summary>
@@ -236,8 +310,23 @@ internal static unsafe class ElementwiseDriver
     {
         long last = n - TV.Count;
         TV tail = BinaryAt<TOp, TV>(op, a + last, b + last);
-        for (long i = 0; i < last; i += TV.Count) TV.Store(op.Invoke(TV.Load(a + i), TV.Load(b + i)), y + i);
+        long start = StreamingStart<TV>(y, n, sizeof(float));
+        if (start < 0) BinaryLoop<TOp, TV, CachedStore>(op, a, b, y, 0, last);
+        else
+        {
+            TV head = BinaryAt<TOp, TV>(op, a, b); // stored last, as in Unary
+            BinaryLoop<TOp, TV, StreamingStore>(op, a, b, y, start, last);
+            StreamingDone();
+            TV.Store(head, y);
+        }
         TV.Store(tail, y + last);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void BinaryLoop<TOp, TV, TStore>(TOp op, float* a, float* b, float* y, long start, long last)
+        where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
+    {
+        for (long i = start; i < last; i += TV.Count) TStore.Store(op.Invoke(TV.Load(a + i), TV.Load(b + i)), y + i);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -245,14 +334,32 @@ internal static unsafe class ElementwiseDriver
     {
         long last = n - TV.Count;
         GradientAt<TOp, TV>(op, g + last, u + last, dy + last, out TV tailG, out TV tailU);
-        for (long i = 0; i < last; i += TV.Count)
+        long start = StreamingStart<TV>(dg, n, sizeof(float));
+        // Both outputs stream from the same index, so only when they are aligned alike (separately allocated large
+        // buffers usually are).
+        if (start < 0 || StreamingStart<TV>(du, n, sizeof(float)) != start) GradientLoop<TOp, TV, CachedStore>(op, g, u, dy, dg, du, 0, last);
+        else
         {
-            op.Invoke(TV.Load(g + i), TV.Load(u + i), TV.Load(dy + i), out TV a, out TV b);
-            TV.Store(a, dg + i);
-            TV.Store(b, du + i);
+            GradientAt<TOp, TV>(op, g, u, dy, out TV headG, out TV headU); // stored last, as in Unary
+            GradientLoop<TOp, TV, StreamingStore>(op, g, u, dy, dg, du, start, last);
+            StreamingDone();
+            TV.Store(headG, dg);
+            TV.Store(headU, du);
         }
         TV.Store(tailG, dg + last);
         TV.Store(tailU, du + last);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void GradientLoop<TOp, TV, TStore>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long start, long last)
+        where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
+    {
+        for (long i = start; i < last; i += TV.Count)
+        {
+            op.Invoke(TV.Load(g + i), TV.Load(u + i), TV.Load(dy + i), out TV a, out TV b);
+            TStore.Store(a, dg + i);
+            TStore.Store(b, du + i);
+        }
     }
 
     /// <summary>The op on one triple of vectors, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
