@@ -253,6 +253,7 @@ public static class KernelCatalog
         Family(typeof(SoftmaxKernels), nameof(SoftmaxKernels.SplitSum), [Fma, Storage], familyName: "SoftmaxSplitSum", minimumOccupancy: ExactSumsOccupancy),
         Family(typeof(SoftmaxKernels), nameof(SoftmaxKernels.SplitWrite), [Fma, SoftmaxStorages], familyName: "SoftmaxSplitWrite", minimumOccupancy: ExactSumsOccupancy),
         Family(typeof(SoftmaxBackwardKernels), nameof(SoftmaxBackwardKernels.Rows), [Fma, Storage], familyName: "SoftmaxBackwardRows"),
+        Family(typeof(SoftmaxBackwardKernels), nameof(SoftmaxBackwardKernels.WarpRows), [Fma, Storage], familyName: "SoftmaxBackwardWarpRows", onlyOn: GateBackend.Ptx),
         Family(typeof(CrossEntropyKernels), nameof(CrossEntropyKernels.Rows), [Fma, Storage], familyName: "CrossEntropyRows", minimumOccupancy: ExactSumsOccupancy),
     ];
 

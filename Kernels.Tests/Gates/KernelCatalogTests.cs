@@ -60,10 +60,11 @@ public sealed class KernelCatalogTests
             ["ZipPacked"] = gated * storages, ["Gradient"] = gated * storages, ["GradientPacked"] = gated * storages,
             ["PRelu"] = storages, ["PReluBackwardInput"] = storages, ["PReluBackwardSlope"] = storages,
             ["SoftmaxRows"] = storages + 2, ["SoftmaxWarpRows"] = storages + 2, ["SoftmaxSplitMax"] = storages, ["SoftmaxSplitSum"] = storages,
-            ["SoftmaxSplitWrite"] = storages + 2, ["SoftmaxBackwardRows"] = storages, ["CrossEntropyRows"] = storages,
+            ["SoftmaxSplitWrite"] = storages + 2, ["SoftmaxBackwardRows"] = storages, ["SoftmaxBackwardWarpRows"] = storages,
+            ["CrossEntropyRows"] = storages,
         };
         // The warp-shuffle kernels run on CUDA only: OpenCL takes the group and split plans.
-        string[] ptxOnly = ["SoftmaxWarpRows"];
+        string[] ptxOnly = ["SoftmaxWarpRows", "SoftmaxBackwardWarpRows"];
         foreach (GateBackend backend in Enum.GetValues<GateBackend>())
         {
             var all = KernelCatalog.For(backend);

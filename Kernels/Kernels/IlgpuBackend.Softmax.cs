@@ -87,8 +87,14 @@ internal sealed partial class IlgpuBackend
     {
         public void Run<TFma, T, TStorage>(IlgpuBackend acc) where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T>
         {
-            var kernel = acc.Kernels.Get<ArrayView<T>, ArrayView<T>, ArrayView<T>, long, long, int>(SoftmaxBackwardKernels.Rows<TFma, T, TStorage>);
-            kernel(acc.Stream, acc.Kernels.Rows(RowCount), View<T>(Y), View<T>(Dy), View<T>(Dx), RowCount, Cols, Log ? 1 : 0);
+            // The softmax plan's warp per row for short rows; a group per row otherwise (no split is built for the backward).
+            var plan = SoftmaxPlan.For(RowCount, Cols, acc.Kernels.RowDevice);
+            bool warp = plan.Kind == SoftmaxPlanKind.Warp;
+            var kernel = acc.Kernels.Get<ArrayView<T>, ArrayView<T>, ArrayView<T>, long, long, int>(warp
+                ? SoftmaxBackwardKernels.WarpRows<TFma, T, TStorage>
+                : SoftmaxBackwardKernels.Rows<TFma, T, TStorage>);
+            kernel(acc.Stream, warp ? new KernelConfig(plan.Groups, plan.GroupSize) : acc.Kernels.Rows(RowCount),
+                View<T>(Y), View<T>(Dy), View<T>(Dx), RowCount, Cols, Log ? 1 : 0);
         }
     }
 

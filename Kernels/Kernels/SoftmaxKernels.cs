@@ -32,8 +32,8 @@ internal readonly struct SoftmaxSplitArgs
     /// <summary>Segments per row, columns per segment, and rows x segments (the partials of each kind).</summary>
     public readonly long Segments, Length, Parts;
 
-    /// <summary>The floats of scratch one segment's partials take: max, state, ones, rest, error.</summary>
-    public const int FloatsPerPart = 5;
+    /// <summary>The floats of scratch one segment's partials take: max (hi, lo), state, ones, rest, error.</summary>
+    public const int FloatsPerPart = 6;
 
     public SoftmaxSplitArgs(long rows, long segments, long length)
     {
@@ -48,8 +48,11 @@ internal readonly struct SoftmaxSplitArgs
 /// </summary>
 internal interface IRowReducer
 {
-    /// <summary>The max (NaN never wins: callers flag NaN separately).</summary>
-    float Max(float v);
+    /// <summary>
+    /// The max of (v, lo) pairs, by v and then lo (<see cref="SoftmaxKernels.Above"/>; NaN never wins: callers flag NaN
+    /// separately), and the winner's lo as <paramref name="maxLo"/>.
+    /// </summary>
+    float Max(float v, float lo, out float maxLo);
 
     /// <summary>The bitwise or.</summary>
     int Or(int v);
@@ -70,7 +73,7 @@ internal readonly struct GroupReducer : IRowReducer
         this.floats = floats; this.errors = errors; this.flags = flags;
     }
 
-    public float Max(float v) => SoftmaxKernels.GroupMax(v, floats);
+    public float Max(float v, float lo, out float maxLo) => SoftmaxKernels.GroupMax(v, lo, floats, errors, out maxLo);
 
     public int Or(int v) => SoftmaxKernels.GroupOr(v, flags);
 
@@ -85,13 +88,14 @@ internal readonly struct GroupReducer : IRowReducer
 /// </summary>
 internal readonly struct WarpReducer : IRowReducer
 {
-    public float Max(float v)
+    public float Max(float v, float lo, out float maxLo)
     {
         for (int lanes = Warp.WarpSize / 2; lanes > 0; lanes >>= 1)
         {
-            float other = Warp.ShuffleXor(v, lanes);
-            if (other > v) v = other;
+            float other = Warp.ShuffleXor(v, lanes), otherLo = Warp.ShuffleXor(lo, lanes);
+            if (SoftmaxKernels.Above(other, otherLo, v, lo)) { v = other; lo = otherLo; }
         }
+        maxLo = lo;
         return v;
     }
 
@@ -122,9 +126,10 @@ internal readonly struct WarpReducer : IRowReducer
 /// <see cref="SplitWrite{TFma, TIn, TInStorage, TOut, TOutStorage}"/>). Every plan makes the same three passes over a
 /// row with the same per-element arithmetic: the max, the sum of e^(z - max), the write.
 /// <para>
-/// Accuracy: z = x * scale + mask is formed exactly (the product's error by fma, the sum's by two-sum) and z - max is
-/// carried exactly as hi + lo (Knuth's two-sum) into the exponential, so an element far below the max does not inherit
-/// the rounding of the difference. The sum is compensated: every addition's error is collected by two-sum (exact in any
+/// Accuracy: z = x * scale + mask is formed exactly (the product's error by fma, the sum's by two-sum) as z + zLo, the
+/// max is the largest z + zLo (m + mLo, so the max's own term is exactly 1), and z - max is carried exactly as hi + lo
+/// (Knuth's two-sum) into the exponential, so an element far below the max does not inherit the rounding of the
+/// difference. The sum is compensated: every addition's error is collected by two-sum (exact in any
 /// order of magnitudes, unlike Kahan's, which loses the small terms met before the max's 1), within a thread and when
 /// threads, warps or segments combine. Log-softmax's log of the sum is log1p of the sum of the non-max terms, the max's
 /// own 1 counted apart (<see cref="AccumulateTerm{TFma}"/>): where one logit dominates, the result near 0 keeps its digits.
@@ -182,14 +187,16 @@ internal static class SoftmaxKernels
     internal static float Combine(float sum, float error) => sum > float.NegativeInfinity && sum < float.PositiveInfinity ? sum + error : sum;
 
     /// <summary>
-    /// hi + lo = (z + zLo) - m: z - m exactly (two-sum), plus zLo; lo is 0 where the difference is infinite (z infinite, or
-    /// z - m overflowing: -FLT_MAX - FLT_MAX), which then decides alone.
+    /// hi + lo = (z + zLo) - (m + mLo): z - m exactly (two-sum), plus zLo - mLo; lo is 0 where the difference is infinite
+    /// (z infinite, or z - m overflowing: -FLT_MAX - FLT_MAX), which then decides alone. The max's own difference is
+    /// exactly 0 (its term exactly 1): measuring from m alone would leave the max's term e^mLo, whose log1p in float
+    /// cancels against mLo and loses a dominant logit's log-softmax (-6.8e-16 came out 0 with a scale and a mask).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Difference(float z, float zLo, float m, out float lo)
+    static float Difference(float z, float zLo, float m, float mLo, out float lo)
     {
         float hi = TwoSum(z, -m, out lo);
-        lo += zLo;
+        lo += zLo - mLo;
         if (!(hi > float.NegativeInfinity && hi < float.PositiveInfinity)) lo = 0f;
         return hi;
     }
@@ -228,7 +235,9 @@ internal static class SoftmaxKernels
 
     /// <summary>
     /// The row sum from <see cref="AccumulateTerm{TFma}"/>'s parts, combined across <paramref name="reduce"/>: the whole
-    /// sum, and t = sum - 1 as <paramref name="excess"/> (what log1p takes: the max's own 1 removed exactly).
+    /// sum, and t = sum - 1 as <paramref name="excess"/> (what log1p takes: the max's own 1 removed exactly). Both are
+    /// rounded once (two-sum of the ones and the rest, their error and the rest's added below it): rounding ones + rest
+    /// before adding the error cost softmax a third ulp in the division (measured, 200 rows of 17 logits).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float RowSum<TReducer>(float ones, float rest, float error, TReducer reduce, out float excess) where TReducer : struct, IRowReducer
@@ -236,25 +245,36 @@ internal static class SoftmaxKernels
         ReduceParts(ref ones, ref rest, ref error, reduce);
         float hi = TwoSum(ones - 1f, rest, out float lo);
         excess = hi + (lo + error);
-        return Combine(ones + rest, error);
+        float sum = TwoSum(ones, rest, out float sumLo);
+        return Combine(sum, sumLo + error);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float Exp<TFma>(float hi, float lo) where TFma : struct, IFusedMultiplyAdd
         => VectorMath.Exp(new ScalarLane<TFma>(hi), new ScalarLane<TFma>(lo)).Value;
 
-    /// <summary>The group's max of <paramref name="v"/> (NaN never wins: callers flag NaN separately).</summary>
-    internal static float GroupMax(float v, ArrayView<float> shared)
+    /// <summary>Whether (v, vLo) is above (m, mLo): by v, then by lo (NaN never is).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool Above(float v, float vLo, float m, float mLo) => v > m || (v == m && vLo > mLo);
+
+    /// <summary>The group's max of (v, lo) pairs (<see cref="Above"/>) and the winner's lo.</summary>
+    internal static float GroupMax(float v, float lo, ArrayView<float> shared, ArrayView<float> los, out float maxLo)
     {
         int t = Group.IdxX;
         shared[t] = v;
+        los[t] = lo;
         Group.Barrier();
         for (int s = Group.DimX / 2; s > 0; s >>= 1)
         {
-            if (t < s && shared[t + s] > shared[t]) shared[t] = shared[t + s];
+            if (t < s && Above(shared[t + s], los[t + s], shared[t], los[t]))
+            {
+                shared[t] = shared[t + s];
+                los[t] = los[t + s];
+            }
             Group.Barrier();
         }
         float result = shared[0];
+        maxLo = los[0];
         Group.Barrier();
         return result;
     }
@@ -302,17 +322,22 @@ internal static class SoftmaxKernels
 
     // ----- The passes, over the elements j, j + step, ... below end of one row (a whole row, or a split plan's segment) -----
 
-    /// <summary>Pass 1: this thread's max of z and its state bits (<see cref="Usable"/>).</summary>
+    /// <summary>
+    /// Pass 1: this thread's max of z + zLo (as m + <paramref name="mLo"/>, <see cref="Above"/>) and its state bits
+    /// (<see cref="Usable"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float ScanMax<TFma, TIn, TInStorage>(ArrayView<TIn> x, ArrayView<float> mask, in SoftmaxRowArgs a, long row, long j, long end, int step, out int state)
+    static float ScanMax<TFma, TIn, TInStorage>(ArrayView<TIn> x, ArrayView<float> mask, in SoftmaxRowArgs a, long row, long j, long end, int step,
+        out float mLo, out int state)
         where TFma : struct, IFusedMultiplyAdd where TIn : unmanaged where TInStorage : struct, IStorage<TIn>
     {
         float m = float.NegativeInfinity;
+        mLo = 0f;
         state = 0;
         for (; j < end; j += step)
         {
-            float z = Z<TFma, TIn, TInStorage>(x, mask, a, row, j, out _);
-            if (z > m) m = z;
+            float z = Z<TFma, TIn, TInStorage>(x, mask, a, row, j, out float zLo);
+            if (Above(z, zLo, m, mLo)) { m = z; mLo = zLo; }
             if (!(z < float.PositiveInfinity)) state |= 1;
             if (z != float.NegativeInfinity) state |= 2;
         }
@@ -322,13 +347,13 @@ internal static class SoftmaxKernels
     /// <summary>Pass 2: this thread's compensated sum of e^(z - m) (<see cref="AccumulateTerm{TFma}"/>); the max's term is exactly 1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void ScanSum<TFma, TIn, TInStorage>(ArrayView<TIn> x, ArrayView<float> mask, in SoftmaxRowArgs a, long row, long j, long end, int step, float m,
-        ref float ones, ref float rest, ref float error)
+        float mLo, ref float ones, ref float rest, ref float error)
         where TFma : struct, IFusedMultiplyAdd where TIn : unmanaged where TInStorage : struct, IStorage<TIn>
     {
         for (; j < end; j += step)
         {
             float z = Z<TFma, TIn, TInStorage>(x, mask, a, row, j, out float zLo);
-            float hi = Difference(z, zLo, m, out float lo);
+            float hi = Difference(z, zLo, m, mLo, out float lo);
             AccumulateTerm<TFma>(ref ones, ref rest, ref error, hi, lo);
         }
     }
@@ -336,7 +361,7 @@ internal static class SoftmaxKernels
     /// <summary>Pass 3: the write, from the row's max, state and sum (<see cref="RowSum{TReducer}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Write<TFma, TIn, TInStorage, TOut, TOutStorage>(ArrayView<TIn> x, ArrayView<TOut> y, ArrayView<float> mask, in SoftmaxRowArgs a,
-        long row, long j, long end, int step, float m, int state, float total, float excess)
+        long row, long j, long end, int step, float m, float mLo, int state, float total, float excess)
         where TFma : struct, IFusedMultiplyAdd
         where TIn : unmanaged where TInStorage : struct, IStorage<TIn>
         where TOut : unmanaged where TOutStorage : struct, IStorage<TOut>
@@ -351,7 +376,7 @@ internal static class SoftmaxKernels
             else
             {
                 float z = Z<TFma, TIn, TInStorage>(x, mask, a, row, j, out float zLo);
-                float hi = Difference(z, zLo, m, out float lo);
+                float hi = Difference(z, zLo, m, mLo, out float lo);
                 value = a.Log != 0 ? (hi - logSum) + lo : Exp<TFma>(hi, lo) / total;
             }
             y[row * a.Cols + j] = TOutStorage.Store(value);
@@ -367,12 +392,13 @@ internal static class SoftmaxKernels
         where TOut : unmanaged where TOutStorage : struct, IStorage<TOut>
         where TReducer : struct, IRowReducer
     {
-        float m = reduce.Max(ScanMax<TFma, TIn, TInStorage>(x, mask, a, row, lane, a.Cols, step, out int state));
+        float m = ScanMax<TFma, TIn, TInStorage>(x, mask, a, row, lane, a.Cols, step, out float mLo, out int state);
+        m = reduce.Max(m, mLo, out mLo);
         state = reduce.Or(state);
         float ones = 0f, rest = 0f, error = 0f;
-        if (state == Usable) ScanSum<TFma, TIn, TInStorage>(x, mask, a, row, lane, a.Cols, step, m, ref ones, ref rest, ref error);
+        if (state == Usable) ScanSum<TFma, TIn, TInStorage>(x, mask, a, row, lane, a.Cols, step, m, mLo, ref ones, ref rest, ref error);
         float total = RowSum(ones, rest, error, reduce, out float excess);
-        Write<TFma, TIn, TInStorage, TOut, TOutStorage>(x, y, mask, a, row, lane, a.Cols, step, m, state, total, excess);
+        Write<TFma, TIn, TInStorage, TOut, TOutStorage>(x, y, mask, a, row, lane, a.Cols, step, m, mLo, state, total, excess);
     }
 
     // ----- The kernels -----
@@ -417,18 +443,19 @@ internal static class SoftmaxKernels
     /// order, so every group of the row gets the same.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float PartialMax(ArrayView<float> partials, in SoftmaxSplitArgs s, long row, GroupReducer reduce, out int state)
+    static float PartialMax(ArrayView<float> partials, in SoftmaxSplitArgs s, long row, GroupReducer reduce, out float mLo, out int state)
     {
         float m = float.NegativeInfinity;
+        mLo = 0f;
         state = 0;
         for (long k = row * s.Segments + Group.IdxX; k < (row + 1) * s.Segments; k += Group.DimX)
         {
-            float v = partials[k];
-            if (v > m) m = v;
-            state |= (int)partials[s.Parts + k];
+            float v = partials[k], vLo = partials[s.Parts + k];
+            if (Above(v, vLo, m, mLo)) { m = v; mLo = vLo; }
+            state |= (int)partials[2 * s.Parts + k];
         }
         state = reduce.Or(state);
-        return reduce.Max(m);
+        return reduce.Max(m, mLo, out mLo);
     }
 
     /// <summary>Split plan, launch 1 of 3: each group's segment max and state bits into the partials.</summary>
@@ -439,12 +466,14 @@ internal static class SoftmaxKernels
         for (long part = Grid.IdxX; part < s.Parts; part += Grid.DimX)
         {
             long row = Segment(a, s, part, out long begin, out long end);
-            float m = reduce.Max(ScanMax<TFma, TIn, TInStorage>(x, mask, a, row, begin + Group.IdxX, end, Group.DimX, out int state));
+            float m = ScanMax<TFma, TIn, TInStorage>(x, mask, a, row, begin + Group.IdxX, end, Group.DimX, out float mLo, out int state);
+            m = reduce.Max(m, mLo, out mLo);
             state = reduce.Or(state);
             if (Group.IdxX == 0)
             {
                 partials[part] = m;
-                partials[s.Parts + part] = state;
+                partials[s.Parts + part] = mLo;
+                partials[2 * s.Parts + part] = state;
             }
         }
     }
@@ -460,15 +489,15 @@ internal static class SoftmaxKernels
         for (long part = Grid.IdxX; part < s.Parts; part += Grid.DimX)
         {
             long row = Segment(a, s, part, out long begin, out long end);
-            float m = PartialMax(partials, s, row, reduce, out int state);
+            float m = PartialMax(partials, s, row, reduce, out float mLo, out int state);
             float ones = 0f, rest = 0f, error = 0f;
-            if (state == Usable) ScanSum<TFma, TIn, TInStorage>(x, mask, a, row, begin + Group.IdxX, end, Group.DimX, m, ref ones, ref rest, ref error);
+            if (state == Usable) ScanSum<TFma, TIn, TInStorage>(x, mask, a, row, begin + Group.IdxX, end, Group.DimX, m, mLo, ref ones, ref rest, ref error);
             ReduceParts(ref ones, ref rest, ref error, reduce);
             if (Group.IdxX == 0)
             {
-                partials[2 * s.Parts + part] = ones;
-                partials[3 * s.Parts + part] = rest;
-                partials[4 * s.Parts + part] = error;
+                partials[3 * s.Parts + part] = ones;
+                partials[4 * s.Parts + part] = rest;
+                partials[5 * s.Parts + part] = error;
             }
         }
     }
@@ -488,61 +517,76 @@ internal static class SoftmaxKernels
         for (long part = Grid.IdxX; part < s.Parts; part += Grid.DimX)
         {
             long row = Segment(a, s, part, out long begin, out long end);
-            float m = PartialMax(partials, s, row, reduce, out int state);
+            float m = PartialMax(partials, s, row, reduce, out float mLo, out int state);
             float ones = 0f, rest = 0f, error = 0f;
             for (long k = row * s.Segments + Group.IdxX; k < (row + 1) * s.Segments; k += Group.DimX)
             {
-                ones += partials[2 * s.Parts + k];
-                Accumulate(ref rest, ref error, partials[3 * s.Parts + k]);
-                error += partials[4 * s.Parts + k];
+                ones += partials[3 * s.Parts + k];
+                Accumulate(ref rest, ref error, partials[4 * s.Parts + k]);
+                error += partials[5 * s.Parts + k];
             }
             float total = RowSum(ones, rest, error, reduce, out float excess);
-            Write<TFma, TIn, TInStorage, TOut, TOutStorage>(x, y, mask, a, row, begin + Group.IdxX, end, Group.DimX, m, state, total, excess);
+            Write<TFma, TIn, TInStorage, TOut, TOutStorage>(x, y, mask, a, row, begin + Group.IdxX, end, Group.DimX, m, mLo, state, total, excess);
         }
     }
 }
 
 /// <summary>
-/// Softmax and log-softmax backward as ILGPU kernels, a group per row: s = the row's sum of y dy (softmax) or of dy
-/// (log-softmax), compensated as in <see cref="SoftmaxKernels"/>, then dx = y (dy - s) or dx = dy - e^y s. dx may be y or
-/// dy: both are read before dx is written, by the same thread.
+/// Softmax and log-softmax backward as ILGPU kernels, a group per row or a warp per row (as <see cref="SoftmaxPlan"/>
+/// chooses; a split of long rows is not built for it): s = the row's sum of y dy (softmax) or of dy (log-softmax),
+/// compensated as in <see cref="SoftmaxKernels"/>, then dx = y (dy - s) or dx = dy - e^y s. dx may be y or dy: both are
+/// read before dx is written, by the same thread.
 /// </summary>
 internal static class SoftmaxBackwardKernels
 {
-    /// <summary>dx of each row (rows x cols; log: log-softmax).</summary>
+    /// <summary>One row by the threads <paramref name="reduce"/> spans: thread <paramref name="lane"/> of <paramref name="step"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Row<TFma, T, TStorage, TReducer>(ArrayView<T> y, ArrayView<T> dy, ArrayView<T> dx, long row, long cols, int log, int lane, int step, TReducer reduce)
+        where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T> where TReducer : struct, IRowReducer
+    {
+        long o = row * cols;
+        float sum = 0f, error = 0f;
+        for (long j = lane; j < cols; j += step)
+        {
+            float g = TStorage.Load(dy[o + j]);
+            if (log != 0) SoftmaxKernels.Accumulate(ref sum, ref error, g);
+            else
+            {
+                // y dy exactly as hi + lo (fma), both parts summed.
+                float v = TStorage.Load(y[o + j]), p = v * g;
+                SoftmaxKernels.Accumulate(ref sum, ref error, p);
+                error += TFma.Fma(v, g, -p);
+            }
+        }
+        sum = reduce.Sum(sum, error, out float totalError);
+        float s = SoftmaxKernels.Combine(sum, totalError);
+        for (long j = lane; j < cols; j += step)
+        {
+            float v = TStorage.Load(y[o + j]), g = TStorage.Load(dy[o + j]);
+            float result = log != 0
+                ? g - VectorMath.Exp(new ScalarLane<TFma>(v)).Value * s
+                : v * (g - s);
+            dx[o + j] = TStorage.Store(result);
+        }
+    }
+
+    /// <summary>dx of each row (rows x cols; log: log-softmax), a group per row.</summary>
     public static void Rows<TFma, T, TStorage>(ArrayView<T> y, ArrayView<T> dy, ArrayView<T> dx, long rows, long cols, int log)
         where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T>
     {
-        var sums = SharedMemory.Allocate<float>(SoftmaxKernels.MaxGroupSize);
-        var errors = SharedMemory.Allocate<float>(SoftmaxKernels.MaxGroupSize);
-        int t = Group.IdxX, step = Group.DimX;
+        // No flags: the backward reduces sums only.
+        var reduce = new GroupReducer(SharedMemory.Allocate<float>(SoftmaxKernels.MaxGroupSize), SharedMemory.Allocate<float>(SoftmaxKernels.MaxGroupSize), default);
         for (long row = Grid.IdxX; row < rows; row += Grid.DimX)
-        {
-            long o = row * cols;
-            float sum = 0f, error = 0f;
-            for (long j = t; j < cols; j += step)
-            {
-                float g = TStorage.Load(dy[o + j]);
-                if (log != 0) SoftmaxKernels.Accumulate(ref sum, ref error, g);
-                else
-                {
-                    // y dy exactly as hi + lo (fma), both parts summed.
-                    float v = TStorage.Load(y[o + j]), p = v * g;
-                    SoftmaxKernels.Accumulate(ref sum, ref error, p);
-                    error += TFma.Fma(v, g, -p);
-                }
-            }
-            sum = SoftmaxKernels.GroupSum(sum, error, sums, errors, out float totalError);
-            float s = SoftmaxKernels.Combine(sum, totalError);
-            for (long j = t; j < cols; j += step)
-            {
-                float v = TStorage.Load(y[o + j]), g = TStorage.Load(dy[o + j]);
-                float result = log != 0
-                    ? g - VectorMath.Exp(new ScalarLane<TFma>(v)).Value * s
-                    : v * (g - s);
-                dx[o + j] = TStorage.Store(result);
-            }
-        }
+            Row<TFma, T, TStorage, GroupReducer>(y, dy, dx, row, cols, log, Group.IdxX, Group.DimX, reduce);
+    }
+
+    /// <summary>dx of each row (rows x cols; log: log-softmax), a warp per row (as <see cref="SoftmaxKernels.WarpRows{TFma, TIn, TInStorage, TOut, TOutStorage}"/>).</summary>
+    public static void WarpRows<TFma, T, TStorage>(ArrayView<T> y, ArrayView<T> dy, ArrayView<T> dx, long rows, long cols, int log)
+        where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T>
+    {
+        int warps = Group.DimX / Warp.WarpSize;
+        for (long row = (long)Grid.IdxX * warps + Warp.WarpIdx; row < rows; row += (long)Grid.DimX * warps)
+            Row<TFma, T, TStorage, WarpReducer>(y, dy, dx, row, cols, log, Warp.LaneIdx, Warp.WarpSize, default);
     }
 }
 
@@ -609,7 +653,7 @@ internal static class CrossEntropyKernels
                     if (j == target) zt = z;
                 }
             }
-            m = SoftmaxKernels.GroupMax(m, floats);
+            m = SoftmaxKernels.GroupMax(m, 0f, floats, errors, out _);
             state = SoftmaxKernels.GroupOr(state, flags);
             sumZ = SoftmaxKernels.GroupSum(sumZ, errorZ, floats, errors, out float sumZError);
             zt = SoftmaxKernels.GroupSum(zt, 0f, floats, errors, out _);
