@@ -18,7 +18,7 @@ public sealed class SoftmaxGradTests(AcceleratorTarget fixtureTarget) : Accelera
 
     static IEnumerable<TestCaseData> Shapes => new (int Rows, int Cols)[]
     {
-        (1, 1), (3, 1), (4, 3), (7, 17), (5, 33), (3, 1000), (2, 4097), (64, 257), (1, 1 << 18), (2, 1 << 18),
+        (1, 1), (3, 1), (4, 3), (7, 17), (5, 33), (3, 1000), (40, 1023), (9, 1025), (2, 4097), (64, 257), (1, 1 << 18), (2, 1 << 18),
     }.Select(s => new TestCaseData(s.Rows, s.Cols).SetArgDisplayNames($"{s.Rows}x{s.Cols}"));
 
     // ------------------------------------------------------------------------------------------------ softmax options

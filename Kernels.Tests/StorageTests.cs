@@ -143,7 +143,7 @@ public sealed class StorageTests(AcceleratorTarget fixtureTarget) : AcceleratorT
 
     static IEnumerable<TestCaseData> SoftmaxCases =>
         from f in Format16.All
-        from shape in new (int Rows, int Cols)[] { (3, 1), (7, 33), (4, 1000), (2, 5000), (1, 1 << 17) }
+        from shape in new (int Rows, int Cols)[] { (3, 1), (7, 33), (4, 1000), (5, 1500), (2, 5000), (1, 1 << 17) }
         from log in new[] { false, true }
         select new TestCaseData(f, shape.Rows, shape.Cols, log).SetArgDisplayNames(f.Name, $"{shape.Rows}x{shape.Cols}", log ? "log" : "softmax");
 
@@ -398,7 +398,7 @@ public sealed class StorageBackwardTests(AcceleratorTarget fixtureTarget) : Acce
     }
 
     static IEnumerable<TestCaseData> RowShapes =>
-        from f in Format16.All from shape in new (int Rows, int Cols)[] { (3, 1), (7, 33), (4, 1000), (2, 5000), (1, 1 << 17) }
+        from f in Format16.All from shape in new (int Rows, int Cols)[] { (3, 1), (7, 33), (4, 1000), (5, 1500), (2, 5000), (1, 1 << 17) }
         select new TestCaseData(f, shape.Rows, shape.Cols).SetArgDisplayNames(f.Name, $"{shape.Rows}x{shape.Cols}");
 
     [TestCaseSource(nameof(RowShapes))]

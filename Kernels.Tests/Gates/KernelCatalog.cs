@@ -47,13 +47,21 @@ public sealed record KernelAxis(string Name, Func<GateBackend, IReadOnlyList<Axi
 /// The fraction of an sm_90 multiprocessor's 2048 threads its register count must leave resident at <paramref name="GroupSize"/>
 /// (1: full occupancy, at most 32 registers per thread), as measured; a kernel that needs more registers lowers it, with a reason.
 /// </param>
+/// <param name="OnlyOn">
+/// The one backend the library launches it on (null: every backend), e.g. the warp-shuffle kernels, which the library
+/// launches on CUDA only (ILGPU's OpenCL backend has shuffles for Intel devices only).
+/// </param>
 public sealed record KernelFamilyEntry(
     string Name, MethodInfo Definition, IReadOnlyList<KernelAxis> Axes, int GroupSize,
-    int VectorLoadsPerIteration = 0, string? DoubleInstructionsReason = null, double MinimumOccupancy = 1.0)
+    int VectorLoadsPerIteration = 0, string? DoubleInstructionsReason = null, double MinimumOccupancy = 1.0, GateBackend? OnlyOn = null)
 {
-    /// <summary>Every specialisation of this family for <paramref name="backend"/>.</summary>
+    /// <summary>Whether the library launches this family on <paramref name="backend"/>.</summary>
+    public bool RunsOn(GateBackend backend) => OnlyOn is null || OnlyOn == backend;
+
+    /// <summary>Every specialisation of this family for <paramref name="backend"/> (none where it does not run).</summary>
     public IEnumerable<KernelSpecialisation> Specialise(GateBackend backend)
     {
+        if (!RunsOn(backend)) yield break;
         IEnumerable<(string Label, Type[] Types)> combinations = [("", [])];
         foreach (KernelAxis axis in Axes)
         {
@@ -184,11 +192,11 @@ public static class KernelCatalog
 
     /// <summary>A family: the kernel <paramref name="name"/> of <paramref name="owner"/>, closed over <paramref name="axes"/>.</summary>
     static KernelFamilyEntry Family(Type owner, string name, KernelAxis[] axes, int vectorLoads = 0, string? doubleReason = null,
-        double minimumOccupancy = 1.0, string? familyName = null)
+        double minimumOccupancy = 1.0, string? familyName = null, GateBackend? onlyOn = null)
     {
         MethodInfo method = owner.GetMethod(name, BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)
             ?? throw new InvalidOperationException($"{owner.Name}.{name} is not a static method.");
-        return new KernelFamilyEntry(familyName ?? name, method, axes, ElementwiseGroupSize, vectorLoads, doubleReason, minimumOccupancy);
+        return new KernelFamilyEntry(familyName ?? name, method, axes, ElementwiseGroupSize, vectorLoads, doubleReason, minimumOccupancy, onlyOn);
     }
 
     /// <summary>
@@ -239,7 +247,13 @@ public static class KernelCatalog
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.PReluBackwardInput), [Storage]),
         Family(typeof(IlgpuKernels), nameof(IlgpuKernels.PReluBackwardSlope), [Storage], doubleReason: PReluSlopeDoubleReason),
         Family(typeof(SoftmaxKernels), nameof(SoftmaxKernels.Rows), [Fma, SoftmaxStorages], familyName: "SoftmaxRows", minimumOccupancy: ExactSumsOccupancy),
+        Family(typeof(SoftmaxKernels), nameof(SoftmaxKernels.WarpRows), [Fma, SoftmaxStorages], familyName: "SoftmaxWarpRows", minimumOccupancy: ExactSumsOccupancy,
+            onlyOn: GateBackend.Ptx),
+        Family(typeof(SoftmaxKernels), nameof(SoftmaxKernels.SplitMax), [Fma, Storage], familyName: "SoftmaxSplitMax"),
+        Family(typeof(SoftmaxKernels), nameof(SoftmaxKernels.SplitSum), [Fma, Storage], familyName: "SoftmaxSplitSum"),
+        Family(typeof(SoftmaxKernels), nameof(SoftmaxKernels.SplitWrite), [Fma, SoftmaxStorages], familyName: "SoftmaxSplitWrite", minimumOccupancy: ExactSumsOccupancy),
         Family(typeof(SoftmaxBackwardKernels), nameof(SoftmaxBackwardKernels.Rows), [Fma, Storage], familyName: "SoftmaxBackwardRows"),
+        Family(typeof(SoftmaxBackwardKernels), nameof(SoftmaxBackwardKernels.WarpRows), [Fma, Storage], familyName: "SoftmaxBackwardWarpRows", onlyOn: GateBackend.Ptx),
         Family(typeof(CrossEntropyKernels), nameof(CrossEntropyKernels.Rows), [Fma, Storage], familyName: "CrossEntropyRows", minimumOccupancy: ExactSumsOccupancy),
     ];
 

@@ -11,13 +11,14 @@ namespace GpuActivations.Tests.Gates;
 public sealed class KernelCatalogTests
 {
     /// <summary>
-    /// The kernel methods of the library: static void methods of the <c>*Kernels</c> classes in the ILGPU kernels' namespace
-    /// whose parameters include an <see cref="ArrayView{T}"/>. A new one without a catalog entry fails here.
+    /// The kernel methods of the library: public static void methods of the <c>*Kernels</c> classes in the ILGPU kernels'
+    /// namespace whose parameters include an <see cref="ArrayView{T}"/> (entry points are public; the passes they share,
+    /// e.g. <c>SoftmaxKernels.Row</c>, are private). A new one without a catalog entry fails here.
     /// </summary>
     static IEnumerable<MethodInfo> LibraryKernels()
         => typeof(GpuActivations.Kernels.ElementwiseKernels).Assembly.GetTypes()
             .Where(t => t.Namespace == typeof(GpuActivations.Kernels.ElementwiseKernels).Namespace && t.Name.EndsWith("Kernels", StringComparison.Ordinal))
-            .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.DeclaredOnly))
+            .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
             .Where(m => m.ReturnType == typeof(void) && m.GetParameters().Any(p => p.ParameterType.IsGenericType
                 && p.ParameterType.GetGenericTypeDefinition() == typeof(ArrayView<>)));
 
@@ -59,16 +60,21 @@ public sealed class KernelCatalogTests
             ["Map"] = unary * storages, ["Map4"] = unary, ["Zip"] = binary * storages, ["Zip4"] = binary,
             ["ZipPacked"] = gated * storages, ["Gradient"] = gated * storages, ["GradientPacked"] = gated * storages,
             ["PRelu"] = storages, ["PReluBackwardInput"] = storages, ["PReluBackwardSlope"] = storages,
-            ["SoftmaxRows"] = storages + 2, ["SoftmaxBackwardRows"] = storages, ["CrossEntropyRows"] = storages,
+            ["SoftmaxRows"] = storages + 2, ["SoftmaxWarpRows"] = storages + 2, ["SoftmaxSplitMax"] = storages, ["SoftmaxSplitSum"] = storages,
+            ["SoftmaxSplitWrite"] = storages + 2, ["SoftmaxBackwardRows"] = storages, ["SoftmaxBackwardWarpRows"] = storages,
+            ["CrossEntropyRows"] = storages,
         };
+        // The warp-shuffle kernels run on CUDA only: OpenCL takes the group and split plans.
+        string[] ptxOnly = ["SoftmaxWarpRows", "SoftmaxBackwardWarpRows"];
         foreach (GateBackend backend in Enum.GetValues<GateBackend>())
         {
             var all = KernelCatalog.For(backend);
+            var counts = expected.ToDictionary(e => e.Key, e => backend == GateBackend.Ptx || !ptxOnly.Contains(e.Key) ? e.Value : 0);
             Assert.That(all.Select(k => k.Name), Is.Unique);
-            foreach ((string family, int count) in expected)
+            foreach ((string family, int count) in counts)
                 Assert.That(all.Count(k => k.Family.Name == family), Is.EqualTo(count), $"{backend} {family}");
-            Assert.That(all, Has.Count.EqualTo(expected.Values.Sum()));
-            TestContext.Out.WriteLine($"{backend}: {all.Count} specialisations ({string.Join(", ", expected.Select(e => $"{e.Key} {e.Value}"))})");
+            Assert.That(all, Has.Count.EqualTo(counts.Values.Sum()));
+            TestContext.Out.WriteLine($"{backend}: {all.Count} specialisations ({string.Join(", ", counts.Select(e => $"{e.Key} {e.Value}"))})");
         }
     }
 

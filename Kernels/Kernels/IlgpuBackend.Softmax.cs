@@ -15,25 +15,66 @@ internal sealed partial class IlgpuBackend
         Dispatch(new SoftmaxLaunch(x, y, mask, args), x.Type);
     }
 
-    /// <summary>The softmax rows kernel for x's storage (the dispatch) and y's (here: the same, or float32 for 16-bit logits).</summary>
+    /// <summary>The softmax kernels of the row plan (<see cref="SoftmaxPlan"/>) for x's storage (the dispatch) and y's (here: the same, or float32 for 16-bit logits).</summary>
     readonly record struct SoftmaxLaunch(TensorArg X, TensorArg Y, ArrayView<float> Mask, SoftmaxRowArgs Args) : ILaunch
     {
         public void Run<TFma, T, TStorage>(IlgpuBackend acc) where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T>
         {
-            var config = acc.Kernels.Rows(Args.Rows);
-            if (Y.IsFloat)
+            if (Y.IsFloat) Run<TFma, T, TStorage, float, Float32Storage>(acc, View<float>(Y));
+            else Run<TFma, T, TStorage, T, TStorage>(acc, View<T>(Y));
+        }
+
+        void Run<TFma, T, TStorage, TOut, TOutStorage>(IlgpuBackend acc, ArrayView<TOut> y)
+            where TFma : struct, IFusedMultiplyAdd
+            where T : unmanaged where TStorage : struct, IStorage<T>
+            where TOut : unmanaged where TOutStorage : struct, IStorage<TOut>
+        {
+            var plan = SoftmaxPlan.For(Args.Rows, Args.Cols, acc.Kernels.RowDevice);
+            var config = new KernelConfig(plan.Groups, plan.GroupSize);
+            var x = View<T>(X);
+            if (plan.Kind != SoftmaxPlanKind.Split)
             {
-                var kernel = acc.Kernels.Get<ArrayView<T>, ArrayView<float>, ArrayView<float>, SoftmaxRowArgs>(
-                    SoftmaxKernels.Rows<TFma, T, TStorage, float, Float32Storage>);
-                kernel(acc.Stream, config, View<T>(X), View<float>(Y), Mask, Args);
+                var kernel = acc.Kernels.Get<ArrayView<T>, ArrayView<TOut>, ArrayView<float>, SoftmaxRowArgs>(plan.Kind == SoftmaxPlanKind.Warp
+                    ? SoftmaxKernels.WarpRows<TFma, T, TStorage, TOut, TOutStorage>
+                    : SoftmaxKernels.Rows<TFma, T, TStorage, TOut, TOutStorage>);
+                kernel(acc.Stream, config, x, y, Mask, Args);
+                return;
             }
-            else
+            var split = new SoftmaxSplitArgs(Args.Rows, plan.Segments, plan.SegmentLength);
+            var max = acc.Kernels.Get<ArrayView<T>, ArrayView<float>, ArrayView<float>, SoftmaxRowArgs, SoftmaxSplitArgs>(SoftmaxKernels.SplitMax<TFma, T, TStorage>);
+            var sum = acc.Kernels.Get<ArrayView<T>, ArrayView<float>, ArrayView<float>, SoftmaxRowArgs, SoftmaxSplitArgs>(SoftmaxKernels.SplitSum<TFma, T, TStorage>);
+            var write = acc.Kernels.Get<ArrayView<T>, ArrayView<TOut>, ArrayView<float>, ArrayView<float>, SoftmaxRowArgs, SoftmaxSplitArgs>(
+                SoftmaxKernels.SplitWrite<TFma, T, TStorage, TOut, TOutStorage>);
+            // The three launches queue back to back under the scratch's lock: stream order then keeps another thread's
+            // split on this stream from touching the partials between them.
+            lock (acc.splitLock)
             {
-                var kernel = acc.Kernels.Get<ArrayView<T>, ArrayView<T>, ArrayView<float>, SoftmaxRowArgs>(
-                    SoftmaxKernels.Rows<TFma, T, TStorage, T, TStorage>);
-                kernel(acc.Stream, config, View<T>(X), View<T>(Y), Mask, Args);
+                var partials = acc.SplitScratch(split.Parts * SoftmaxSplitArgs.FloatsPerPart);
+                max(acc.Stream, config, x, Mask, partials, Args, split);
+                sum(acc.Stream, config, x, Mask, partials, Args, split);
+                write(acc.Stream, config, x, y, Mask, partials, Args, split);
             }
         }
+    }
+
+    /// <summary>Guards <see cref="splitScratch"/> and orders the split plan's launches (<see cref="SoftmaxLaunch"/>).</summary>
+    readonly object splitLock = new();
+
+    /// <summary>
+    /// The split plan's partials, allocated on first use at the most any plan of this device needs
+    /// (<see cref="RowDevice.ScratchFloats"/>), so it never grows and is never freed while kernels of this stream may
+    /// use it; it goes with the accelerator (<see cref="ReleaseDevice"/>, after the base class has synchronized).
+    /// </summary>
+    MemoryBuffer1D<float, Stride1D.Dense>? splitScratch;
+
+    /// <summary>The first <paramref name="floats"/> of the split scratch (under <see cref="splitLock"/>).</summary>
+    ArrayView<float> SplitScratch(long floats)
+    {
+        long capacity = Kernels.RowDevice.ScratchFloats;
+        if (floats > capacity)
+            throw new InvalidOperationException($"A softmax split plan needs {floats} floats of scratch, more than the {capacity} its device's plans are bounded by.");
+        splitScratch ??= Device.Allocate1D<float>(capacity);
+        return splitScratch.View.SubView(0, floats);
     }
 
     private protected override void RunSoftmaxBackward(TensorArg y, TensorArg dy, TensorArg dx, long rows, long cols, bool log)
@@ -46,8 +87,14 @@ internal sealed partial class IlgpuBackend
     {
         public void Run<TFma, T, TStorage>(IlgpuBackend acc) where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T>
         {
-            var kernel = acc.Kernels.Get<ArrayView<T>, ArrayView<T>, ArrayView<T>, long, long, int>(SoftmaxBackwardKernels.Rows<TFma, T, TStorage>);
-            kernel(acc.Stream, acc.Kernels.Rows(RowCount), View<T>(Y), View<T>(Dy), View<T>(Dx), RowCount, Cols, Log ? 1 : 0);
+            // The softmax plan's warp per row for short rows; a group per row otherwise (no split is built for the backward).
+            var plan = SoftmaxPlan.For(RowCount, Cols, acc.Kernels.RowDevice);
+            bool warp = plan.Kind == SoftmaxPlanKind.Warp;
+            var kernel = acc.Kernels.Get<ArrayView<T>, ArrayView<T>, ArrayView<T>, long, long, int>(warp
+                ? SoftmaxBackwardKernels.WarpRows<TFma, T, TStorage>
+                : SoftmaxBackwardKernels.Rows<TFma, T, TStorage>);
+            kernel(acc.Stream, warp ? new KernelConfig(plan.Groups, plan.GroupSize) : acc.Kernels.Rows(RowCount),
+                View<T>(Y), View<T>(Dy), View<T>(Dx), RowCount, Cols, Log ? 1 : 0);
         }
     }
 

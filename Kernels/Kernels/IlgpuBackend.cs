@@ -86,6 +86,7 @@ internal sealed partial class IlgpuBackend : GpuActivations.Accelerator
 
     private protected override void ReleaseDevice()
     {
+        splitScratch?.Dispose();
         if (!ownsDevice) return;
         Device.Dispose();
         ownedContext?.Dispose();

@@ -35,7 +35,23 @@ internal sealed class KernelSet
         // ILGPU's CPU accelerator runs every simulated thread as an OS thread and meets them at each barrier: one warp per
         // group keeps a launch cheap while a kernel that assumes a warp size still sees the shape's own (4, 32 or 64).
         if (IsCpu) GroupSize = accelerator.WarpSize;
+        int rowGroup = System.Math.Min(GroupSize, SoftmaxKernels.MaxGroupSize);
+        RowDevice = new RowDevice(
+            WarpSize: accelerator.WarpSize,
+            GroupSize: rowGroup,
+            // Two warps per group on the CPU accelerator, so its fixtures run the warp kernel's several-rows-per-group indexing.
+            WarpGroupSize: IsCpu ? System.Math.Min(2 * accelerator.WarpSize, accelerator.MaxNumThreadsPerGroup) : rowGroup,
+            MaxGroups: IsCpu ? MaxGroups : MaxGroups * 4,
+            // The CPU accelerator (one multiprocessor) plans as a small GPU would, so its fixtures run every kernel shape.
+            WaveGroups: IsCpu ? CpuWaveGroups : accelerator.NumMultiprocessors * System.Math.Max(1, accelerator.MaxNumThreadsPerMultiprocessor / rowGroup),
+            WarpShuffles: accelerator.AcceleratorType is AcceleratorType.Cuda or AcceleratorType.CPU);
     }
+
+    /// <summary>The resident groups the CPU accelerator's row plans assume (a small GPU's; its one multiprocessor runs them in turn).</summary>
+    internal const int CpuWaveGroups = 16;
+
+    /// <summary>The facts the row plans take (<see cref="SoftmaxPlan.For"/>).</summary>
+    public RowDevice RowDevice { get; }
 
     /// <summary>The set of <paramref name="accelerator"/>, created on first use.</summary>
     public static KernelSet For(Accelerator accelerator) => Sets.GetValue(accelerator, a => new KernelSet(a));
