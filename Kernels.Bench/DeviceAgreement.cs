@@ -128,12 +128,13 @@ public static class DeviceAgreement
 
     /// <summary>
     /// Runs <paramref name="samples"/> inputs of the <paramref name="seed"/>'s sample through <paramref name="op"/> on
-    /// <paramref name="device"/> (an accelerator running the ILGPU kernels) and on the SIMD path, chunk by chunk;
-    /// <paramref name="progress"/> hears the inputs done after each chunk.
+    /// <paramref name="device"/> (an accelerator running the ILGPU kernels) and on the SIMD path, in chunks of
+    /// <paramref name="chunkSize"/>; <paramref name="progress"/> hears the running totals after each chunk (so a run cut
+    /// short still tells what it compared).
     /// </summary>
-    public static Result Check(Accelerator device, OpForm op, long samples, ulong seed, Action<long>? progress = null)
+    public static Result Check(Accelerator device, OpForm op, long samples, ulong seed, Action<Result>? progress = null, int chunkSize = ChunkSize)
     {
-        int size = (int)Math.Min(ChunkSize, samples);
+        int size = (int)Math.Min(chunkSize, samples);
         float[] x = new float[size], ones = new float[size], yDevice = new float[size], ySimd = new float[size];
         Array.Fill(ones, 1f);
         using var xb = device.Allocate<float>(size);
@@ -149,7 +150,7 @@ public static class DeviceAgreement
                 int lo = (int)((long)n * part / Environment.ProcessorCount), hi = (int)((long)n * (part + 1) / Environment.ProcessorCount);
                 for (int i = lo; i < hi; i++) x[i] = Input(seed, first + i);
             });
-            xb.CopyFrom(x.AsSpan(0, n));
+            xb.Slice(0, n).CopyFrom(x.AsSpan(0, n));
             if (op.Derivative) device.ActivationBackward(op.Activation, xb.Slice(0, n), onesb.Slice(0, n), yb.Slice(0, n));
             else device.Apply(op.Activation, xb.Slice(0, n), yb.Slice(0, n));
             yb.Slice(0, n).CopyTo(yDevice.AsSpan(0, n));
@@ -157,7 +158,7 @@ public static class DeviceAgreement
             var chunk = Compare(op, x, yDevice, ySimd, n);
             chunk.Seconds = clock.Elapsed.TotalSeconds;
             total.Add(chunk);
-            progress?.Invoke(total.Inputs);
+            progress?.Invoke(total);
         }
         return total;
     }
@@ -212,12 +213,14 @@ public static class DeviceAgreement
         {
             var lastPrint = Stopwatch.StartNew();
             var clock = Stopwatch.StartNew();
-            var result = Check(device, op, samples, seed, done =>
+            var result = Check(device, op, samples, seed, sofar =>
             {
+                long done = sofar.Inputs;
                 if (lastPrint.Elapsed.TotalSeconds < 10 && done < samples) return;
                 lastPrint.Restart();
                 double rate = done / clock.Elapsed.TotalSeconds, overall = (doneBefore + done) / all.Elapsed.TotalSeconds;
-                Console.WriteLine($"  {op}: {(double)done / samples:P0}, {rate / 1e6:0.00} M inputs/s; this op {TimeSpan.FromSeconds((samples - done) / rate):hh\\:mm\\:ss} left, "
+                Console.WriteLine($"  {op}: {(double)done / samples:P0}, {sofar.Identical:N0} of {done:N0} bit-identical, device max {sofar.DeviceMaxUlp:0.##} ulp at {sofar.DeviceWorstInput:R}; "
+                    + $"{rate / 1e6:0.00} M inputs/s; this op {TimeSpan.FromSeconds((samples - done) / rate):hh\\:mm\\:ss} left, "
                     + $"all {TimeSpan.FromSeconds((totalInputs - doneBefore - done) / overall):hh\\:mm\\:ss} left");
             });
             doneBefore += samples;
