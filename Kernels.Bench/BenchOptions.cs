@@ -54,6 +54,10 @@ public sealed class BenchOptions
 
         usage: dotnet run -c Release --project Kernels.Bench -- [options]
                dotnet run -c Release --project Kernels.Bench -- accuracy [N]
+               dotnet run -c Release --project Kernels.Bench -- accuracy --exhaustive [--ops LIST] [--range START:END] [--state FILE]
+               dotnet run -c Release --project Kernels.Bench -- accuracy --device-agreement [--samples N] [--ops LIST] [--seed S] [--warp 4|32|64]
+                   (N inputs per activation and direction, default 100000000, through the ILGPU kernels on ILGPU's CPU
+                   accelerator and the SIMD path: bit-identical share, each form's max ulp; exit code 1 if any differ)
                dotnet run -c Release --project Kernels.Bench -- plots [--out DIR] [--accelerators LIST]
                dotnet run -c Release --project Kernels.Bench -- bdn [--inprocess] [BenchmarkDotNet options, e.g. --filter '*']
 

@@ -60,11 +60,8 @@ public static class ExhaustiveSweep
         var state = File.Exists(statePath)
             ? JsonSerializer.Deserialize<Dictionary<string, OpState>>(File.ReadAllText(statePath)) ?? []
             : new Dictionary<string, OpState>();
-        var ops = Catalog.Activations
-            .Where(a => only is null || only.Contains(a.Activation.ToString()) || only.Contains(a.Activation.ToString().Split('(')[0]))
-            .SelectMany(a => new[] { (a.Activation, Id: a.Reference, Derivative: false), (a.Activation, Id: a.Reference, Derivative: true) })
-            .ToList();
-        string Key((Activation Activation, ActivationId Id, bool Derivative) op) => $"{op.Activation}{(op.Derivative ? "'" : "")} [{start:X}, {end:X})";
+        var ops = OpForm.Select(only);
+        string Key(OpForm op) => $"{op} [{start:X}, {end:X})";
 
         Console.WriteLine($"Exhaustive sweep over bit patterns [0x{start:X}, 0x{end:X}) ({end - start:N0} inputs) x {ops.Count} op forms, on {Environment.ProcessorCount} cores; state in {statePath}");
         var x = new float[ChunkSize];
@@ -88,8 +85,7 @@ public static class ExhaustiveSweep
                     int lo = (int)((long)n * part / Environment.ProcessorCount), hi = (int)((long)n * (part + 1) / Environment.ProcessorCount);
                     for (int i = lo; i < hi; i++) x[i] = BitConverter.UInt32BitsToSingle((uint)(first + i));
                 });
-                if (op.Derivative) CpuKernels.ActivationBackward(op.Activation, x.AsSpan(0, n), ones.AsSpan(0, n), y.AsSpan(0, n));
-                else CpuKernels.Apply(op.Activation, x.AsSpan(0, n), y.AsSpan(0, n));
+                op.RunSimd(x.AsSpan(0, n), ones.AsSpan(0, n), y.AsSpan(0, n));
                 var (worst, at) = Worst(op, x, y, n);
                 if (worst > s.MaxUlp) { s.MaxUlp = worst; s.WorstBits = BitConverter.SingleToUInt32Bits(x[at]); }
                 s.Next = first + n;
@@ -110,7 +106,7 @@ public static class ExhaustiveSweep
         foreach (var op in ops)
         {
             var s = state[Key(op)];
-            Console.WriteLine($"| {op.Activation}{(op.Derivative ? "'" : "")} | {s.MaxUlp:0.##} | {BitConverter.UInt32BitsToSingle(s.WorstBits):R} | {s.Done:N0} | {s.Seconds:0} |");
+            Console.WriteLine($"| {op} | {s.MaxUlp:0.##} | {BitConverter.UInt32BitsToSingle(s.WorstBits):R} | {s.Done:N0} | {s.Seconds:0} |");
         }
         return 0;
     }
@@ -122,12 +118,11 @@ public static class ExhaustiveSweep
         => text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? Convert.ToInt64(text[2..], 16) : long.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The worst error of the chunk and its index, the reference evaluated on every core.</summary>
-    static (double Worst, int At) Worst((Activation Activation, ActivationId Id, bool Derivative) op, float[] x, float[] y, int n)
+    static (double Worst, int At) Worst(OpForm op, float[] x, float[] y, int n)
     {
         int parts = Environment.ProcessorCount * 4;
         var worst = new double[parts];
         var at = new int[parts];
-        double a = op.Activation.Alpha, b = op.Activation.Beta, t = op.Activation.Threshold;
         Parallel.For(0, parts, part =>
         {
             int lo = (int)((long)n * part / parts), hi = (int)((long)n * (part + 1) / parts);
@@ -135,9 +130,7 @@ public static class ExhaustiveSweep
             int wi = lo;
             for (int i = lo; i < hi; i++)
             {
-                double d = op.Derivative
-                    ? ErrorMetrics.ScaledUlpDistance(y[i], ScalarReference.Derivative(op.Id, x[i], a, b, t), ScalarReference.DerivativeScale(op.Id, x[i], a, b, t))
-                    : StrictUlp(y[i], ScalarReference.Evaluate(op.Id, x[i], a, b, t));
+                double d = op.Error(x[i], y[i]);
                 if (d > w) { w = d; wi = i; }
             }
             worst[part] = w;
@@ -148,7 +141,7 @@ public static class ExhaustiveSweep
     }
 
     /// <summary>Ulps between actual and the exact value rounded to float; NaN matches NaN; subnormals count like any float.</summary>
-    static double StrictUlp(float actual, double expected)
+    internal static double StrictUlp(float actual, double expected)
     {
         float e = (float)expected;
         if (float.IsNaN(e) || float.IsNaN(actual)) return float.IsNaN(e) && float.IsNaN(actual) ? 0 : double.PositiveInfinity;
@@ -156,4 +149,48 @@ public static class ExhaustiveSweep
         static long Ordinal(float f) { int bits = BitConverter.SingleToInt32Bits(f); return bits < 0 ? -(long)(bits & 0x7FFFFFFF) : bits; }
         return Math.Abs(Ordinal(actual) - Ordinal(e));
     }
+}
+
+/// <summary>
+/// One activation in one direction, as the exhaustive sweep and the device agreement check run it: the forward, or the
+/// derivative f'(x) (<see cref="CpuKernels.ActivationBackward"/> with dy = 1), with the error metric that direction is held to.
+/// </summary>
+/// <param name="Activation">The activation, with its default parameters.</param>
+/// <param name="Id">Its reference id.</param>
+/// <param name="Derivative">The derivative (true) or the forward (false).</param>
+public readonly record struct OpForm(Activation Activation, ActivationId Id, bool Derivative)
+{
+    /// <summary>
+    /// Both directions of every activation of <see cref="Catalog.Activations"/> whose name (with or without its parameters,
+    /// case-insensitive) is in <paramref name="only"/>; every activation when it is null.
+    /// </summary>
+    public static List<OpForm> Select(IReadOnlySet<string>? only) =>
+    [
+        .. Catalog.Activations
+            .Where(a => only is null || only.Contains(a.Activation.ToString()) || only.Contains(a.Activation.ToString().Split('(')[0]))
+            .SelectMany(a => new[] { new OpForm(a.Activation, a.Reference, false), new OpForm(a.Activation, a.Reference, true) }),
+    ];
+
+    /// <summary>The SIMD path's result for <paramref name="x"/>: f(x), or f'(x) from the backward pass with <paramref name="ones"/> as dy.</summary>
+    public void RunSimd(ReadOnlySpan<float> x, ReadOnlySpan<float> ones, Span<float> y)
+    {
+        if (Derivative) CpuKernels.ActivationBackward(Activation, x, ones, y);
+        else CpuKernels.Apply(Activation, x, y);
+    }
+
+    /// <summary>
+    /// The error of result <paramref name="y"/> at <paramref name="x"/> against the double reference: plain ulps with
+    /// subnormals counted forward; for the derivative, ulps of <see cref="ScalarReference.DerivativeScale"/> (the summed
+    /// terms' magnitude, so a result next to f''s zero is not judged by the ulp of a cancelled value).
+    /// </summary>
+    public double Error(float x, float y)
+    {
+        double a = Activation.Alpha, b = Activation.Beta, t = Activation.Threshold;
+        return Derivative
+            ? ErrorMetrics.ScaledUlpDistance(y, ScalarReference.Derivative(Id, x, a, b, t), ScalarReference.DerivativeScale(Id, x, a, b, t))
+            : ExhaustiveSweep.StrictUlp(y, ScalarReference.Evaluate(Id, x, a, b, t));
+    }
+
+    /// <summary>"Gelu" forward, "Gelu'" for the derivative (parameters included, e.g. "LeakyRelu(0.01)'").</summary>
+    public override string ToString() => $"{Activation}{(Derivative ? "'" : "")}";
 }

@@ -1,11 +1,13 @@
 using GpuActivations;
 using GpuActivations.Bench;
 
-// Subcommands: (none) the main job, "accuracy" the sweep behind docs/numerics.md, "plots" the activation plots,
+// Subcommands: (none) the main job, "accuracy" the sweep behind docs/numerics.md (--exhaustive: every float on the SIMD
+// path; --device-agreement: the ILGPU kernels against the SIMD path), "plots" the activation plots,
 // "bdn" the BenchmarkDotNet suites.
 string command = "dotnet run -c Release --project Kernels.Bench" + (args.Length > 0 ? " -- " + string.Join(' ', args) : "");
 
 if (args.Length > 1 && args[0] == "accuracy" && args[1] == "--exhaustive") return ExhaustiveSweep.Run(args[1..]);
+if (args.Length > 1 && args[0] == "accuracy" && args[1] == "--device-agreement") return DeviceAgreement.Run(args[1..]);
 
 if (args.Length > 0 && args[0] == "accuracy")
 {
