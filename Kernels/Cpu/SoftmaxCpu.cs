@@ -48,8 +48,8 @@ internal static unsafe class SoftmaxCpu
                 float logSumHi = (float)logSum, logSumLo = (float)(logSum - logSumHi);
                 float* ms = Mask(row, start);
                 if (ms == null && scale == 1f) PlainLogSoftmax(xs, ys, count, whole.Max, logSumHi, logSumLo, slice.NoNegativeInfinity);
-                else if (ms == null) ElementwiseDriver.Unary(new LogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ys, count);
-                else ElementwiseDriver.Binary(new MaskedLogSoftmaxOp(scale, whole.Max, logSumHi, logSumLo), xs, ms, ys, count);
+                else if (ms == null) ElementwiseDriver.Unary(new LogSoftmaxOp(scale, whole.Max, whole.MaxLo, logSumHi, logSumLo), xs, ys, count);
+                else ElementwiseDriver.Binary(new MaskedLogSoftmaxOp(scale, whole.Max, whole.MaxLo, logSumHi, logSumLo), xs, ms, ys, count);
             }
             else
             {
@@ -68,7 +68,7 @@ internal static unsafe class SoftmaxCpu
     /// </summary>
     internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store, bool split = true)
     {
-        (float Max, double Below, double AtMax, bool NoNegativeInfinity) state;
+        (float Max, double Below, double AtMax, MaxRemainders AtLo, bool NoNegativeInfinity) state;
         if (count < V128.Count)
         {
             // Pad with -inf: it changes neither the max nor the sums (e^-inf = 0). z is formed exactly here (hi + lo, as
@@ -90,7 +90,7 @@ internal static unsafe class SoftmaxCpu
         else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store, split);
         else state = Partial(new MaskedInput(x, mask, scale), y, count, store, split);
         return new(state.Max, state.Below, state.AtMax, state.Max == float.NegativeInfinity && AllNegativeInfinity(x, mask, scale, count),
-            state.NoNegativeInfinity);
+            state.NoNegativeInfinity, state.AtLo);
     }
 
     /// <summary>z of one element as hi (returned) + lo, as the vector inputs compute it.</summary>
@@ -112,14 +112,14 @@ internal static unsafe class SoftmaxCpu
         return true;
     }
 
-    static (float Max, double Below, double AtMax, bool NoNegativeInfinity) Partial<TIn>(TIn input, float* y, long count, bool store, bool split) where TIn : struct, IRowInput
+    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool NoNegativeInfinity) Partial<TIn>(TIn input, float* y, long count, bool store, bool split) where TIn : struct, IRowInput
     {
         if (!store) return Partial<TIn, SumsSplit>(input, y, count);
         if (split) return Partial<TIn, StoresSplit>(input, y, count);
         return Partial<TIn, StoresTotal>(input, y, count);
     }
 
-    static (float Max, double Below, double AtMax, bool NoNegativeInfinity) Partial<TIn, TStore>(TIn input, float* y, long count) where TIn : struct, IRowInput where TStore : struct, IPassKind
+    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool NoNegativeInfinity) Partial<TIn, TStore>(TIn input, float* y, long count) where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
         if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn, TStore>(input, y, count);
         if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn, TStore>(input, y, count);
@@ -134,7 +134,7 @@ internal static unsafe class SoftmaxCpu
     /// careful <see cref="ExpDifference{TV, TIn}"/>, so the loop carries no masks or calls for rare cases.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static (float Max, double Below, double AtMax, bool NoNegativeInfinity) Partial<TV, TIn, TStore>(TIn input, float* y, long count)
+    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool NoNegativeInfinity) Partial<TV, TIn, TStore>(TIn input, float* y, long count)
         where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
         long last = count - TV.Count;
@@ -152,14 +152,15 @@ internal static unsafe class SoftmaxCpu
         TV m = TV.Create(max);
         // A max of -inf: every z is -inf (or a NaN the vector max dropped). Store nothing, so the input stays intact for
         // Reduce's all -inf test even in place (e^(-inf - -inf) would overwrite it with NaN); Write fills such slices.
-        if (TV.First(m) == float.NegativeInfinity) return (float.NegativeInfinity, double.NaN, double.NaN, false);
+        if (TV.First(m) == float.NegativeInfinity) return (float.NegativeInfinity, double.NaN, double.NaN, MaxRemainders.None, false);
 
         // For the sums the overlap is masked out; the end is computed before any store (in place).
-        TV tail = ExpDifferenceAt(input, last, m, out TV tailBelow, out TV tailAt);
+        TV tail = ExpDifferenceAt(input, last, m, out TV tailBelow, out TV tailAt, out TV tailAtLo);
         while (true)
         {
             // The sums are kept in double lanes (every float term widened exactly): 2^20 terms add no float rounding.
             TV lower = TV.Create(0f), upper = TV.Create(0f), atMax = TV.Create(0f);
+            var atLo = MaxRemainders.None;
             long i = 0;
             while (true)
             {
@@ -167,20 +168,22 @@ internal static unsafe class SoftmaxCpu
                             : FastRun<TV, TIn, TStore, Checked>(input, y, i, last, -m, ref lower, ref upper);
                 if (i >= last) break;
                 // A vector holding the max, -inf, NaN or a result below the smallest normal: the careful path.
-                TV slow = ExpDifferenceAt(input, i, m, out TV below, out TV at);
+                TV slow = ExpDifferenceAt(input, i, m, out TV below, out TV at, out TV lo);
                 TV.AddWidened(below, ref lower, ref upper);
                 atMax += at;
+                if (TV.Any(TV.GreaterThan(at, TV.Create(0f)))) atLo = atLo.Add(at, lo);
                 if (TStore.Store) TV.Store(slow, y + i);
                 i += TV.Count;
             }
             TV fresh = TV.GreaterThanOrEqual(TV.Indices, TV.Create(i - last));
             TV.AddWidened(tailBelow & fresh, ref lower, ref upper);
             atMax += tailAt & fresh;
+            if (TV.Any(TV.GreaterThan(tailAt & fresh, TV.Create(0f)))) atLo = atLo.Add(tailAt & fresh, tailAtLo);
             if (TStore.Store) TV.Store(tail, y + last);
             double belowSum = TV.WidenedSum(lower, upper), atMaxSum = TV.Sum(atMax);
-            if (!merged) return (TV.First(m), belowSum, atMaxSum, noNegativeInfinity);
+            if (!merged) return (TV.First(m), belowSum, atMaxSum, atLo, noNegativeInfinity);
             double total = belowSum + atMaxSum;
-            if (total - 1 >= 1.0 / 1024) return (TV.First(m), total - 1, 1, noNegativeInfinity);
+            if (total - 1 >= 1.0 / 1024) return (TV.First(m), total - 1, 1, MaxRemainders.Zero, noNegativeInfinity);
             merged = inRange = false;
         }
     }
@@ -322,26 +325,28 @@ internal static unsafe class SoftmaxCpu
 
     /// <summary><see cref="ExpDifference{TV, TIn}"/> at element <paramref name="i"/>, out of line: the rare vectors' careful path.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static TV ExpDifferenceAt<TV, TIn>(TIn input, long i, TV m, out TV below, out TV at) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
-        => ExpDifference(input, i, m, out below, out at);
+    static TV ExpDifferenceAt<TV, TIn>(TIn input, long i, TV m, out TV below, out TV at, out TV atLo) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
+        => ExpDifference(input, i, m, out below, out at, out atLo);
 
     /// <summary>
     /// e^(z - m) with z - m carried exactly: two-sum (Knuth) of z's hi and -m, plus z's own remainder, into the scaled
     /// exponential, so the result is within the exponential's own ~1 ulp (rounding z - m to float first would cost up to
     /// |z - m| 2^-24 relative, 64 ulp near the underflow). <paramref name="below"/> is the term where z is below m (else 0);
-    /// where z's hi equals m, <paramref name="at"/> is 1 and below holds e^lo - 1 = lo + lo^2/2 (Taylor; |lo| &lt;= 2^-24 |m|),
-    /// so the max's own exact 1 is counted apart and log-softmax's log(sum) becomes log1p of the rest.
+    /// where z's hi equals m, <paramref name="at"/> is 1 and <paramref name="atLo"/> is z's remainder there (else 0), which
+    /// <see cref="MaxRemainders"/> keeps: the row's reference point is the exact max m + lo, so the max's own term is exactly
+    /// 1 and log-softmax's log(sum) becomes log1p of the rest.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV ExpDifference<TV, TIn>(TIn input, long i, TV m, out TV below, out TV at) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
+    static TV ExpDifference<TV, TIn>(TIn input, long i, TV m, out TV below, out TV at, out TV atLo) where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput
     {
         TV zhi = input.Load<TV>(i, out TV zlo);
         TV d = VectorMath.TwoSum(zhi, -m, out TV dlo);
         dlo += zlo;
         TV e = VectorMath.Exp(d, dlo);
         TV isMax = TV.Equal(d, TV.Create(0f));
-        below = TV.Select(isMax, TV.Fma(dlo, dlo * TV.Create(0.5f), dlo), e);
+        below = TV.Select(isMax, TV.Create(0f), e);
         at = isMax & TV.Create(1f);
+        atLo = isMax & dlo;
         return e;
     }
 
@@ -382,18 +387,15 @@ internal static unsafe class SoftmaxCpu
 
     /// <summary>
     /// (z - m) - L for log-softmax, with z - m exact (hi + lo, as <see cref="ExpDifference{TV, TIn}"/>) and L = ln(sum) given
-    /// as lHi + lLo: two-sums so results near 0 keep every digit. z's own remainder zlo (the rounding of x * scale + mask)
-    /// joins exactly before anything is rounded: at a dominant max L is about zlo + the others' tiny sum, so lHi is zlo
-    /// itself and the value is -(the others) far below zlo's ulp (-6.8e-16 beside a zlo of 1e-6), which adding zlo after
-    /// -lLo rounded away to 0; zlo - lHi is exact there (Sterbenz), leaving -lLo to round once.
+    /// as lHi + lLo: one more two-sum so results near 0 (the max of a dominant row: -L itself) keep every digit. m is the
+    /// exact max mHi + mLo (<see cref="SoftmaxState.MaxLo"/>), so at the max z's remainder less mLo is exactly 0.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static TV LogSoftmaxValue<TV>(TV zhi, TV zlo, TV m, TV lHi, TV lLo) where TV : unmanaged, ISimd<TV>
+    internal static TV LogSoftmaxValue<TV>(TV zhi, TV zlo, TV mHi, TV mLo, TV lHi, TV lLo) where TV : unmanaged, ISimd<TV>
     {
-        TV d = VectorMath.TwoSum(zhi, -m, out TV dlo);
+        TV d = VectorMath.TwoSum(zhi, -mHi, out TV dlo);
         TV r = VectorMath.TwoSum(d, -lHi, out TV rlo);
-        TV s = VectorMath.TwoSum(r, zlo, out TV slo);
-        return s + ((rlo - lLo) + (dlo + slo));
+        return r + ((rlo - lLo) + (dlo + (zlo - mLo)));
     }
 }
 
@@ -402,16 +404,32 @@ internal static unsafe class SoftmaxCpu
 /// equal the max (<see cref="AtMax"/>, each term exactly 1), whether every z is -inf, and whether no z is -inf
 /// (<see cref="NoNegativeInfinity"/>: log-softmax's final pass then needs no select for -inf lanes).
 /// </summary>
-internal readonly record struct SoftmaxState(float Max, double Below, double AtMax, bool Empty, bool NoNegativeInfinity = false)
+internal readonly record struct SoftmaxState(float Max, double Below, double AtMax, bool Empty, bool NoNegativeInfinity = false,
+    MaxRemainders AtLo = default)
 {
-    /// <summary>The sum of e^(z - max).</summary>
-    public double Sum => Below + AtMax;
+    /// <summary>The sum of e^(z - max), the max's own terms e^lo = 1 + lo + lo^2/2 (|lo| &lt;= 2^-24 |max|).</summary>
+    public double Sum => Below + AtMax + AtLo.Sum + AtLo.HalfSquares;
+
+    /// <summary>The exact max is Max + MaxLo: the largest remainder of the z at Max (0 where z carries none).</summary>
+    public float MaxLo => AtLo.Largest > float.NegativeInfinity ? AtLo.Largest : 0f;
 
     /// <summary>
-    /// ln(sum) = log1p(sum - 1), where sum - 1 = Below + (AtMax - 1) is formed without the max's own 1: a row whose other
-    /// terms are tiny (a dominant logit) keeps them, where ln(1 + tiny) would round 1 + tiny first.
+    /// ln of the sum of e^(z - (Max + MaxLo)), as log1p(that sum - 1) formed without the max's own 1: a row whose other
+    /// terms are tiny (a dominant logit) keeps them, where ln(1 + tiny) would round 1 + tiny first. About the exact max
+    /// the terms below are Below e^-MaxLo, and each at Max is e^(lo - MaxLo) = 1 + (lo - MaxLo) + (lo - MaxLo)^2/2, summed
+    /// from the remainders' moments; with one max they are exactly 1 (every product here is exact in double: the
+    /// remainders are floats), so log-softmax near 0 is -log1p(the others) to the last digit, not lost beside the max's
+    /// rounding (a remainder of 1e-6 beside others of 1e-15).
     /// </summary>
-    public double LogSum => Log1p(Below + (AtMax - 1));
+    public double LogSum
+    {
+        get
+        {
+            double lo = MaxLo;
+            double deviation = (AtLo.Sum - AtMax * lo) + (AtLo.HalfSquares - lo * AtLo.Sum + AtMax * (0.5 * lo * lo));
+            return Log1p((lo == 0 ? Below : Below * Math.Exp(-lo)) + (AtMax - 1) + deviation);
+        }
+    }
 
     /// <summary>NaN or +inf in the row (the sum is then NaN).</summary>
     public bool IsNaN => double.IsNaN(Sum) || float.IsNaN(Max);
@@ -431,14 +449,51 @@ internal readonly record struct SoftmaxState(float Max, double Below, double AtM
     {
         float m = float.IsNaN(a.Max) ? a.Max : float.IsNaN(b.Max) ? b.Max : MathF.Max(a.Max, b.Max);
         double below = 0, atMax = 0;
+        var atLo = MaxRemainders.None;
         foreach (var s in new[] { a, b })
         {
             if (s.Empty) continue;
-            if (s.Max == m) { below += s.Below; atMax += s.AtMax; }
-            else below += (s.Below + s.AtMax) * Math.Exp((double)s.Max - m);
+            if (s.Max == m) { below += s.Below; atMax += s.AtMax; atLo = MaxRemainders.Merge(atLo, s.AtLo); }
+            else below += s.Sum * Math.Exp((double)s.Max - m);
         }
-        return new(m, float.IsNaN(m) ? double.NaN : below, atMax, a.Empty && b.Empty, a.NoNegativeInfinity && b.NoNegativeInfinity);
+        return new(m, float.IsNaN(m) ? double.NaN : below, atMax, a.Empty && b.Empty, a.NoNegativeInfinity && b.NoNegativeInfinity, atLo);
     }
+}
+
+/// <summary>
+/// The remainders lo of the z that equal a slice's max in float (z = max + lo exactly): their sum, half the sum of their
+/// squares, and the largest (<see cref="SoftmaxState.LogSum"/> takes the exact max from them). Rows without remainders
+/// (scale 1, no mask) have lo = 0.
+/// </summary>
+internal readonly record struct MaxRemainders(double Sum, double HalfSquares, float Largest)
+{
+    /// <summary>No remainder seen yet.</summary>
+    public static MaxRemainders None => new(0, 0, float.NegativeInfinity);
+
+    /// <summary>The max's terms known to carry no remainder.</summary>
+    public static MaxRemainders Zero => new(0, 0, 0f);
+
+    /// <summary>Adds the remainders <paramref name="lo"/> of the lanes where <paramref name="at"/> is 1 (rare: the max's own lanes).</summary>
+    public MaxRemainders Add<TV>(TV at, TV lo) where TV : unmanaged, ISimd<TV>
+    {
+        Span<float> ats = stackalloc float[TV.Count], los = stackalloc float[TV.Count];
+        unsafe
+        {
+            fixed (float* pa = ats, pl = los) { TV.Store(at, pa); TV.Store(lo, pl); }
+        }
+        var sums = this;
+        for (int k = 0; k < TV.Count; k++)
+        {
+            if (ats[k] == 0f) continue;
+            double l = los[k];
+            sums = new(sums.Sum + l, sums.HalfSquares + 0.5 * l * l, MathF.Max(sums.Largest, los[k]));
+        }
+        return sums;
+    }
+
+    /// <summary>Two slices' remainders at one max.</summary>
+    public static MaxRemainders Merge(in MaxRemainders a, in MaxRemainders b)
+        => new(a.Sum + b.Sum, a.HalfSquares + b.HalfSquares, MathF.Max(a.Largest, b.Largest));
 }
 
 /// <summary>Where a row op reads its input vectors from: z = x * scale (+ mask), as hi (the float z) + lo (its exact remainder).</summary>
@@ -575,13 +630,13 @@ internal readonly unsafe struct PaddedInput(float* hi, float* lo) : IRowInput
 }
 
 /// <summary>Log-softmax's final pass over x * scale: (z - max) - ln(sum), exactly carried.</summary>
-internal readonly struct LogSoftmaxOp(float scale, float max, float logSumHi, float logSumLo) : IUnaryOp
+internal readonly struct LogSoftmaxOp(float scale, float max, float maxLo, float logSumHi, float logSumLo) : IUnaryOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV z = ScaledInput.Exact(x, scale, out TV lo);
-        return SoftmaxCpu.LogSoftmaxValue(z, lo, TV.Create(max), TV.Create(logSumHi), TV.Create(logSumLo));
+        return SoftmaxCpu.LogSoftmaxValue(z, lo, TV.Create(max), TV.Create(maxLo), TV.Create(logSumHi), TV.Create(logSumLo));
     }
 }
 
@@ -612,12 +667,12 @@ internal readonly struct PlainLogSoftmaxOp(float max, float logSumHi, float logS
 }
 
 /// <summary>Log-softmax's final pass over x * scale + mask.</summary>
-internal readonly struct MaskedLogSoftmaxOp(float scale, float max, float logSumHi, float logSumLo) : IBinaryOp
+internal readonly struct MaskedLogSoftmaxOp(float scale, float max, float maxLo, float logSumHi, float logSumLo) : IBinaryOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x, TV mask) where TV : unmanaged, ISimd<TV>
     {
         TV z = MaskedInput.Exact(x, mask, scale, out TV lo);
-        return SoftmaxCpu.LogSoftmaxValue(z, lo, TV.Create(max), TV.Create(logSumHi), TV.Create(logSumLo));
+        return SoftmaxCpu.LogSoftmaxValue(z, lo, TV.Create(max), TV.Create(maxLo), TV.Create(logSumHi), TV.Create(logSumLo));
     }
 }
