@@ -225,7 +225,7 @@ public static class Report
         sb.AppendLine("Benchmark: median of interleaved samples. GB/s = bytes read + written per second; of copy = our GB/s over a copy of");
         sb.AppendLine("the same bytes on the same accelerator in the same run. x PEER = the peer's time over ours (above 1: we are faster).");
         sb.AppendLine("Naive loop (branch-free float) and TensorPrimitives (TP) run on one thread; x TP/core divides by the cores we kept");
-        sb.AppendLine($"busy (cores). ONNX Runtime runs on {Environment.ProcessorCount} threads like ours, sampled alternately with our op.{(wide ? "" : " --wide: every column.")}");
+        sb.AppendLine($"busy (cores). ONNX Runtime runs on {Environment.ProcessorCount} threads like ours (no spinning after a run), sampled alternately with our op.{(wide ? "" : " --wide: every column.")}");
         if (results.Smoke) sb.AppendLine("SMOKE RUN: tiny in-cache sizes and a few samples; the figures below are not meaningful.");
         sb.Append(BenchTable(results, markdown: false).ToConsole(width, wide ? null : BenchNarrow));
         if (results.InCache.Count > 0)
@@ -301,12 +301,13 @@ public static class Report
             sb.AppendLine("Median time per call of interleaved samples (warm-up first; each sample a batch of calls then one synchronize);");
             sb.AppendLine("GB/s = bytes read + written by the op's contract per second (elementwise 8 B/element, GLU 12 B/output, softmax 8 B/element);");
             sb.AppendLine("*of copy* = our GB/s over a copy of the same bytes on the same accelerator, sampled alternately with the op;");
-            sb.AppendLine($"copy: {string.Join("; ", results.Rows.Select(r => $"{r.Accelerator}: {r.CopyMethod}").Distinct())}.");
+            sb.AppendLine($"copy: {string.Join("; ", results.Rows.Select(r => $"{r.Accelerator}: {r.CopyMethod}").Distinct())}");
+            sb.AppendLine("(on the CPU the faster of memcpy and a copy with non-temporal stores, timed when each row's baseline is made).");
             sb.AppendLine("*x naive*, *x TP* (TensorPrimitives) and *x ONNX* (ONNX Runtime): the peer's time over ours (above 1: we are faster).");
             sb.AppendLine("The naive loop and TensorPrimitives run on **one thread** of the CPU (TensorPrimitives has no threading; the naive loop is");
             sb.AppendLine("a plain `for` in float with MathF, branch-free, written the same way for every op), while our CPU kernels use every core");
             sb.AppendLine("above 64k elements per core: *x TP/core* divides TensorPrimitives' time by ours times the cores we kept busy.");
-            sb.AppendLine($"ONNX Runtime {typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly.GetName().Version} (CPU execution provider, {Environment.ProcessorCount} intra-op threads like ours) runs a one-node");
+            sb.AppendLine($"ONNX Runtime {typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly.GetName().Version} (CPU execution provider, {Environment.ProcessorCount} intra-op threads like ours, their spinning after a run turned off so it does not take the cores from our op) runs a one-node");
             sb.AppendLine("model per op and shape, sampled alternately with our op. TensorPrimitives peers: " + string.Join("; ", results.Rows.Where(r => r.TensorPrimitivesLabel is not null)
                 .Select(r => $"{r.Op}: {r.TensorPrimitivesLabel}").Distinct()) + ".");
             sb.AppendLine("*cores*: process CPU time over wall time while the op ran (about 1 for one busy thread).");
