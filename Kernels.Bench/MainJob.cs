@@ -305,7 +305,7 @@ public sealed class BenchPlan
         Timing ours, copy;
         long copyBytes;
         string copyMethod;
-        Timing? onnx = null, oursBesideOnnx = null;
+        Timing? onnx = null;
         string? onnxLabel = null;
         using (var work = Workload.Create(acc, op, shape))
         {
@@ -314,23 +314,22 @@ public sealed class BenchPlan
                 var (o, c) = sampler.Measure(work.Run, work.Synchronize, baseline.Run, baseline.Synchronize);
                 (ours, copy, copyBytes, copyMethod) = (o, c!, baseline.Bytes, baseline.Method);
             }
-            // ONNX Runtime runs on the same cores as our CPU kernels, so it is sampled alternately with our op (not
-            // measured once and cached like the single-threaded peers): the ratio then comes from one stretch of time.
+            // ONNX Runtime as its users run it: its default threading, whose pool threads spin after a run waiting
+            // for more work. Sampled alternately with our op, they spun on the cores our op needed next and doubled
+            // its time (2-core EPYC, 16M sigmoid: 3.71 ms alone, 6.95 ms beside it), and with the spinning turned off
+            // ONNX Runtime ran slower (its 16M sigmoid 2.84 -> 4.90 ms). So each has the cores alone: ONNX Runtime's samples in one block right after
+            // ours, and its session (its threads) gone before the next row.
             if (options.Peers && info.Kind == AcceleratorKind.Cpu)
             {
                 using var peer = OnnxPeer.Create(op, shape);
-                if (peer is not null)
-                {
-                    var (p, o) = sampler.Measure(peer.Run, static () => { }, work.Run, work.Synchronize);
-                    (onnx, oursBesideOnnx, onnxLabel) = (p, o, peer.Label);
-                }
+                if (peer is not null) (onnx, onnxLabel) = (sampler.Measure(peer.Run, static () => { }), peer.Label);
             }
         }
         // The single-threaded CPU peers are measured once per op and shape; the default run measures them beside the
         // SIMD path's rows only (the other devices' rows then show "-"), --full beside every row.
         var (naive, tp, tpLabel) = options.Full || options.Smoke || info.Kind == AcceleratorKind.Cpu ? MeasurePeers(op, shape) : (null, null, null);
         var row = new BenchRow(op.Name, MainJob.Label(info), info.Kind, shape, op.BytesMoved(shape), ours, copy, copyBytes, copyMethod, naive, tp, tpLabel, null,
-            onnx, onnxLabel, oursBesideOnnx);
+            onnx, onnxLabel);
         results.Rows.Add(row with { Target = Targets.For(row) });
     }
 

@@ -29,23 +29,17 @@ public sealed class OnnxPeer : IDisposable
     }
 
     /// <summary>
-    /// Session options: intra-op threads = our core count, sequential graph, every graph optimisation, and no spinning.
-    /// ONNX Runtime's pool threads spin after a run by default; sampled alternately with our op, they spun on the cores
-    /// our op then ran on, and doubled its time (2-core EPYC, 16M sigmoid: 3.71 ms alone, 6.95 ms beside ONNX
-    /// Runtime). With "session.intra_op.allow_spinning" = "0" each side has the cores to itself while it runs.
+    /// Session options: intra-op threads = our core count, sequential graph, every graph optimisation; ONNX Runtime's
+    /// default threading otherwise (its pool threads spin after a run, which is why the main job measures it in a block
+    /// of its own and disposes the session before our next op runs).
     /// </summary>
-    static SessionOptions Options()
+    static SessionOptions Options() => new()
     {
-        var options = new SessionOptions
-        {
-            IntraOpNumThreads = Environment.ProcessorCount,
-            InterOpNumThreads = 1,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-        };
-        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-        return options;
-    }
+        IntraOpNumThreads = Environment.ProcessorCount,
+        InterOpNumThreads = 1,
+        ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+        GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+    };
 
     /// <summary>
     /// The ONNX node computing <paramref name="op"/> with the catalog's parameters, or null where ONNX has no such

@@ -233,6 +233,14 @@ public static class KernelCatalog
     /// <summary>The packed gated backward kernel: two outputs from a packed row, measured 41 registers on sm_80 (5/8).</summary>
     const double PackedGradientOccupancy = 0.625;
 
+    /// <summary>
+    /// Cross-entropy's warp-per-row kernel: 39 registers with float32 logits, 47 with 16-bit ones on sm_90 (5/8), against
+    /// the group-per-row kernel's 36-37: the shuffle butterflies are unrolled, and the max, the state bits, the smoothing
+    /// sum and the row sum with their errors stay live across them. Its rows are at most 1024 columns, read three times
+    /// from L1/L2 by one warp; whether 5/8 costs time there is for the GPU run to measure.
+    /// </summary>
+    const double CrossEntropyWarpOccupancy = 0.625;
+
     /// <summary>Every kernel family the library launches, each with the axes that close it.</summary>
     public static IReadOnlyList<KernelFamilyEntry> Families { get; } =
     [
@@ -255,6 +263,8 @@ public static class KernelCatalog
         Family(typeof(SoftmaxBackwardKernels), nameof(SoftmaxBackwardKernels.Rows), [Fma, Storage], familyName: "SoftmaxBackwardRows"),
         Family(typeof(SoftmaxBackwardKernels), nameof(SoftmaxBackwardKernels.WarpRows), [Fma, Storage], familyName: "SoftmaxBackwardWarpRows", onlyOn: GateBackend.Ptx),
         Family(typeof(CrossEntropyKernels), nameof(CrossEntropyKernels.Rows), [Fma, Storage], familyName: "CrossEntropyRows", minimumOccupancy: ExactSumsOccupancy),
+        Family(typeof(CrossEntropyKernels), nameof(CrossEntropyKernels.WarpRows), [Fma, Storage], familyName: "CrossEntropyWarpRows", minimumOccupancy: CrossEntropyWarpOccupancy,
+            onlyOn: GateBackend.Ptx),
     ];
 
     /// <summary>Every specialisation of every family for <paramref name="backend"/>.</summary>

@@ -62,10 +62,10 @@ public sealed class KernelCatalogTests
             ["PRelu"] = storages, ["PReluBackwardInput"] = storages, ["PReluBackwardSlope"] = storages,
             ["SoftmaxRows"] = storages + 2, ["SoftmaxWarpRows"] = storages + 2, ["SoftmaxSplitMax"] = storages, ["SoftmaxSplitSum"] = storages,
             ["SoftmaxSplitWrite"] = storages + 2, ["SoftmaxBackwardRows"] = storages, ["SoftmaxBackwardWarpRows"] = storages,
-            ["CrossEntropyRows"] = storages,
+            ["CrossEntropyRows"] = storages, ["CrossEntropyWarpRows"] = storages,
         };
         // The warp-shuffle kernels run on CUDA only: OpenCL takes the group and split plans.
-        string[] ptxOnly = ["SoftmaxWarpRows", "SoftmaxBackwardWarpRows"];
+        string[] ptxOnly = ["SoftmaxWarpRows", "SoftmaxBackwardWarpRows", "CrossEntropyWarpRows"];
         foreach (GateBackend backend in Enum.GetValues<GateBackend>())
         {
             var all = KernelCatalog.For(backend);

@@ -308,13 +308,20 @@ public sealed class LifetimeTests(AcceleratorTarget fixtureTarget) : Accelerator
         TestContext.Out.WriteLine($"library build optimised: {optimised}, rounds: {rounds}");
         using var y = Acc.Allocate<float>(n);
         using var stop = new CancellationTokenSource();
+        // A collection suspends every managed thread: ILGPU's CPU accelerator emulating the kernels runs one thread per
+        // emulated thread, so collecting every millisecond there kept the op from progressing (4 min 33 s for the test
+        // on the warp-32 shape, 5 s on the others). Its ops take seconds, so every 25 ms still collects about a thousand
+        // times during them (1,067 in 42 s there; 300-312 in 2 s on the SIMD fixtures at every millisecond).
+        int pauseMs = IsEmulated ? 25 : 1;
+        int collections = 0;
         var collector = Task.Run(() =>
         {
             while (!stop.IsCancellationRequested)
             {
                 GC.Collect();
+                collections++;
                 GC.WaitForPendingFinalizers();
-                Thread.Sleep(1);
+                Thread.Sleep(pauseMs);
             }
         });
         try
@@ -331,6 +338,7 @@ public sealed class LifetimeTests(AcceleratorTarget fixtureTarget) : Accelerator
             stop.Cancel();
             collector.Wait();
         }
+        TestContext.Out.WriteLine($"{collections} forced collections during the ops");
         Assert.That(y.Slice(n - 3, 3).ToArray(), Is.All.EqualTo(0f));
     }
 }

@@ -109,10 +109,15 @@ internal sealed partial class IlgpuBackend
     {
         public void Run<TFma, T, TStorage>(IlgpuBackend acc) where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T>
         {
-            var kernel = acc.Kernels.Get<ArrayView<T>, ArrayView<int>, ArrayView<float>, ArrayView<T>, CrossEntropyArgs>(CrossEntropyKernels.Rows<TFma, T, TStorage>);
+            // The softmax plan's warp per row for short rows; a group per row otherwise (no split is built for it).
+            var plan = SoftmaxPlan.For(Args.Rows, Args.Cols, acc.Kernels.RowDevice);
+            bool warp = plan.Kind == SoftmaxPlanKind.Warp;
+            var kernel = acc.Kernels.Get<ArrayView<T>, ArrayView<int>, ArrayView<float>, ArrayView<T>, CrossEntropyArgs>(warp
+                ? CrossEntropyKernels.WarpRows<TFma, T, TStorage>
+                : CrossEntropyKernels.Rows<TFma, T, TStorage>);
             // Without a gradient the logits stand in for it: the kernel never writes there then.
-            kernel(acc.Stream, acc.Kernels.Rows(Args.Rows), View<T>(Logits), View<int>(Targets), View<float>(Losses),
-                View<T>(Gradient ?? Logits), Args);
+            kernel(acc.Stream, warp ? new KernelConfig(plan.Groups, plan.GroupSize) : acc.Kernels.Rows(Args.Rows), View<T>(Logits), View<int>(Targets),
+                View<float>(Losses), View<T>(Gradient ?? Logits), Args);
         }
     }
 }

@@ -610,11 +610,15 @@ internal readonly struct CrossEntropyArgs
 }
 
 /// <summary>
-/// Cross-entropy from logits as an ILGPU kernel, a group per row, loss and gradient in one launch:
+/// Cross-entropy from logits as ILGPU kernels, loss and gradient in one launch, a group per row
+/// (<see cref="Rows{TFma, T, TStorage}"/>) or, for short rows where <see cref="SoftmaxPlan"/> takes a warp per row, a
+/// warp per row (<see cref="WarpRows{TFma, T, TStorage}"/>, shuffles, no barriers): the same per-element arithmetic and
+/// the same reduction pairs (<see cref="IRowReducer"/>).
 /// loss = log sum e^(z - m) + (1 - eps)(m - z_t) + eps (m - mean z), dz = scale (softmax(z) - eps / C - (1 - eps) [j = t]).
 /// The logits' sum for smoothing is taken scaled by 2^-24 (exact), so logits near ±FLT_MAX cannot overflow it. An ignored
 /// row gives loss 0 and a zero gradient; a target outside [0, C), or a row with NaN, +inf or only -inf, gives NaN.
-/// The gradient may overwrite the logits: every logit (z_t included) is read before the barrier that precedes the writes.
+/// The gradient may overwrite the logits: every logit (z_t included) is read before the reductions that precede the
+/// writes, and each thread writes only the elements it reads.
 /// </summary>
 internal static class CrossEntropyKernels
 {
@@ -623,82 +627,99 @@ internal static class CrossEntropyKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Add(ref float sum, ref float error, float term) => SoftmaxKernels.Accumulate(ref sum, ref error, term);
 
-    /// <summary>Losses (and, with <see cref="CrossEntropyArgs.HasGradient"/>, gradients) of every row.</summary>
+    /// <summary>Row <paramref name="row"/>'s loss (by lane 0) and gradient, by the threads <paramref name="reduce"/> spans: thread <paramref name="t"/> of <paramref name="step"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Row<TFma, T, TStorage, TReducer>(ArrayView<T> logits, ArrayView<int> targets, ArrayView<float> losses, ArrayView<T> gradient, in CrossEntropyArgs a,
+        long row, int t, int step, TReducer reduce)
+        where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T> where TReducer : struct, IRowReducer
+    {
+        long o = row * a.Cols;
+        int target = targets[row];
+        bool ignored = target == a.IgnoreIndex;
+        bool outOfRange = target < 0 || target >= a.Cols;
+
+        // Pass 1: max, NaN/+inf (bit 0), anything above -inf (bit 1), the scaled logit sum and z_t.
+        float m = float.NegativeInfinity, sumZ = 0f, errorZ = 0f, zt = 0f;
+        int state = 0;
+        if (!ignored)
+        {
+            for (long j = t; j < a.Cols; j += step)
+            {
+                float z = TStorage.Load(logits[o + j]);
+                if (z > m) m = z;
+                if (!(z < float.PositiveInfinity)) state |= 1;
+                if (z != float.NegativeInfinity) state |= 2;
+                if (a.Smoothing > 0f) Add(ref sumZ, ref errorZ, z * Down);
+            }
+            // z_t by the thread that writes the loss, before the reductions below (which every thread passes before any
+            // gradient is written over the logits).
+            if (t == 0 && !outOfRange) zt = TStorage.Load(logits[o + target]);
+        }
+        m = reduce.Max(m, 0f, out _);
+        state = reduce.Or(state);
+        sumZ = reduce.Sum(sumZ, errorZ, out float sumZError);
+        bool bad = !ignored && (outOfRange || (state & 1) != 0 || (state & 2) == 0);
+
+        // Pass 2: the compensated sum of e^(z - m).
+        float ones = 0f, rest = 0f, error = 0f;
+        if (!ignored && !bad)
+        {
+            for (long j = t; j < a.Cols; j += step)
+            {
+                // z - m exactly (hi + lo): rounding it first would cost up to 64 ulp in the terms far below the max.
+                float hi = SoftmaxKernels.TwoSum(TStorage.Load(logits[o + j]), -m, out float lo);
+                SoftmaxKernels.AccumulateTerm<TFma>(ref ones, ref rest, ref error, hi, hi > float.NegativeInfinity && hi < float.PositiveInfinity ? lo : 0f);
+            }
+        }
+        float total = SoftmaxKernels.RowSum(ones, rest, error, reduce, out float excess);
+
+        if (t == 0)
+        {
+            float logSum = VectorMath.Log1pNonNegative(new ScalarLane<TFma>(excess)).Value;
+            float loss = logSum;
+            if (a.Smoothing < 1f) loss += (1f - a.Smoothing) * (m - zt);
+            if (a.Smoothing > 0f) loss += a.Smoothing * (m - SoftmaxKernels.Combine(sumZ, sumZError) * (Up / a.Cols));
+            losses[row] = ignored ? 0f : bad ? float.NaN : loss;
+        }
+        if (a.HasGradient == 0) return;
+
+        // Pass 3: the gradient (after the reductions above, so it may overwrite the logits).
+        float scaleOverSum = a.GradientScale / total, offset = a.GradientScale * a.Smoothing / a.Cols;
+        float targetTerm = a.GradientScale * (1f - a.Smoothing);
+        for (long j = t; j < a.Cols; j += step)
+        {
+            float g;
+            if (ignored) g = 0f;
+            else if (bad) g = float.NaN;
+            else
+            {
+                float hi = SoftmaxKernels.TwoSum(TStorage.Load(logits[o + j]), -m, out float lo);
+                g = SoftmaxKernels.Exp<TFma>(hi, hi > float.NegativeInfinity && hi < float.PositiveInfinity ? lo : 0f) * scaleOverSum - offset;
+                if (j == target) g -= targetTerm;
+            }
+            gradient[o + j] = TStorage.Store(g);
+        }
+    }
+
+    /// <summary>Losses (and, with <see cref="CrossEntropyArgs.HasGradient"/>, gradients) of every row, a group per row.</summary>
     public static void Rows<TFma, T, TStorage>(ArrayView<T> logits, ArrayView<int> targets, ArrayView<float> losses, ArrayView<T> gradient, CrossEntropyArgs a)
         where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T>
     {
-        var floats = SharedMemory.Allocate<float>(SoftmaxKernels.MaxGroupSize);
-        var errors = SharedMemory.Allocate<float>(SoftmaxKernels.MaxGroupSize);
-        var flags = SharedMemory.Allocate<int>(SoftmaxKernels.MaxGroupSize);
-        int t = Group.IdxX, step = Group.DimX;
+        var reduce = new GroupReducer(SharedMemory.Allocate<float>(SoftmaxKernels.MaxGroupSize), SharedMemory.Allocate<float>(SoftmaxKernels.MaxGroupSize),
+            SharedMemory.Allocate<int>(SoftmaxKernels.MaxGroupSize));
         for (long row = Grid.IdxX; row < a.Rows; row += Grid.DimX)
-        {
-            long o = row * a.Cols;
-            int target = targets[row];
-            bool ignored = target == a.IgnoreIndex;
-            bool outOfRange = target < 0 || target >= a.Cols;
+            Row<TFma, T, TStorage, GroupReducer>(logits, targets, losses, gradient, a, row, Group.IdxX, Group.DimX, reduce);
+    }
 
-            // Pass 1: max, NaN/+inf (bit 0), anything above -inf (bit 1), the scaled logit sum and z_t.
-            float m = float.NegativeInfinity, sumZ = 0f, errorZ = 0f, zt = 0f;
-            int state = 0;
-            if (!ignored)
-            {
-                for (long j = t; j < a.Cols; j += step)
-                {
-                    float z = TStorage.Load(logits[o + j]);
-                    if (z > m) m = z;
-                    if (!(z < float.PositiveInfinity)) state |= 1;
-                    if (z != float.NegativeInfinity) state |= 2;
-                    if (a.Smoothing > 0f) Add(ref sumZ, ref errorZ, z * Down);
-                    if (j == target) zt = z;
-                }
-            }
-            m = SoftmaxKernels.GroupMax(m, 0f, floats, errors, out _);
-            state = SoftmaxKernels.GroupOr(state, flags);
-            sumZ = SoftmaxKernels.GroupSum(sumZ, errorZ, floats, errors, out float sumZError);
-            zt = SoftmaxKernels.GroupSum(zt, 0f, floats, errors, out _);
-            bool bad = !ignored && (outOfRange || (state & 1) != 0 || (state & 2) == 0);
-
-            // Pass 2: the compensated sum of e^(z - m).
-            float ones = 0f, rest = 0f, error = 0f;
-            if (!ignored && !bad)
-            {
-                for (long j = t; j < a.Cols; j += step)
-                {
-                    // z - m exactly (hi + lo): rounding it first would cost up to 64 ulp in the terms far below the max.
-                    float hi = SoftmaxKernels.TwoSum(TStorage.Load(logits[o + j]), -m, out float lo);
-                    SoftmaxKernels.AccumulateTerm<TFma>(ref ones, ref rest, ref error, hi, hi > float.NegativeInfinity && hi < float.PositiveInfinity ? lo : 0f);
-                }
-            }
-            float total = SoftmaxKernels.RowSum(ones, rest, error, new GroupReducer(floats, errors, flags), out float excess);
-
-            if (t == 0)
-            {
-                float logSum = VectorMath.Log1pNonNegative(new ScalarLane<TFma>(excess)).Value;
-                float loss = logSum;
-                if (a.Smoothing < 1f) loss += (1f - a.Smoothing) * (m - zt);
-                if (a.Smoothing > 0f) loss += a.Smoothing * (m - SoftmaxKernels.Combine(sumZ, sumZError) * (Up / a.Cols));
-                losses[row] = ignored ? 0f : bad ? float.NaN : loss;
-            }
-            if (a.HasGradient == 0) continue;
-
-            // Pass 3: the gradient (after the barriers above, so it may overwrite the logits).
-            float scaleOverSum = a.GradientScale / total, offset = a.GradientScale * a.Smoothing / a.Cols;
-            float targetTerm = a.GradientScale * (1f - a.Smoothing);
-            for (long j = t; j < a.Cols; j += step)
-            {
-                float g;
-                if (ignored) g = 0f;
-                else if (bad) g = float.NaN;
-                else
-                {
-                    float hi = SoftmaxKernels.TwoSum(TStorage.Load(logits[o + j]), -m, out float lo);
-                    g = SoftmaxKernels.Exp<TFma>(hi, hi > float.NegativeInfinity && hi < float.PositiveInfinity ? lo : 0f) * scaleOverSum - offset;
-                    if (j == target) g -= targetTerm;
-                }
-                gradient[o + j] = TStorage.Store(g);
-            }
-            Group.Barrier();
-        }
+    /// <summary>
+    /// Losses (and gradients) of every row, a warp per row (grid-stride over rows, the group's warps on consecutive
+    /// rows; as <see cref="SoftmaxKernels.WarpRows{TFma, TIn, TInStorage, TOut, TOutStorage}"/>).
+    /// </summary>
+    public static void WarpRows<TFma, T, TStorage>(ArrayView<T> logits, ArrayView<int> targets, ArrayView<float> losses, ArrayView<T> gradient, CrossEntropyArgs a)
+        where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T>
+    {
+        int warps = Group.DimX / Warp.WarpSize;
+        for (long row = (long)Grid.IdxX * warps + Warp.WarpIdx; row < a.Rows; row += (long)Grid.DimX * warps)
+            Row<TFma, T, TStorage, WarpReducer>(logits, targets, losses, gradient, a, row, Warp.LaneIdx, Warp.WarpSize, default);
     }
 }
