@@ -300,12 +300,15 @@ public sealed class BenchPlan
         return sizes;
     }
 
+    /// <summary>Rounds of alternating blocks (ours, then ONNX Runtime's) behind each x ONNX figure.</summary>
+    const int OnnxRounds = 3;
+
     void MeasureRow(AcceleratorInfo info, Accelerator acc, BenchOp op, Shape shape)
     {
         Timing ours, copy;
         long copyBytes;
         string copyMethod;
-        Timing? onnx = null;
+        Timing? onnx = null, oursBesideOnnx = null;
         string? onnxLabel = null;
         using (var work = Workload.Create(acc, op, shape))
         {
@@ -317,19 +320,32 @@ public sealed class BenchPlan
             // ONNX Runtime as its users run it: its default threading, whose pool threads spin after a run waiting
             // for more work. Sampled alternately with our op, they spun on the cores our op needed next and doubled
             // its time (2-core EPYC, 16M sigmoid: 3.71 ms alone, 6.95 ms beside it), and with the spinning turned off
-            // ONNX Runtime ran slower (its 16M sigmoid 2.84 -> 4.90 ms). So each has the cores alone: ONNX Runtime's samples in one block right after
-            // ours, and its session (its threads) gone before the next row.
+            // ONNX Runtime ran slower (its 16M sigmoid 2.84 -> 4.90 ms). So each has the cores alone, in alternating
+            // blocks: our op's samples, then ONNX Runtime's, its session (its threads) closed after each block, three
+            // rounds; the ratio is the median round's, so a burst on the shared host moves one round, not the figure.
             if (options.Peers && info.Kind == AcceleratorKind.Cpu)
             {
                 using var peer = OnnxPeer.Create(op, shape);
-                if (peer is not null) (onnx, onnxLabel) = (sampler.Measure(peer.Run, static () => { }), peer.Label);
+                if (peer is not null)
+                {
+                    var rounds = new List<(Timing Ours, Timing Onnx)>();
+                    for (int round = 0; round < OnnxRounds; round++)
+                    {
+                        var mine = sampler.Measure(work.Run, work.Synchronize);
+                        var theirs = sampler.Measure(peer.Run, static () => { });
+                        peer.Release();
+                        rounds.Add((mine, theirs));
+                    }
+                    var middle = rounds.OrderBy(r => r.Onnx.Median / r.Ours.Median).ElementAt(rounds.Count / 2);
+                    (onnx, oursBesideOnnx, onnxLabel) = (middle.Onnx, middle.Ours, peer.Label);
+                }
             }
         }
         // The single-threaded CPU peers are measured once per op and shape; the default run measures them beside the
         // SIMD path's rows only (the other devices' rows then show "-"), --full beside every row.
         var (naive, tp, tpLabel) = options.Full || options.Smoke || info.Kind == AcceleratorKind.Cpu ? MeasurePeers(op, shape) : (null, null, null);
         var row = new BenchRow(op.Name, MainJob.Label(info), info.Kind, shape, op.BytesMoved(shape), ours, copy, copyBytes, copyMethod, naive, tp, tpLabel, null,
-            onnx, onnxLabel);
+            onnx, onnxLabel, oursBesideOnnx);
         results.Rows.Add(row with { Target = Targets.For(row) });
     }
 

@@ -11,7 +11,8 @@ namespace GpuActivations.Bench;
 /// </summary>
 public sealed class OnnxPeer : IDisposable
 {
-    readonly InferenceSession session;
+    readonly byte[] model;
+    InferenceSession? session;
     readonly OrtValue input, output;
     readonly RunOptions runOptions = new();
     static readonly string[] InputNames = ["x"], OutputNames = ["y"];
@@ -21,8 +22,8 @@ public sealed class OnnxPeer : IDisposable
 
     OnnxPeer(byte[] model, float[] x, float[] y, long[] shape, string label)
     {
-        using var options = Options();
-        session = new InferenceSession(model, options);
+        this.model = model;
+        Open();
         input = OrtValue.CreateTensorValueFromMemory(x, shape);
         output = OrtValue.CreateTensorValueFromMemory(y, shape);
         Label = label;
@@ -30,8 +31,8 @@ public sealed class OnnxPeer : IDisposable
 
     /// <summary>
     /// Session options: intra-op threads = our core count, sequential graph, every graph optimisation; ONNX Runtime's
-    /// default threading otherwise (its pool threads spin after a run, which is why the main job measures it in a block
-    /// of its own and disposes the session before our next op runs).
+    /// default threading otherwise (its pool threads spin after a run, which is why the main job measures it in blocks
+    /// of its own and releases the session before our op's next block).
     /// </summary>
     static SessionOptions Options() => new()
     {
@@ -83,8 +84,24 @@ public sealed class OnnxPeer : IDisposable
         return new OnnxPeer(OnnxModel.UnaryFloat(node.OpType, dims, node.Attributes), x, new float[n], dims, node.Label);
     }
 
-    /// <summary>One call of the op.</summary>
-    public void Run() => session.Run(runOptions, InputNames, [input], OutputNames, [output]);
+    /// <summary>One call of the op (opening the session again after <see cref="Release"/>).</summary>
+    public void Run() => (session ?? Open()).Run(runOptions, InputNames, [input], OutputNames, [output]);
+
+    /// <summary>
+    /// Closes the session, and with it ONNX Runtime's thread pool, whose threads would otherwise spin on the cores the
+    /// next measurement needs; the next <see cref="Run"/> opens it again.
+    /// </summary>
+    public void Release()
+    {
+        session?.Dispose();
+        session = null;
+    }
+
+    InferenceSession Open()
+    {
+        using var options = Options();
+        return session = new InferenceSession(model, options);
+    }
 
     /// <summary>
     /// Runs <paramref name="op"/> once through ONNX Runtime on <paramref name="x"/> shaped [rows, cols] (rows = 1 for
@@ -107,7 +124,7 @@ public sealed class OnnxPeer : IDisposable
         input.Dispose();
         output.Dispose();
         runOptions.Dispose();
-        session.Dispose();
+        Release();
     }
 }
 

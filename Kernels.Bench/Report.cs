@@ -225,8 +225,8 @@ public static class Report
         sb.AppendLine("Benchmark: median of interleaved samples. GB/s = bytes read + written per second; of copy = our GB/s over a copy of");
         sb.AppendLine("the same bytes on the same accelerator in the same run. x PEER = the peer's time over ours (above 1: we are faster).");
         sb.AppendLine("Naive loop (branch-free float) and TensorPrimitives (TP) run on one thread; x TP/core divides by the cores we kept");
-        sb.AppendLine($"busy (cores). ONNX Runtime runs on {Environment.ProcessorCount} threads like ours, in a block of samples of its own right after ours");
-        sb.AppendLine($"(its threads spin after a run, on the cores our op needs).{(wide ? "" : " --wide: every column.")}");
+        sb.AppendLine($"busy (cores). ONNX Runtime runs on {Environment.ProcessorCount} threads like ours, in blocks alternating with ours (its threads spin");
+        sb.AppendLine($"after a run, on the cores our op needs), the median of 3 rounds.{(wide ? "" : " --wide: every column.")}");
         if (results.Smoke) sb.AppendLine("SMOKE RUN: tiny in-cache sizes and a few samples; the figures below are not meaningful.");
         sb.Append(BenchTable(results, markdown: false).ToConsole(width, wide ? null : BenchNarrow));
         if (results.InCache.Count > 0)
@@ -309,7 +309,7 @@ public static class Report
             sb.AppendLine("a plain `for` in float with MathF, branch-free, written the same way for every op), while our CPU kernels use every core");
             sb.AppendLine("above 64k elements per core: *x TP/core* divides TensorPrimitives' time by ours times the cores we kept busy.");
             sb.AppendLine($"ONNX Runtime {typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly.GetName().Version} (CPU execution provider, {Environment.ProcessorCount} intra-op threads like ours) runs a one-node");
-            sb.AppendLine("model per op and shape, measured in a block of its own right after our op, its session gone before the next (its pool threads spin after a run, on the cores our op needs). TensorPrimitives peers: " + string.Join("; ", results.Rows.Where(r => r.TensorPrimitivesLabel is not null)
+            sb.AppendLine("model per op and shape, in blocks of samples alternating with our op's, its session closed after each block (its pool threads spin after a run, on the cores our op needs); *x ONNX* is the median of 3 rounds. TensorPrimitives peers: " + string.Join("; ", results.Rows.Where(r => r.TensorPrimitivesLabel is not null)
                 .Select(r => $"{r.Op}: {r.TensorPrimitivesLabel}").Distinct()) + ".");
             sb.AppendLine("*cores*: process CPU time over wall time while the op ran (about 1 for one busy thread).");
             sb.AppendLine();

@@ -10,7 +10,7 @@ public sealed record BenchRow(
     string Op, string Accelerator, AcceleratorKind Kind, Shape Shape, long Bytes,
     Timing Ours, Timing Copy, long CopyBytes, string CopyMethod,
     Timing? Naive, Timing? TensorPrimitives, string? TensorPrimitivesLabel, TargetCheck? Target,
-    Timing? Onnx = null, string? OnnxLabel = null)
+    Timing? Onnx = null, string? OnnxLabel = null, Timing? OursBesideOnnx = null)
 {
     /// <summary>Our GB/s (bytes read + written per second).</summary>
     public double GBps => Ours.GBps(Bytes);
@@ -28,9 +28,10 @@ public sealed record BenchRow(
     /// </summary>
     public double? TensorPrimitivesPerCore => TensorPrimitives is null || !(Ours.HostCores > 0) ? null : TensorPrimitives.Median / (Ours.Median * Math.Max(1, Ours.HostCores));
     /// <summary>
-    /// ONNX Runtime's time over ours (same cores, each measured with the cores to itself; above 1 we are faster).
+    /// ONNX Runtime's time over ours (same cores, each with the cores to itself; above 1 we are faster): the round of
+    /// alternating blocks with the median ratio, ours in that round being <see cref="OursBesideOnnx"/>.
     /// </summary>
-    public double? OnnxSpeedup => Onnx is null ? null : Onnx.Median / Ours.Median;
+    public double? OnnxSpeedup => Onnx is null ? null : Onnx.Median / (OursBesideOnnx ?? Ours).Median;
 }
 
 /// <summary>A CPU op on one thread with its data in cache, beside TensorPrimitives and a naive loop.</summary>
