@@ -22,8 +22,7 @@ public sealed class OnnxPeer : IDisposable
 
     OnnxPeer(byte[] model, float[] x, float[] y, long[] shape, string label)
     {
-        this.model = model;
-        Open();
+        this.model = model; // the session opens on the first Run: no thread pool exists before it is measured
         input = OrtValue.CreateTensorValueFromMemory(x, shape);
         output = OrtValue.CreateTensorValueFromMemory(y, shape);
         Label = label;

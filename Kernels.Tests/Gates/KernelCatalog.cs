@@ -234,9 +234,9 @@ public static class KernelCatalog
     const double PackedGradientOccupancy = 0.625;
 
     /// <summary>
-    /// Cross-entropy's warp-per-row kernel: 39 registers with float32 logits, 47 with 16-bit ones on sm_90 (5/8), against
-    /// the group-per-row kernel's 36-37: the shuffle butterflies are unrolled, and the max, the state bits, the smoothing
-    /// sum and the row sum with their errors stay live across them. Its rows are at most 1024 columns, read three times
+    /// Cross-entropy's warp-per-row kernel: 37-42 registers on sm_80 and 40-45 on sm_90 (5/8), against the group-per-row
+    /// kernel's 36-39: the shuffle butterflies are unrolled, and the max, the state bits, the smoothing sum, z_t and the
+    /// row sum with their errors stay live across them. Its rows are at most 1024 columns, read three times
     /// from L1/L2 by one warp; whether 5/8 costs time there is for the GPU run to measure.
     /// </summary>
     const double CrossEntropyWarpOccupancy = 0.625;

@@ -617,8 +617,8 @@ internal readonly struct CrossEntropyArgs
 /// loss = log sum e^(z - m) + (1 - eps)(m - z_t) + eps (m - mean z), dz = scale (softmax(z) - eps / C - (1 - eps) [j = t]).
 /// The logits' sum for smoothing is taken scaled by 2^-24 (exact), so logits near ±FLT_MAX cannot overflow it. An ignored
 /// row gives loss 0 and a zero gradient; a target outside [0, C), or a row with NaN, +inf or only -inf, gives NaN.
-/// The gradient may overwrite the logits: every logit (z_t included) is read before the reductions that precede the
-/// writes, and each thread writes only the elements it reads.
+/// The gradient may overwrite the logits: each thread reads and writes only its own elements (z_t too: its thread writes
+/// the loss), and every read of a pass comes before the reductions that precede the writes.
 /// </summary>
 internal static class CrossEntropyKernels
 {
@@ -650,10 +650,8 @@ internal static class CrossEntropyKernels
                 if (!(z < float.PositiveInfinity)) state |= 1;
                 if (z != float.NegativeInfinity) state |= 2;
                 if (a.Smoothing > 0f) Add(ref sumZ, ref errorZ, z * Down);
+                if (j == target) zt = z;
             }
-            // z_t by the thread that writes the loss, before the reductions below (which every thread passes before any
-            // gradient is written over the logits).
-            if (t == 0 && !outOfRange) zt = TStorage.Load(logits[o + target]);
         }
         m = reduce.Max(m, 0f, out _);
         state = reduce.Or(state);
@@ -673,7 +671,11 @@ internal static class CrossEntropyKernels
         }
         float total = SoftmaxKernels.RowSum(ones, rest, error, reduce, out float excess);
 
-        if (t == 0)
+        // The loss is written by the thread that read z_t (every thread holds the reduced max and sums): no thread reads
+        // an element another writes. A warp's shuffles order its lanes' execution but not their memory, so lane 0
+        // reading z_t while its owner writes the gradient over it (in place) would race on a GPU.
+        int writer = ignored || outOfRange ? 0 : (int)(target % step);
+        if (t == writer)
         {
             float logSum = VectorMath.Log1pNonNegative(new ScalarLane<TFma>(excess)).Value;
             float loss = logSum;
