@@ -171,14 +171,14 @@ internal static unsafe class SoftmaxCpu
                 TV slow = ExpDifferenceAt(input, i, m, out TV below, out TV at, out TV lo);
                 TV.AddWidened(below, ref lower, ref upper);
                 atMax += at;
-                if (TV.Any(TV.GreaterThan(at, TV.Create(0f)))) atLo = atLo.Add(at, lo);
+                atLo = atLo.Add(at, lo);
                 if (TStore.Store) TV.Store(slow, y + i);
                 i += TV.Count;
             }
             TV fresh = TV.GreaterThanOrEqual(TV.Indices, TV.Create(i - last));
             TV.AddWidened(tailBelow & fresh, ref lower, ref upper);
             atMax += tailAt & fresh;
-            if (TV.Any(TV.GreaterThan(tailAt & fresh, TV.Create(0f)))) atLo = atLo.Add(tailAt & fresh, tailAtLo);
+            atLo = atLo.Add(tailAt & fresh, tailAtLo);
             if (TStore.Store) TV.Store(tail, y + last);
             double belowSum = TV.WidenedSum(lower, upper), atMaxSum = TV.Sum(atMax);
             if (!merged) return (TV.First(m), belowSum, atMaxSum, atLo, noNegativeInfinity);
@@ -473,9 +473,13 @@ internal readonly record struct MaxRemainders(double Sum, double HalfSquares, fl
     /// <summary>The max's terms known to carry no remainder.</summary>
     public static MaxRemainders Zero => new(0, 0, 0f);
 
-    /// <summary>Adds the remainders <paramref name="lo"/> of the lanes where <paramref name="at"/> is 1 (rare: the max's own lanes).</summary>
+    /// <summary>
+    /// Adds the remainders <paramref name="lo"/> of the lanes where <paramref name="at"/> is 1 (rare: the max's own lanes);
+    /// a vector without such a lane returns at once.
+    /// </summary>
     public MaxRemainders Add<TV>(TV at, TV lo) where TV : unmanaged, ISimd<TV>
     {
+        if (!TV.Any(TV.GreaterThan(at, TV.Create(0f)))) return this;
         Span<float> ats = stackalloc float[TV.Count], los = stackalloc float[TV.Count];
         unsafe
         {

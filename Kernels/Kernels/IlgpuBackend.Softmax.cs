@@ -77,6 +77,16 @@ internal sealed partial class IlgpuBackend
         return splitScratch.View.SubView(0, floats);
     }
 
+    /// <summary>
+    /// The launch of a row kernel without a split plan (softmax backward, cross-entropy): <see cref="SoftmaxPlan"/>'s warp
+    /// per row where it takes one, else a group per row.
+    /// </summary>
+    (bool Warp, KernelConfig Config) RowLaunch(long rows, long cols)
+    {
+        var plan = SoftmaxPlan.For(rows, cols, Kernels.RowDevice);
+        return plan.Kind == SoftmaxPlanKind.Warp ? (true, new KernelConfig(plan.Groups, plan.GroupSize)) : (false, Kernels.Rows(rows));
+    }
+
     private protected override void RunSoftmaxBackward(TensorArg y, TensorArg dy, TensorArg dx, long rows, long cols, bool log)
     {
         if (!RunsKernels) { CpuBackend.SoftmaxBackward(y, dy, dx, rows, cols, log); return; }
@@ -87,14 +97,11 @@ internal sealed partial class IlgpuBackend
     {
         public void Run<TFma, T, TStorage>(IlgpuBackend acc) where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T>
         {
-            // The softmax plan's warp per row for short rows; a group per row otherwise (no split is built for the backward).
-            var plan = SoftmaxPlan.For(RowCount, Cols, acc.Kernels.RowDevice);
-            bool warp = plan.Kind == SoftmaxPlanKind.Warp;
+            var (warp, config) = acc.RowLaunch(RowCount, Cols);
             var kernel = acc.Kernels.Get<ArrayView<T>, ArrayView<T>, ArrayView<T>, long, long, int>(warp
                 ? SoftmaxBackwardKernels.WarpRows<TFma, T, TStorage>
                 : SoftmaxBackwardKernels.Rows<TFma, T, TStorage>);
-            kernel(acc.Stream, warp ? new KernelConfig(plan.Groups, plan.GroupSize) : acc.Kernels.Rows(RowCount),
-                View<T>(Y), View<T>(Dy), View<T>(Dx), RowCount, Cols, Log ? 1 : 0);
+            kernel(acc.Stream, config, View<T>(Y), View<T>(Dy), View<T>(Dx), RowCount, Cols, Log ? 1 : 0);
         }
     }
 
@@ -109,15 +116,12 @@ internal sealed partial class IlgpuBackend
     {
         public void Run<TFma, T, TStorage>(IlgpuBackend acc) where TFma : struct, IFusedMultiplyAdd where T : unmanaged where TStorage : struct, IStorage<T>
         {
-            // The softmax plan's warp per row for short rows; a group per row otherwise (no split is built for it).
-            var plan = SoftmaxPlan.For(Args.Rows, Args.Cols, acc.Kernels.RowDevice);
-            bool warp = plan.Kind == SoftmaxPlanKind.Warp;
+            var (warp, config) = acc.RowLaunch(Args.Rows, Args.Cols);
             var kernel = acc.Kernels.Get<ArrayView<T>, ArrayView<int>, ArrayView<float>, ArrayView<T>, CrossEntropyArgs>(warp
                 ? CrossEntropyKernels.WarpRows<TFma, T, TStorage>
                 : CrossEntropyKernels.Rows<TFma, T, TStorage>);
             // Without a gradient the logits stand in for it: the kernel never writes there then.
-            kernel(acc.Stream, warp ? new KernelConfig(plan.Groups, plan.GroupSize) : acc.Kernels.Rows(Args.Rows), View<T>(Logits), View<int>(Targets),
-                View<float>(Losses), View<T>(Gradient ?? Logits), Args);
+            kernel(acc.Stream, config, View<T>(Logits), View<int>(Targets), View<float>(Losses), View<T>(Gradient ?? Logits), Args);
         }
     }
 }

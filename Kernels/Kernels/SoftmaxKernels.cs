@@ -627,7 +627,7 @@ internal static class CrossEntropyKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Add(ref float sum, ref float error, float term) => SoftmaxKernels.Accumulate(ref sum, ref error, term);
 
-    /// <summary>Row <paramref name="row"/>'s loss (by lane 0) and gradient, by the threads <paramref name="reduce"/> spans: thread <paramref name="t"/> of <paramref name="step"/>.</summary>
+    /// <summary>Row <paramref name="row"/>'s loss (by the thread that reads z_t) and gradient, by the threads <paramref name="reduce"/> spans: thread <paramref name="t"/> of <paramref name="step"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Row<TFma, T, TStorage, TReducer>(ArrayView<T> logits, ArrayView<int> targets, ArrayView<float> losses, ArrayView<T> gradient, in CrossEntropyArgs a,
         long row, int t, int step, TReducer reduce)
