@@ -112,7 +112,7 @@ public sealed class SoftmaxTests(AcceleratorTarget fixtureTarget) : AcceleratorT
     [TestCase(1 << 18)]
     public void SpecialRows(int cols)
     {
-        const int rows = 7;
+        const int rows = 8;
         var x = TestData.Logits(rows * cols, seed: cols, scale: 3f);
         x[0 * cols + cols / 2] = float.NaN;                                  // row 0: NaN -> all NaN
         x[1 * cols + 1] = float.PositiveInfinity;                            // row 1: +inf -> all NaN
@@ -121,7 +121,11 @@ public sealed class SoftmaxTests(AcceleratorTarget fixtureTarget) : AcceleratorT
         for (int c = 0; c < cols; c++) x[4 * cols + c] = c % 2 == 0 ? 1e30f : -1e30f; // row 4: huge logits
         for (int c = 0; c < cols; c++) x[5 * cols + c] = 88f + c % 5;        // row 5: exp would overflow without the max
         x[6 * cols + cols - 1] = float.MaxValue;                             // row 6: one FLT_MAX -> one-hot
+        for (int c = 0; c < cols; c++)                                       // row 7: +-FLT_MAX: x - max overflows to -inf
+            x[7 * cols + c] = (c % 3) switch { 0 => -float.MaxValue, 1 => float.MaxValue, _ => 0f };
         AssertSoftmax(x, Run(x, rows, cols, log: false), rows, cols, $"special rows, {cols} cols");
         AssertLogSoftmax(x, Run(x, rows, cols, log: true), rows, cols, $"special rows, {cols} cols");
+        AssertSoftmax(x, Run(x, rows, cols, log: false, inPlace: true), rows, cols, $"special rows in place, {cols} cols");
+        AssertLogSoftmax(x, Run(x, rows, cols, log: true, inPlace: true), rows, cols, $"special rows in place, {cols} cols");
     }
 }

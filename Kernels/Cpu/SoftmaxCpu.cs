@@ -47,7 +47,10 @@ internal static unsafe class SoftmaxCpu
                 double logSum = whole.LogSum;
                 float logSumHi = (float)logSum, logSumLo = (float)(logSum - logSumHi);
                 float* ms = Mask(row, start);
-                if (ms == null && scale == 1f) PlainLogSoftmax(xs, ys, count, whole.Max, logSumHi, logSumLo, slice.NoNegativeInfinity);
+                // x - max is finite in every lane when no x is below -float.MaxValue/2 and the max is at most float.MaxValue/2:
+                // a finite x alone is not enough (-3e38 - 3e38 overflows to -inf, and its two-sum remainder to NaN).
+                bool differencesFinite = slice.MinWithinHalfRange && whole.Max <= float.MaxValue / 2;
+                if (ms == null && scale == 1f) PlainLogSoftmax(xs, ys, count, whole.Max, logSumHi, logSumLo, differencesFinite);
                 else if (ms == null) ElementwiseDriver.Unary(new LogSoftmaxOp(scale, whole.Max, whole.MaxLo, logSumHi, logSumLo), xs, ys, count);
                 else ElementwiseDriver.Binary(new MaskedLogSoftmaxOp(scale, whole.Max, whole.MaxLo, logSumHi, logSumLo), xs, ms, ys, count);
             }
@@ -68,7 +71,7 @@ internal static unsafe class SoftmaxCpu
     /// </summary>
     internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store, bool split = true)
     {
-        (float Max, double Below, double AtMax, MaxRemainders AtLo, bool NoNegativeInfinity) state;
+        (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) state;
         if (count < V128.Count)
         {
             // Pad with -inf: it changes neither the max nor the sums (e^-inf = 0). z is formed exactly here (hi + lo, as
@@ -90,7 +93,7 @@ internal static unsafe class SoftmaxCpu
         else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store, split);
         else state = Partial(new MaskedInput(x, mask, scale), y, count, store, split);
         return new(state.Max, state.Below, state.AtMax, state.Max == float.NegativeInfinity && AllNegativeInfinity(x, mask, scale, count),
-            state.NoNegativeInfinity, state.AtLo);
+            state.MinWithinHalfRange, state.AtLo);
     }
 
     /// <summary>z of one element as hi (returned) + lo, as the vector inputs compute it.</summary>
@@ -112,14 +115,14 @@ internal static unsafe class SoftmaxCpu
         return true;
     }
 
-    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool NoNegativeInfinity) Partial<TIn>(TIn input, float* y, long count, bool store, bool split) where TIn : struct, IRowInput
+    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) Partial<TIn>(TIn input, float* y, long count, bool store, bool split) where TIn : struct, IRowInput
     {
         if (!store) return Partial<TIn, SumsSplit>(input, y, count);
         if (split) return Partial<TIn, StoresSplit>(input, y, count);
         return Partial<TIn, StoresTotal>(input, y, count);
     }
 
-    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool NoNegativeInfinity) Partial<TIn, TStore>(TIn input, float* y, long count) where TIn : struct, IRowInput where TStore : struct, IPassKind
+    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) Partial<TIn, TStore>(TIn input, float* y, long count) where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
         if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn, TStore>(input, y, count);
         if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn, TStore>(input, y, count);
@@ -134,12 +137,12 @@ internal static unsafe class SoftmaxCpu
     /// careful <see cref="ExpDifference{TV, TIn}"/>, so the loop carries no masks or calls for rare cases.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool NoNegativeInfinity) Partial<TV, TIn, TStore>(TIn input, float* y, long count)
+    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) Partial<TV, TIn, TStore>(TIn input, float* y, long count)
         where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
         long last = count - TV.Count;
         (float max, float min) = RowMinMax<TV, TIn>(input, count);
-        bool noNegativeInfinity = min > float.NegativeInfinity;
+        bool noNegativeInfinity = min > float.NegativeInfinity, minWithinHalfRange = min >= -float.MaxValue / 2;
         // Every d = z - max in [-87, 0] and no -inf (whose remainder would be NaN): no vector needs the careful path.
         // NaN lanes may hide from the min and max; they make e and the sum NaN on either path, and the row NaN.
         bool inRange = noNegativeInfinity && (double)min - max >= -87.0;
@@ -181,9 +184,9 @@ internal static unsafe class SoftmaxCpu
             atLo = atLo.Add(tailAt & fresh, tailAtLo);
             if (TStore.Store) TV.Store(tail, y + last);
             double belowSum = TV.WidenedSum(lower, upper), atMaxSum = TV.Sum(atMax);
-            if (!merged) return (TV.First(m), belowSum, atMaxSum, atLo, noNegativeInfinity);
+            if (!merged) return (TV.First(m), belowSum, atMaxSum, atLo, minWithinHalfRange);
             double total = belowSum + atMaxSum;
-            if (total - 1 >= 1.0 / 1024) return (TV.First(m), total - 1, 1, MaxRemainders.Zero, noNegativeInfinity);
+            if (total - 1 >= 1.0 / 1024) return (TV.First(m), total - 1, 1, MaxRemainders.Zero, minWithinHalfRange);
             merged = inRange = false;
         }
     }
@@ -355,10 +358,10 @@ internal static unsafe class SoftmaxCpu
     /// constants broadcast once outside the loop (through the generic elementwise driver the op's fields are reloaded and
     /// broadcast every vector: 9 of its ~30 instructions).
     /// </summary>
-    static void PlainLogSoftmax(float* x, float* y, long count, float max, float logSumHi, float logSumLo, bool noNegativeInfinity)
+    static void PlainLogSoftmax(float* x, float* y, long count, float max, float logSumHi, float logSumLo, bool differencesFinite)
     {
         if (count < V128.Count) ElementwiseDriver.Unary(new PlainLogSoftmaxOp(max, logSumHi, logSumLo), x, y, count);
-        else if (noNegativeInfinity) PlainLogSoftmax<InRange>(x, y, count, max, logSumHi, logSumLo);
+        else if (differencesFinite) PlainLogSoftmax<InRange>(x, y, count, max, logSumHi, logSumLo);
         else PlainLogSoftmax<Checked>(x, y, count, max, logSumHi, logSumLo);
     }
 
@@ -370,8 +373,9 @@ internal static unsafe class SoftmaxCpu
     }
 
     /// <summary>
-    /// The loop; with <see cref="InRange"/> (the slice's min is above -inf, as its pass 1 saw) without the select for -inf
-    /// lanes: every remainder is then finite (a NaN row never gets here: it is filled).
+    /// The loop; with <see cref="InRange"/> (every x - max finite: pass 1 saw the slice's min at or above -float.MaxValue/2
+    /// and the row's max is at most float.MaxValue/2) without the select for infinite differences: every remainder is then
+    /// finite (a NaN row never gets here: it is filled).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PlainLogSoftmax<TV, TCheck>(float* x, float* y, long count, float max, float logSumHi, float logSumLo)
@@ -401,10 +405,11 @@ internal static unsafe class SoftmaxCpu
 
 /// <summary>
 /// A slice's softmax state: its max, the sum of e^(z - max) over the terms below the max (<see cref="Below"/>), how many z
-/// equal the max (<see cref="AtMax"/>, each term exactly 1), whether every z is -inf, and whether no z is -inf
-/// (<see cref="NoNegativeInfinity"/>: log-softmax's final pass then needs no select for -inf lanes).
+/// equal the max (<see cref="AtMax"/>, each term exactly 1), whether every z is -inf, and whether every z is at least
+/// -float.MaxValue/2 (<see cref="MinWithinHalfRange"/>: with a row max of at most float.MaxValue/2, every z - max is then
+/// finite and log-softmax's final pass needs no select for infinite differences).
 /// </summary>
-internal readonly record struct SoftmaxState(float Max, double Below, double AtMax, bool Empty, bool NoNegativeInfinity = false,
+internal readonly record struct SoftmaxState(float Max, double Below, double AtMax, bool Empty, bool MinWithinHalfRange = false,
     MaxRemainders AtLo = default)
 {
     /// <summary>The sum of e^(z - max), the max's own terms e^lo = 1 + lo + lo^2/2 (|lo| &lt;= 2^-24 |max|).</summary>
@@ -456,7 +461,7 @@ internal readonly record struct SoftmaxState(float Max, double Below, double AtM
             if (s.Max == m) { below += s.Below; atMax += s.AtMax; atLo = MaxRemainders.Merge(atLo, s.AtLo); }
             else below += s.Sum * Math.Exp((double)s.Max - m);
         }
-        return new(m, float.IsNaN(m) ? double.NaN : below, atMax, a.Empty && b.Empty, a.NoNegativeInfinity && b.NoNegativeInfinity, atLo);
+        return new(m, float.IsNaN(m) ? double.NaN : below, atMax, a.Empty && b.Empty, a.MinWithinHalfRange && b.MinWithinHalfRange, atLo);
     }
 }
 
@@ -646,15 +651,15 @@ internal readonly struct LogSoftmaxOp(float scale, float max, float maxLo, float
 
 /// <summary>
 /// Log-softmax's final pass over x itself (scale 1, no mask): (x - max) - ln(sum) as <see cref="SoftmaxCpu.LogSoftmaxValue{TV}"/>
-/// computes it, with the two two-sums unmasked and one select at the end instead: only a -inf x (or NaN) makes a remainder
-/// NaN, and there the rounded difference is the answer.
+/// computes it, with the two two-sums unmasked and one select at the end instead: only an infinite difference (a -inf x,
+/// or x - max past -float.MaxValue) or NaN makes a remainder NaN, and there the rounded difference is the answer.
 /// </summary>
 internal readonly struct PlainLogSoftmaxOp(float max, float logSumHi, float logSumLo) : IUnaryOp
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV> => Value<TV, Checked>(x, TV.Create(-max), TV.Create(-logSumHi), TV.Create(logSumLo));
 
-    /// <summary>The value for x given -max, -lHi and lLo as vectors; with <see cref="InRange"/>, for x known not to be -inf (no select).</summary>
+    /// <summary>The value for x given -max, -lHi and lLo as vectors; with <see cref="InRange"/>, for x whose x - max is known to be finite (no select).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Value<TV, TCheck>(TV x, TV negM, TV negL, TV lLo) where TV : unmanaged, ISimd<TV> where TCheck : struct, IFlag
     {
