@@ -87,7 +87,7 @@ internal readonly struct GeluOp : IActivationOp
         TV factor = g * TV.Select(negative, x * TV.Create(0.5f), TV.Create(0.5f));
         // The common vector, |x| <= 13.2 in every lane (no infinity, no NaN: their clamped squares leave the range):
         // the exponential without its edge path, so the loop has no call (see VectorMath.ExpInRange).
-        if (!VectorMath.AllFast(VectorMath.InRange(-sqHi - sqLo))) return Careful(x, negative, factor, sqHi, sqLo);
+        if (!VectorMath.AllInRange(-sqHi - sqLo)) return Careful(x, negative, factor, sqHi, sqLo);
         TV tail = VectorMath.ScaledExpInRange(-sqHi, -sqLo, factor);
         // gelu has x's sign (Phi > 0), so the sign bit goes back on: x = -0 gives -0 (x - x Phi(-a) is (+0) + (-0) = +0 there).
         return TV.Select(negative, tail, TV.Fma(-x, tail, x)) | Simd.SignBit(x);
@@ -124,7 +124,7 @@ internal readonly struct GeluOp : IActivationOp
         TV sqHi = VectorMath.TwoProductUnmasked(xc * TV.Create(0.5f), xc, out TV sqLo);
         // The common vector (|x| <= 13.2, no NaN) without the exponential's edge path: no call in the loop, and so no
         // vectors spilled around one (see VectorMath.ExpInRange); NaN lanes fail the range test.
-        if (!VectorMath.AllFast(VectorMath.InRange(-sqHi - sqLo))) return DerivativeCareful(x, negative, c, sqHi, sqLo);
+        if (!VectorMath.AllInRange(-sqHi - sqLo)) return DerivativeCareful(x, negative, c, sqHi, sqLo);
         TV t = VectorMath.ScaledExpInRange(-sqHi, -sqLo, c);
         return TV.Select(negative, t, t + TV.Create(1f));
     }

@@ -21,7 +21,7 @@ internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
         // The common vector, -80 <= beta x and e^-|beta x| a normal float in every lane (no infinity, no NaN): the
         // exponential without its edge path and no far-left form, so the loop has no call (see VectorMath.ExpInRange);
         // the same bits as the careful form below.
-        if (!VectorMath.AllFast(VectorMath.InRange(eHi + eLo) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)))) return Careful(x);
+        if (!(VectorMath.AllInRange(eHi + eLo) && VectorMath.AllFastWithin(hi, -80f, float.PositiveInfinity))) return Careful(x);
         TV log1p = VectorMath.Log1pUnit(VectorMath.ExpInRange(eHi, eLo));
         TV soft = TV.Select(negative, log1p, hi + (lo + log1p));
         if (beta != 1f) soft /= TV.Create(beta);

@@ -32,24 +32,26 @@ internal static class VectorMath
     }
 
     /// <summary>
-    /// The lanes where an exponential's argument is in [-87.33, 88.37], its result a normal float: there
-    /// <see cref="ExpInRange{TV}(TV, TV)"/> and its siblings are exact substitutes for the full functions.
+    /// True when every lane of <paramref name="x"/> is in [<paramref name="lo"/>, <paramref name="hi"/>] (no NaN) and the
+    /// lane type branches per vector (<see cref="ISimd{TSelf}.BranchesPerVector"/>): the test for an op's cheaper form of
+    /// the same bits, one range test per vector (<see cref="ISimd{TSelf}.AllWithin"/>). The kernels' one-float lane always
+    /// answers false, so only the careful form is compiled into them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV InRange<TV>(TV x) where TV : unmanaged, ISimd<TV>
-        => TV.GreaterThanOrEqual(x, TV.Create(-87.33f)) & TV.LessThanOrEqual(x, TV.Create(88.37f));
+    public static bool AllFastWithin<TV>(TV x, float lo, float hi) where TV : unmanaged, ISimd<TV>
+        => TV.BranchesPerVector && TV.AllWithin(x, TV.Create(lo), TV.Create(hi));
 
     /// <summary>
-    /// True when every lane of <paramref name="mask"/> is set and the lane type branches per vector
-    /// (<see cref="ISimd{TSelf}.BranchesPerVector"/>): the test for an op's cheaper form of the same bits. The kernels'
-    /// one-float lane always answers false, so only the careful form is compiled into them.
+    /// <see cref="AllFastWithin{TV}"/> for an exponential's argument: every lane of <paramref name="x"/> in [-87.33, 88.37],
+    /// where e^x is a normal float and <see cref="ExpInRange{TV}(TV, TV)"/> and its siblings are exact substitutes for the
+    /// full functions.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool AllFast<TV>(TV mask) where TV : unmanaged, ISimd<TV> => TV.BranchesPerVector && TV.All(mask);
+    public static bool AllInRange<TV>(TV x) where TV : unmanaged, ISimd<TV> => AllFastWithin(x, -87.33f, 88.37f);
 
     /// <summary>
     /// e^(hi + lo) without edge handling: the same bits as <see cref="Exp{TV}(TV, TV)"/> in every lane where
-    /// <see cref="InRange{TV}"/>(hi + lo) holds, garbage elsewhere. An op that tests the range once per vector and takes
+    /// <see cref="AllInRange{TV}"/> holds for hi + lo, garbage elsewhere. An op that tests the range once per vector and takes
     /// its careful form out of line otherwise keeps calls (and the stack spills the JIT puts around them, all vector
     /// registers being caller-saved) out of its loop.
     /// </summary>
@@ -62,7 +64,7 @@ internal static class VectorMath
         return (Expm1Reduced(r) + TV.Create(1f)) * TV.Pow2(n);
     }
 
-    /// <summary><see cref="ScaledExp{TV}"/> without edge handling, exact where <see cref="InRange{TV}"/>(hi + lo) holds (see <see cref="ExpInRange{TV}(TV, TV)"/>).</summary>
+    /// <summary><see cref="ScaledExp{TV}"/> without edge handling, exact where <see cref="AllInRange{TV}"/> holds for hi + lo (see <see cref="ExpInRange{TV}(TV, TV)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV ScaledExpInRange<TV>(TV hi, TV lo, TV factor) where TV : unmanaged, ISimd<TV>
     {
@@ -72,7 +74,7 @@ internal static class VectorMath
         return (Expm1Reduced(r) + TV.Create(1f)) * factor * TV.Pow2(n);
     }
 
-    /// <summary><see cref="Exp{TV}(TV)"/> without edge handling, exact where <see cref="InRange{TV}"/>(x) holds (see <see cref="ExpInRange{TV}(TV, TV)"/>).</summary>
+    /// <summary><see cref="Exp{TV}(TV)"/> without edge handling, exact where <see cref="AllInRange{TV}"/> holds for x (see <see cref="ExpInRange{TV}(TV, TV)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV ExpInRange<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
@@ -89,7 +91,7 @@ internal static class VectorMath
         // ScaledExp with factor 1, without the multiplication by it (exact, so the results are the same bits).
         // Lanes in the normal range have a finite hi and lo (an infinite or NaN one makes hi + lo infinite or NaN),
         // so only the edge path masks lo.
-        if (AllFast(InRange(hi + lo))) return ExpInRange(hi, lo);
+        if (AllInRange(hi + lo)) return ExpInRange(hi, lo);
         return ScaledExpEdges(hi, lo, TV.Create(1f));
     }
 
@@ -101,7 +103,7 @@ internal static class VectorMath
     public static TV ScaledExp<TV>(TV hi, TV lo, TV factor) where TV : unmanaged, ISimd<TV>
     {
         // Where every lane's result is a normal float, 2^n is one exponent-field build (see Exp above).
-        if (AllFast(InRange(hi + lo))) return ScaledExpInRange(hi, lo, factor);
+        if (AllInRange(hi + lo)) return ScaledExpInRange(hi, lo, factor);
         return ScaledExpEdges(hi, lo, factor);
     }
 
@@ -141,7 +143,7 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Exp<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
-        if (AllFast(InRange(x))) return ExpInRange(x);
+        if (AllInRange(x)) return ExpInRange(x);
         TV n = TV.Round(x * TV.Create(Log2E));
         TV r = TV.Fma(n, TV.Create(-Ln2Hi), x);
         r = TV.Fma(n, TV.Create(-Ln2Lo), r);
@@ -241,7 +243,7 @@ internal static class VectorMath
         TV isSmall = TV.LessThan(a, TV.Create(0.55f));
         if (TV.All(isSmall)) return TanhSmall(x);
         // Below |x| = 44.18 (no infinity, no NaN) e^(2|x|) is a normal float: no edge path, so no call in the loop.
-        if (!AllFast(InRange(a + a))) return TanhCareful(x, a, isSmall);
+        if (!AllInRange(a + a)) return TanhCareful(x, a, isSmall);
         TV large = (TV.Create(1f) - TV.Create(2f) / (ExpInRange(a + a) + TV.Create(1f))) | Simd.SignBit(x);
         return TV.Any(isSmall) ? TV.Select(isSmall, TanhSmall(x), large) : large;
     }
@@ -274,7 +276,12 @@ internal static class VectorMath
 
     /// <summary>1 / (1 + e^-x); below x = -80, e^x (see <see cref="Sigmoid{TV}(TV, TV)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV Sigmoid<TV>(TV x) where TV : unmanaged, ISimd<TV> => Sigmoid(x, TV.Create(0f));
+    public static TV Sigmoid<TV>(TV x) where TV : unmanaged, ISimd<TV>
+    {
+        // Sigmoid(x, 0)'s test in one range: -x in [-87.33, 88.37] and x >= -80 is x in [-80, 87.33] (negation is exact).
+        if (AllFastWithin(x, -80f, 87.33f)) return TV.Create(1f) / (TV.Create(1f) + ExpInRange(-x, -TV.Create(0f)));
+        return SigmoidCareful(x, TV.Create(0f));
+    }
 
     /// <summary>x * sigmoid(x) (SiLU), the far-left lanes as in <see cref="TimesSigmoid{TV}(TV, TV, TV)"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -283,7 +290,8 @@ internal static class VectorMath
         // Per lane, so an element's result never depends on its neighbours in the vector (the SIMD path and the
         // one-float lane of the ILGPU kernels then agree bit for bit): only the far-left lanes take the careful form.
         // The common vector, every lane in [-80, 87.33]: Sigmoid's plain form inline, so the loop has no call.
-        if (AllFast(InRange(-x) & TV.GreaterThanOrEqual(x, TV.Create(-80f))))
+        // -x in [-87.33, 88.37] and x >= -80: x in [-80, 87.33] (negation is exact).
+        if (AllFastWithin(x, -80f, 87.33f))
             return x * (TV.Create(1f) / (TV.Create(1f) + ExpInRange(-x, -TV.Create(0f))));
         return TimesSigmoidCareful(x);
     }
@@ -310,7 +318,7 @@ internal static class VectorMath
     {
         // The common vector, every lane inside (-80, 87.33]: no call in the caller's loop (see ExpInRange).
         TV x = -hi - lo;
-        if (AllFast(InRange(x) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)))) return TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo));
+        if (AllInRange(x) && AllFastWithin(hi, -80f, float.PositiveInfinity)) return TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo));
         return SigmoidCareful(hi, lo);
     }
 
@@ -334,8 +342,8 @@ internal static class VectorMath
         // The common vector, no lane near s = 0, far left, past overflow or NaN: the plain form with no call in the
         // caller's loop (see ExpInRange); the same bits as the careful form below.
         TV a = Simd.Abs(hi);
-        TV plain = InRange(-hi - lo) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)) & TV.GreaterThanOrEqual(a, TV.Create(9.5367431640625e-7f));
-        if (AllFast(plain)) return (x * (TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo)))) | Simd.SignBit(x);
+        if (AllInRange(-hi - lo) && AllFastWithin(hi, -80f, float.PositiveInfinity) && AllFastWithin(a, 9.5367431640625e-7f, float.PositiveInfinity))
+            return (x * (TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo)))) | Simd.SignBit(x);
         return TimesSigmoidCareful(x, hi, lo);
     }
 
@@ -385,7 +393,7 @@ internal static class VectorMath
         TV negative = TV.LessThan(hi, TV.Create(0f));
         TV eHi = -Simd.Abs(hi);
         TV eLo = TV.Select(negative, lo, -lo);
-        if (!AllFast(InRange(eHi + eLo) & TV.GreaterThanOrEqual(hi, TV.Create(-80f)))) return TimesSigmoidDerivativeCareful(x, hi, lo, slope);
+        if (!(AllInRange(eHi + eLo) && AllFastWithin(hi, -80f, float.PositiveInfinity))) return TimesSigmoidDerivativeCareful(x, hi, lo, slope);
         TV e = ExpInRange(eHi, eLo);
         TV r = TV.Create(1f) / (TV.Create(1f) + e);
         TV d = e * r * r;

@@ -135,6 +135,8 @@ internal readonly struct ScalarLane<TFma> : ISimd<ScalarLane<TFma>> where TFma :
     // A mask lane counts as set by its sign bit, as movmskps reads it.
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool Any(ScalarLane<TFma> mask) => Bits(mask) < 0;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static bool All(ScalarLane<TFma> mask) => Bits(mask) < 0;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool AllWithin(ScalarLane<TFma> x, ScalarLane<TFma> lo, ScalarLane<TFma> hi) => x.Value >= lo.Value && x.Value <= hi.Value;
     // Kernels take the careful forms only: one code path per op, as few registers as it needs.
     public static bool BranchesPerVector => false;
     public static ScalarLane<TFma> Indices => new(0f);
