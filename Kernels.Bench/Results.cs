@@ -3,14 +3,15 @@ namespace GpuActivations.Bench;
 /// <summary>A performance target and whether a row reaches it.</summary>
 /// <param name="Figure">The figure in words, e.g. ">= 75% of copy".</param>
 /// <param name="Met">Whether the row reaches it.</param>
-public sealed record TargetCheck(string Figure, bool Met);
+/// <param name="ShareGoal">The share of copy bandwidth the figure asks for (0.75 for ">= 75% of copy"); NaN for other figures.</param>
+public sealed record TargetCheck(string Figure, bool Met, double ShareGoal = double.NaN);
 
 /// <summary>One op at one shape on one accelerator, with its copy baseline and CPU peers.</summary>
 public sealed record BenchRow(
     string Op, string Accelerator, AcceleratorKind Kind, Shape Shape, long Bytes,
     Timing Ours, Timing Copy, long CopyBytes, string CopyMethod,
     Timing? Naive, Timing? TensorPrimitives, string? TensorPrimitivesLabel, TargetCheck? Target,
-    Timing? Onnx = null, string? OnnxLabel = null, Timing? OursBesideOnnx = null)
+    Timing? Onnx = null, string? OnnxLabel = null, Timing? OursBesideOnnx = null, Timing? InCache = null, long InCacheBytes = 0)
 {
     /// <summary>Our GB/s (bytes read + written per second).</summary>
     public double GBps => Ours.GBps(Bytes);
@@ -32,6 +33,14 @@ public sealed record BenchRow(
     /// alternating blocks with the median ratio, ours in that round being <see cref="OursBesideOnnx"/>.
     /// </summary>
     public double? OnnxSpeedup => Onnx is null ? null : Onnx.Median / (OursBesideOnnx ?? Ours).Median;
+    /// <summary>
+    /// The share of this row's copy bandwidth the op would reach if memory cost nothing: its rate on one thread with a
+    /// small instance of the op in cache (<see cref="InCache"/>, <see cref="InCacheBytes"/> moved; the CPU path runs such
+    /// a size on the calling thread), times every core of the machine, over the copy's GB/s. An upper bound: it assumes
+    /// the computing overlaps the memory traffic completely and every core is free. A row below its target whose ceiling
+    /// is below the target too is compute-bound on this machine; one whose ceiling is above it loses time on the memory side.
+    /// </summary>
+    public double? ComputeCeiling => InCache is null ? null : Environment.ProcessorCount * InCache.GBps(InCacheBytes) / CopyGBps;
 }
 
 /// <summary>A CPU op on one thread with its data in cache, beside TensorPrimitives and a naive loop.</summary>
