@@ -355,7 +355,9 @@ public sealed class BenchPlan
     /// A small instance of the row's op, timed with its data in cache (<see cref="BenchRow.ComputeCeiling"/>): 16k
     /// elements, or one row of at most 32k columns (the [1024 x 32000] logits' row itself; a 262144-column row's first
     /// 32768), or 16k outputs of packed halves. The CPU path runs each on the calling thread (below
-    /// <c>CpuParallel.MinimumPerCore</c> per core), so the time is one core's.
+    /// <c>CpuParallel.MinimumPerCore</c> per core), so the time is one core's. (Instances on every core at once, through
+    /// <c>Parallel.For</c>, measured well below one core's rate times the cores on the 2-core host: 25% against 52%
+    /// reached at 16M for sigmoid.)
     /// </summary>
     (Timing? Time, long Bytes) MeasureComputeCeiling(Accelerator acc, BenchOp op, Shape shape)
     {

@@ -36,11 +36,13 @@ public sealed record BenchRow(
     /// <summary>
     /// The share of this row's copy bandwidth the op would reach if memory cost nothing: its rate on one thread with a
     /// small instance of the op in cache (<see cref="InCache"/>, <see cref="InCacheBytes"/> moved; the CPU path runs such
-    /// a size on the calling thread), times every core of the machine, over the copy's GB/s. An upper bound: it assumes
-    /// the computing overlaps the memory traffic completely and every core is free. A row below its target whose ceiling
-    /// is below the target too is compute-bound on this machine; one whose ceiling is above it loses time on the memory side.
+    /// a size on the calling thread), from the fastest quarter of the samples (<see cref="Timing.Lower"/>: other work on
+    /// the host only slows a sample), times every core of the machine, over the copy's GB/s. The rate the op's arithmetic
+    /// allows on free cores; the row comes near it only where computing and memory traffic overlap completely. A row below
+    /// its target whose ceiling is below the target too is compute-bound on this machine; one whose ceiling is above it
+    /// loses time on the memory side.
     /// </summary>
-    public double? ComputeCeiling => InCache is null ? null : Environment.ProcessorCount * InCache.GBps(InCacheBytes) / CopyGBps;
+    public double? ComputeCeiling => InCache is null ? null : Environment.ProcessorCount * (InCacheBytes / InCache.Lower / 1e9) / CopyGBps;
 }
 
 /// <summary>A CPU op on one thread with its data in cache, beside TensorPrimitives and a naive loop.</summary>

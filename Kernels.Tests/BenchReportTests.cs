@@ -94,14 +94,15 @@ public sealed class BenchReportTests
         var shape = new Shape(1, 1 << 24);
         BenchRow Missed(string op, double inCacheSeconds) => new(op, "Cpu#0", AcceleratorKind.Cpu, shape, 8L << 24, T(0.01, 2), T(0.0025, 2), 8L << 24,
             "parallel memcpy", null, null, null, new TargetCheck(">= 75% of copy", false, 0.75), InCache: T(inCacheSeconds, 1), InCacheBytes: 8L << 14);
-        // In cache, one thread: 128 KiB in a second (a ceiling far below the target on any core count), and in a nanosecond (far above).
+        // In cache: 128 KiB in a second (a ceiling far below the target), and in a nanosecond (far above).
         results.Rows.Add(Missed("Gelu", 1.0));
         results.Rows.Add(Missed("SwiGlu", 1e-9));
         var figures = Report.FiguresTable(results, markdown: false).Rows.ToDictionary(r => r[1]);
         Assert.That(figures["Gelu"][^1], Is.EqualTo("MISSED: compute-bound"));
         Assert.That(figures["Gelu"][^2], Does.Contain("(ceiling 0%)"));
         Assert.That(figures["SwiGlu"][^1], Is.EqualTo("MISSED"), "a ceiling above the target leaves the miss to the memory side");
-        Assert.That(results.Rows[0].ComputeCeiling, Is.EqualTo(Environment.ProcessorCount * (8.0 * 16_384 / 1.0) / (8.0 * (1 << 24) / 0.0025)).Within(1e-12));
+        // The fastest quarter of the in-cache samples (T's Lower: 0.9 of the median), on every core.
+        Assert.That(results.Rows[0].ComputeCeiling, Is.EqualTo(Environment.ProcessorCount * (8.0 * 16_384 / 0.9) / (8.0 * (1 << 24) / 0.0025)).Within(1e-12));
     }
 
     [Test]
