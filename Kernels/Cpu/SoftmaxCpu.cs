@@ -19,14 +19,19 @@ internal static unsafe class SoftmaxCpu
     /// (null: none) of row r starts at mask + r * <paramref name="maskStride"/> (0: one row for all).
     /// </summary>
     public static void Run(float* x, float* y, long rows, long cols, bool log, float scale = 1f, float* mask = null, long maskStride = 0, bool safe = false)
-        => RowDriver.Run<SoftmaxRows, SoftmaxState>(new SoftmaxRows(x, y, cols, log, scale, mask, maskStride, safe), rows, cols);
+        => RowDriver.Run<SoftmaxRows, SoftmaxState>(new SoftmaxRows(x, y, rows, cols, log, scale, mask, maskStride, safe), rows, cols);
 
-    readonly struct SoftmaxRows(float* x, float* y, long cols, bool log, float scale, float* mask, long maskStride, bool safe) : IRowOp<SoftmaxState>
+    readonly struct SoftmaxRows(float* x, float* y, long rows, long cols, bool log, float scale, float* mask, long maskStride, bool safe) : IRowOp<SoftmaxState>
     {
         float* Mask(long row, long start) => mask == null ? null : mask + row * maskStride + start;
 
+        /// <summary>The next row's x for a whole row (null for the last row, or a slice of a split row).</summary>
+        public static float* NextRow(float* x, long row, long start, long count, long rows, long cols)
+            => start == 0 && count == cols && row + 1 < rows ? x + (row + 1) * cols : null;
+
         public SoftmaxState Reduce(long row, long start, long count)
-            => SoftmaxCpu.Reduce(x + row * cols + start, Mask(row, start), scale, y + row * cols + start, count, store: !log, split: log);
+            => SoftmaxCpu.Reduce(x + row * cols + start, Mask(row, start), scale, y + row * cols + start, count, store: !log, split: log,
+                ahead: NextRow(x, row, start, count, rows, cols));
 
         public SoftmaxState Merge(in SoftmaxState a, in SoftmaxState b) => SoftmaxState.Merge(a, b);
 
@@ -69,8 +74,10 @@ internal static unsafe class SoftmaxCpu
     /// <paramref name="store"/> the exponentials go to y. Reads x (and mask) before writing y, so y may be x. Without
     /// <paramref name="split"/> (softmax, which needs only the total) the max's terms may be counted in Below instead.
     /// </summary>
-    internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store, bool split = true)
+    internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store, bool split = true, float* ahead = null)
     {
+        // Without a next row, the prefetches of pass 1 touch this slice's own lines (in cache by then): no branch in its loop.
+        if (ahead == null) ahead = x;
         (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) state;
         if (count < V128.Count)
         {
@@ -84,14 +91,14 @@ internal static unsafe class SoftmaxCpu
                 if (i >= count) paddedLo[i] = 0f;
             }
             var input = new PaddedInput(padded, paddedLo);
-            state = !store ? Partial<V128, PaddedInput, SumsSplit>(input, padded, V128.Count)
-                  : split ? Partial<V128, PaddedInput, StoresSplit>(input, padded, V128.Count)
-                  : Partial<V128, PaddedInput, StoresTotal>(input, padded, V128.Count);
+            state = !store ? Partial<V128, PaddedInput, SumsSplit>(input, padded, V128.Count, padded)
+                  : split ? Partial<V128, PaddedInput, StoresSplit>(input, padded, V128.Count, padded)
+                  : Partial<V128, PaddedInput, StoresTotal>(input, padded, V128.Count, padded);
             if (store && state.Max != float.NegativeInfinity) new Span<float>(padded, (int)count).CopyTo(new Span<float>(y, (int)count));
         }
-        else if (mask == null && scale == 1f) state = Partial(new PlainInput(x), y, count, store, split);
-        else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store, split);
-        else state = Partial(new MaskedInput(x, mask, scale), y, count, store, split);
+        else if (mask == null && scale == 1f) state = Partial(new PlainInput(x), y, count, store, split, ahead);
+        else if (mask == null) state = Partial(new ScaledInput(x, scale), y, count, store, split, ahead);
+        else state = Partial(new MaskedInput(x, mask, scale), y, count, store, split, ahead);
         return new(state.Max, state.Below, state.AtMax, state.Max == float.NegativeInfinity && AllNegativeInfinity(x, mask, scale, count),
             state.MinWithinHalfRange, state.AtLo);
     }
@@ -115,18 +122,18 @@ internal static unsafe class SoftmaxCpu
         return true;
     }
 
-    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) Partial<TIn>(TIn input, float* y, long count, bool store, bool split) where TIn : struct, IRowInput
+    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) Partial<TIn>(TIn input, float* y, long count, bool store, bool split, float* ahead) where TIn : struct, IRowInput
     {
-        if (!store) return Partial<TIn, SumsSplit>(input, y, count);
-        if (split) return Partial<TIn, StoresSplit>(input, y, count);
-        return Partial<TIn, StoresTotal>(input, y, count);
+        if (!store) return Partial<TIn, SumsSplit>(input, y, count, ahead);
+        if (split) return Partial<TIn, StoresSplit>(input, y, count, ahead);
+        return Partial<TIn, StoresTotal>(input, y, count, ahead);
     }
 
-    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) Partial<TIn, TStore>(TIn input, float* y, long count) where TIn : struct, IRowInput where TStore : struct, IPassKind
+    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) Partial<TIn, TStore>(TIn input, float* y, long count, float* ahead = null) where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
-        if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn, TStore>(input, y, count);
-        if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn, TStore>(input, y, count);
-        return Partial<V128, TIn, TStore>(input, y, count);
+        if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn, TStore>(input, y, count, ahead);
+        if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn, TStore>(input, y, count, ahead);
+        return Partial<V128, TIn, TStore>(input, y, count, ahead);
     }
 
     /// <summary>
@@ -137,7 +144,7 @@ internal static unsafe class SoftmaxCpu
     /// careful <see cref="ExpDifference{TV, TIn}"/>, so the loop carries no masks or calls for rare cases.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) Partial<TV, TIn, TStore>(TIn input, float* y, long count)
+    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) Partial<TV, TIn, TStore>(TIn input, float* y, long count, float* ahead)
         where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
         long last = count - TV.Count;
@@ -167,8 +174,8 @@ internal static unsafe class SoftmaxCpu
             long i = 0;
             while (true)
             {
-                i = inRange ? FastRun<TV, TIn, TStore, InRange>(input, y, i, last, -m, ref lower, ref upper)
-                            : FastRun<TV, TIn, TStore, Checked>(input, y, i, last, -m, ref lower, ref upper);
+                i = inRange ? FastRun<TV, TIn, TStore, InRange>(input, y, i, last, -m, ref lower, ref upper, ahead)
+                            : FastRun<TV, TIn, TStore, Checked>(input, y, i, last, -m, ref lower, ref upper, ahead);
                 if (i >= last) break;
                 // A vector holding the max, -inf, NaN or a result below the smallest normal: the careful path.
                 TV slow = ExpDifferenceAt(input, i, m, out TV below, out TV at, out TV lo);
@@ -198,12 +205,15 @@ internal static unsafe class SoftmaxCpu
     /// JIT keeps them on the stack (every vector register is caller-saved), a store-to-load round trip per vector.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static long FastRun<TV, TIn, TStore, TCheck>(TIn input, float* y, long i, long last, TV negM, ref TV lowerSum, ref TV upperSum)
+    static long FastRun<TV, TIn, TStore, TCheck>(TIn input, float* y, long i, long last, TV negM, ref TV lowerSum, ref TV upperSum, float* ahead)
         where TV : unmanaged, ISimd<TV> where TIn : struct, IRowInput where TStore : struct, IPassKind where TCheck : struct, IFlag
     {
         TV lower = lowerSum, upper = upperSum;
         for (; i < last; i += TV.Count)
         {
+            // The next row's line at this offset into L2 (a V512 vector is one line; narrower vectors touch lines twice),
+            // so its min and max pass reads from cache instead of waiting on memory while no exponential is computed.
+            if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.Prefetch1(ahead + i);
             TV zhi = input.Load<TV>(i, out TV zlo);
             // d = z - m exactly as d + dlo (Knuth's two-sum); every lane taken here is finite, so dlo needs no masking.
             TV d = zhi + negM;

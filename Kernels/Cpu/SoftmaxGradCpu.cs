@@ -14,7 +14,7 @@ internal static unsafe class SoftmaxGradCpu
 
     /// <summary>Per-row cross-entropy losses and (grad not null) gradients; grad may equal logits.</summary>
     public static void CrossEntropy(float* logits, int* targets, float* losses, float* grad, long rows, long cols, CrossEntropyOptions options)
-        => RowDriver.Run<CrossEntropyRows, CrossEntropyState>(new CrossEntropyRows(logits, targets, losses, grad, cols, options.IgnoreIndex,
+        => RowDriver.Run<CrossEntropyRows, CrossEntropyState>(new CrossEntropyRows(logits, targets, losses, grad, rows, cols, options.IgnoreIndex,
             options.LabelSmoothing, options.GradientScale), rows, cols);
 
     readonly struct BackwardRows(float* y, float* dy, float* dx, long cols, bool log) : IRowOp<double>
@@ -35,7 +35,7 @@ internal static unsafe class SoftmaxGradCpu
         }
     }
 
-    readonly struct CrossEntropyRows(float* logits, int* targets, float* losses, float* grad, long cols, int ignore, float eps, float gradScale)
+    readonly struct CrossEntropyRows(float* logits, int* targets, float* losses, float* grad, long rows, long cols, int ignore, float eps, float gradScale)
         : IRowOp<CrossEntropyState>
     {
         public CrossEntropyState Reduce(long row, long start, long count)
@@ -53,7 +53,8 @@ internal static unsafe class SoftmaxGradCpu
             float zt = hasZt ? z[tt] : 0f;
             // With a gradient, pass 1 leaves e^(z - slice max) in it, so the gradient pass scales them instead of spending
             // a second exponential per logit.
-            SoftmaxState softmax = SoftmaxCpu.Reduce(z, null, 1f, g, count, store: g != null);
+            SoftmaxState softmax = SoftmaxCpu.Reduce(z, null, 1f, g, count, store: g != null,
+                ahead: start == 0 && count == cols && row + 1 < rows ? logits + (row + 1) * cols : null);
             return new(softmax, sumZ, zt, hasZt);
         }
 
