@@ -73,6 +73,8 @@ internal static unsafe class SoftmaxCpu
     /// max; at max: how many z equal it, each contributing e^0 = 1) and whether every z is -inf; with
     /// <paramref name="store"/> the exponentials go to y. Reads x (and mask) before writing y, so y may be x. Without
     /// <paramref name="split"/> (softmax, which needs only the total) the max's terms may be counted in Below instead.
+    /// <paramref name="ahead"/>: where the next row starts (null: none), prefetched into L2 while pass 1 computes, so its
+    /// own min/max pass does not wait on memory.
     /// </summary>
     internal static SoftmaxState Reduce(float* x, float* mask, float scale, float* y, long count, bool store, bool split = true, float* ahead = null)
     {
@@ -129,7 +131,7 @@ internal static unsafe class SoftmaxCpu
         return Partial<TIn, StoresTotal>(input, y, count, ahead);
     }
 
-    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) Partial<TIn, TStore>(TIn input, float* y, long count, float* ahead = null) where TIn : struct, IRowInput where TStore : struct, IPassKind
+    static (float Max, double Below, double AtMax, MaxRemainders AtLo, bool MinWithinHalfRange) Partial<TIn, TStore>(TIn input, float* y, long count, float* ahead) where TIn : struct, IRowInput where TStore : struct, IPassKind
     {
         if (V512.IsSupported && count >= V512.Count) return Partial<V512, TIn, TStore>(input, y, count, ahead);
         if (V256.IsSupported && count >= V256.Count) return Partial<V256, TIn, TStore>(input, y, count, ahead);
