@@ -308,7 +308,7 @@ public static class Report
             sb.AppendLine("*of copy* = our GB/s over a copy of the same bytes on the same accelerator, sampled alternately with the op;");
             sb.AppendLine($"copy: {string.Join("; ", results.Rows.Select(r => $"{r.Accelerator}: {r.CopyMethod}").Distinct())}");
             sb.AppendLine("(on the CPU the faster of memcpy and a copy with non-temporal stores, timed when each row's baseline is made).");
-            sb.AppendLine("*ceiling* (SIMD CPU rows) = the share of copy the op would reach if memory cost nothing: small instances of the op");
+            sb.AppendLine("*ceiling* (SIMD CPU rows) = the share of copy the op would reach if memory cost nothing: a small instance of the op");
             sb.AppendLine($"(16k elements, or one row of at most 32k columns) timed in cache on one thread (its fastest quarter of samples), times the");
             sb.AppendLine($"machine's {Environment.ProcessorCount} cores, over the row's copy GB/s (the row comes near it only where computing and memory traffic overlap completely). A miss with the ceiling below");
             sb.AppendLine("the target too is compute-bound on this machine; one with the ceiling above it loses its time on the memory side.");

@@ -21,13 +21,16 @@ internal static unsafe class SoftmaxCpu
     public static void Run(float* x, float* y, long rows, long cols, bool log, float scale = 1f, float* mask = null, long maskStride = 0, bool safe = false)
         => RowDriver.Run<SoftmaxRows, SoftmaxState>(new SoftmaxRows(x, y, rows, cols, log, scale, mask, maskStride, safe), rows, cols);
 
+    /// <summary>
+    /// Where the row after <paramref name="row"/> of x [rows, cols] starts, for <see cref="Reduce"/>'s prefetch when the call
+    /// covers a whole row; null for the last row, or a slice of a split row (its neighbours are other cores' slices).
+    /// </summary>
+    internal static float* NextRow(float* x, long row, long start, long count, long rows, long cols)
+        => start == 0 && count == cols && row + 1 < rows ? x + (row + 1) * cols : null;
+
     readonly struct SoftmaxRows(float* x, float* y, long rows, long cols, bool log, float scale, float* mask, long maskStride, bool safe) : IRowOp<SoftmaxState>
     {
         float* Mask(long row, long start) => mask == null ? null : mask + row * maskStride + start;
-
-        /// <summary>The next row's x for a whole row (null for the last row, or a slice of a split row).</summary>
-        public static float* NextRow(float* x, long row, long start, long count, long rows, long cols)
-            => start == 0 && count == cols && row + 1 < rows ? x + (row + 1) * cols : null;
 
         public SoftmaxState Reduce(long row, long start, long count)
             => SoftmaxCpu.Reduce(x + row * cols + start, Mask(row, start), scale, y + row * cols + start, count, store: !log, split: log,

@@ -54,7 +54,7 @@ internal static unsafe class SoftmaxGradCpu
             // With a gradient, pass 1 leaves e^(z - slice max) in it, so the gradient pass scales them instead of spending
             // a second exponential per logit.
             SoftmaxState softmax = SoftmaxCpu.Reduce(z, null, 1f, g, count, store: g != null,
-                ahead: start == 0 && count == cols && row + 1 < rows ? logits + (row + 1) * cols : null);
+                ahead: SoftmaxCpu.NextRow(logits, row, start, count, rows, cols));
             return new(softmax, sumZ, zt, hasZt);
         }
 

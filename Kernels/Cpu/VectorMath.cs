@@ -274,14 +274,22 @@ internal static class VectorMath
     static TV TanhLarge<TV>(TV x, TV a) where TV : unmanaged, ISimd<TV>
         => (TV.Create(1f) - TV.Create(2f) / (Exp(a + a) + TV.Create(1f))) | Simd.SignBit(x);
 
+    /// <summary>
+    /// Whether every lane of x is in [-80, 87.33], where <see cref="PlainSigmoid{TV}"/> is sigmoid(x) exactly: the test of
+    /// <see cref="Sigmoid{TV}(TV, TV)"/> for s = x + 0 in one range (e^-x a normal float: -x in [-87.33, 88.37]; and
+    /// x &gt;= -80; negation is exact).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static bool AllPlainSigmoid<TV>(TV x) where TV : unmanaged, ISimd<TV> => AllFastWithin(x, -80f, 87.33f);
+
+    /// <summary>1 / (1 + e^-x) without edge handling, exact where <see cref="AllPlainSigmoid{TV}"/> holds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV PlainSigmoid<TV>(TV x) where TV : unmanaged, ISimd<TV> => TV.Create(1f) / (TV.Create(1f) + ExpInRange(-x, -TV.Create(0f)));
+
     /// <summary>1 / (1 + e^-x); below x = -80, e^x (see <see cref="Sigmoid{TV}(TV, TV)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Sigmoid<TV>(TV x) where TV : unmanaged, ISimd<TV>
-    {
-        // Sigmoid(x, 0)'s test in one range: -x in [-87.33, 88.37] and x >= -80 is x in [-80, 87.33] (negation is exact).
-        if (AllFastWithin(x, -80f, 87.33f)) return TV.Create(1f) / (TV.Create(1f) + ExpInRange(-x, -TV.Create(0f)));
-        return SigmoidCareful(x, TV.Create(0f));
-    }
+        => AllPlainSigmoid(x) ? PlainSigmoid(x) : SigmoidCareful(x, TV.Create(0f));
 
     /// <summary>x * sigmoid(x) (SiLU), the far-left lanes as in <see cref="TimesSigmoid{TV}(TV, TV, TV)"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -289,10 +297,8 @@ internal static class VectorMath
     {
         // Per lane, so an element's result never depends on its neighbours in the vector (the SIMD path and the
         // one-float lane of the ILGPU kernels then agree bit for bit): only the far-left lanes take the careful form.
-        // The common vector, every lane in [-80, 87.33]: Sigmoid's plain form inline, so the loop has no call.
-        // -x in [-87.33, 88.37] and x >= -80: x in [-80, 87.33] (negation is exact).
-        if (AllFastWithin(x, -80f, 87.33f))
-            return x * (TV.Create(1f) / (TV.Create(1f) + ExpInRange(-x, -TV.Create(0f))));
+        // The common vector: Sigmoid's plain form inline, so the loop has no call.
+        if (AllPlainSigmoid(x)) return x * PlainSigmoid(x);
         return TimesSigmoidCareful(x);
     }
 
