@@ -76,6 +76,13 @@ public sealed record BenchOp(string Name, OpFamily Family, Activation? Activatio
     /// <summary>Whether this op is row-wise (softmax, log-softmax, softmax backward, cross-entropy).</summary>
     public bool IsRowwise => Family is OpFamily.Softmax or OpFamily.LogSoftmax or OpFamily.SoftmaxBackward or OpFamily.CrossEntropy;
 
+    /// <summary>
+    /// Whether the SIMD CPU path writes this op's output through the caches at every size (each output line read from
+    /// memory for ownership before it is written): the row ops, which write a row and then rescale it in cache, and packed
+    /// halves, run row by row in calls far below the streaming threshold. Elementwise outputs of 1M floats or more stream.
+    /// </summary>
+    public bool StoresThroughCache => IsRowwise || IsPacked;
+
     /// <summary>The PReLU channel count used for n elements: the largest power of two up to 4096 dividing n.</summary>
     public static long PReluChannels(long n)
     {

@@ -307,6 +307,7 @@ public sealed class BenchPlan
     void MeasureRow(AcceleratorInfo info, Accelerator acc, BenchOp op, Shape shape)
     {
         Timing ours, copy;
+        Timing? storeCopied = null;
         long copyBytes;
         string copyMethod;
         Timing? onnx = null, oursBesideOnnx = null;
@@ -315,8 +316,15 @@ public sealed class BenchPlan
         {
             using (var baseline = new CopyBaseline(acc, op.BytesMoved(shape)))
             {
-                var (o, c) = sampler.Measure(work.Run, work.Synchronize, baseline.Run, baseline.Synchronize);
-                (ours, copy, copyBytes, copyMethod) = (o, c!, baseline.Bytes, baseline.Method);
+                // Ops whose output goes through the cache on the SIMD path also get their memory ceiling: a copy of the
+                // same bytes with ordinary stores, in turn with the op and the copy (BenchRow.MemoryCeiling).
+                using var storeCopy = info.Kind == AcceleratorKind.Cpu && op.StoresThroughCache
+                    ? new CopyBaseline(acc, op.BytesMoved(shape), CopyBaseline.CopyKind.VectorStore) : null;
+                var timings = sampler.MeasureInterleaved(storeCopy is null
+                    ? [(work.Run, work.Synchronize), (baseline.Run, baseline.Synchronize)]
+                    : [(work.Run, work.Synchronize), (baseline.Run, baseline.Synchronize), (storeCopy.Run, storeCopy.Synchronize)]);
+                (ours, copy, copyBytes, copyMethod) = (timings[0], timings[1], baseline.Bytes, baseline.Method);
+                if (storeCopy is not null) storeCopied = timings[2];
             }
             // ONNX Runtime as its users run it: its default threading, whose pool threads spin after a run waiting
             // for more work. Sampled alternately with our op, they spun on the cores our op needed next and doubled
@@ -347,7 +355,7 @@ public sealed class BenchPlan
         var (naive, tp, tpLabel) = options.Full || options.Smoke || info.Kind == AcceleratorKind.Cpu ? MeasurePeers(op, shape) : (null, null, null);
         var (inCache, inCacheBytes) = info.Kind == AcceleratorKind.Cpu ? MeasureComputeCeiling(acc, op, shape) : (null, 0L);
         var row = new BenchRow(op.Name, MainJob.Label(info), info.Kind, shape, op.BytesMoved(shape), ours, copy, copyBytes, copyMethod, naive, tp, tpLabel, null,
-            onnx, onnxLabel, oursBesideOnnx, inCache, inCacheBytes);
+            onnx, onnxLabel, oursBesideOnnx, inCache, inCacheBytes, storeCopied);
         results.Rows.Add(row with { Target = Targets.For(row) });
     }
 

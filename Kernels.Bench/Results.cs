@@ -11,7 +11,8 @@ public sealed record BenchRow(
     string Op, string Accelerator, AcceleratorKind Kind, Shape Shape, long Bytes,
     Timing Ours, Timing Copy, long CopyBytes, string CopyMethod,
     Timing? Naive, Timing? TensorPrimitives, string? TensorPrimitivesLabel, TargetCheck? Target,
-    Timing? Onnx = null, string? OnnxLabel = null, Timing? OursBesideOnnx = null, Timing? InCache = null, long InCacheBytes = 0)
+    Timing? Onnx = null, string? OnnxLabel = null, Timing? OursBesideOnnx = null, Timing? InCache = null, long InCacheBytes = 0,
+    Timing? StoreCopy = null)
 {
     /// <summary>Our GB/s (bytes read + written per second).</summary>
     public double GBps => Ours.GBps(Bytes);
@@ -43,6 +44,32 @@ public sealed record BenchRow(
     /// loses time on the memory side.
     /// </summary>
     public double? ComputeCeiling => InCache is null ? null : Environment.ProcessorCount * (InCacheBytes / InCache.Lower / 1e9) / CopyGBps;
+
+    /// <summary>
+    /// For an op that writes its output through the caches (<see cref="BenchOp.StoresThroughCache"/>), the share of this
+    /// row's copy bandwidth that a copy of the same bytes with ordinary stores reached (<see cref="StoreCopy"/>, sampled in
+    /// turn with the op and the copy): the rate its memory traffic allows if arithmetic cost nothing. An ordinary store
+    /// reads its line from memory before writing it back (read for ownership), so per byte of the contract such a copy
+    /// moves the traffic of a softmax or cross-entropy row (x read once, y written once through the cache: 12 bytes per
+    /// element against the contract's 8), and a little more than packed halves' (16 bytes per output against 18).
+    /// </summary>
+    public double? MemoryCeiling => StoreCopy is null ? null : Copy.Median / StoreCopy.Median;
+
+    /// <summary>
+    /// What sets a missed share target's pace, from the two ceilings: "compute-bound" when the arithmetic alone cannot
+    /// reach the goal (<see cref="ComputeCeiling"/> below it), "memory-bound" when the op's memory traffic alone cannot
+    /// (<see cref="MemoryCeiling"/> below it), both when both; null when the target is met or neither ceiling explains
+    /// the miss.
+    /// </summary>
+    public string? MissBound
+    {
+        get
+        {
+            if (Target is not { Met: false } t || double.IsNaN(t.ShareGoal)) return null;
+            bool compute = ComputeCeiling < t.ShareGoal, memory = MemoryCeiling < t.ShareGoal;
+            return compute && memory ? "compute- and memory-bound" : compute ? "compute-bound" : memory ? "memory-bound" : null;
+        }
+    }
 }
 
 /// <summary>A CPU op on one thread with its data in cache, beside TensorPrimitives and a naive loop.</summary>

@@ -45,22 +45,30 @@ public sealed class Sampler
     /// <summary>Times <paramref name="op"/> and, interleaved with it, <paramref name="baseline"/>.</summary>
     public (Timing Op, Timing? Baseline) Measure(Action op, Action synchronize, Action? baseline, Action? baselineSynchronize)
     {
-        var opSeries = new Series(op, synchronize, this);
-        var baseSeries = baseline is null ? null : new Series(baseline, baselineSynchronize ?? synchronize, this);
-        opSeries.WarmUp();
-        baseSeries?.WarmUp();
+        if (baseline is null) return (MeasureInterleaved([(op, synchronize)])[0], null);
+        var timings = MeasureInterleaved([(op, synchronize), (baseline, baselineSynchronize ?? synchronize)]);
+        return (timings[0], timings[1]);
+    }
+
+    /// <summary>
+    /// Times every call of <paramref name="calls"/>, their samples interleaved (one sample of each in turn), so drift on
+    /// a shared machine moves them alike; the timings in the same order. The first call is the op: the loop stops once
+    /// each has <see cref="MinSeconds"/> of samples, or on the op's sample count.
+    /// </summary>
+    public Timing[] MeasureInterleaved(IReadOnlyList<(Action Call, Action Synchronize)> calls)
+    {
+        var series = calls.Select(c => new Series(c.Call, c.Synchronize, this)).ToArray();
+        foreach (var s in series) s.WarmUp();
         var clock = Stopwatch.StartNew();
         while (true)
         {
-            opSeries.Sample();
-            baseSeries?.Sample();
-            int n = opSeries.Count;
-            double opTime = opSeries.Elapsed;
+            foreach (var s in series) s.Sample();
+            int n = series[0].Count;
             if (n >= MaxSamples) break;
-            if (n >= MinSamples && opTime >= MinSeconds && (baseSeries is null || baseSeries.Elapsed >= MinSeconds)) break;
+            if (n >= MinSamples && series.All(s => s.Elapsed >= MinSeconds)) break;
             if (n >= FloorSamples && clock.Elapsed.TotalSeconds >= MaxSeconds) break;
         }
-        return (opSeries.Result(), baseSeries?.Result());
+        return [.. series.Select(s => s.Result())];
     }
 
     sealed class Series(Action call, Action synchronize, Sampler sampler)

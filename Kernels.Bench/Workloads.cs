@@ -202,10 +202,18 @@ public sealed unsafe class CopyBaseline : IDisposable
 
     /// <summary>What the copy is, for the report.</summary>
     public string Method => !hostMemory ? "identity kernel LeakyRelu(1)"
-        : hostCopy == CopyKind.VectorNonTemporal ? "parallel copy, non-temporal stores" : "parallel memcpy";
+        : hostCopy switch
+        {
+            CopyKind.VectorNonTemporal => "parallel copy, non-temporal stores",
+            CopyKind.VectorStore => "parallel copy, ordinary stores",
+            _ => "parallel memcpy",
+        };
 
-    /// <summary>A copy moving <paramref name="bytesMoved"/> bytes (read + written) on <paramref name="accelerator"/>.</summary>
-    public CopyBaseline(Accelerator accelerator, long bytesMoved)
+    /// <summary>
+    /// A copy moving <paramref name="bytesMoved"/> bytes (read + written) on <paramref name="accelerator"/>: on the CPU the
+    /// faster of memcpy and non-temporal stores, or the copy <paramref name="kind"/> names.
+    /// </summary>
+    public CopyBaseline(Accelerator accelerator, long bytesMoved, CopyKind? kind = null)
     {
         this.accelerator = accelerator;
         long floats = Math.Max(1, bytesMoved / 8);
@@ -214,7 +222,7 @@ public sealed unsafe class CopyBaseline : IDisposable
         destination = accelerator.Allocate<float>(floats);
         // The CPU's buffers are host memory: their handles are pointers a memcpy can use.
         hostMemory = accelerator.Kind == AcceleratorKind.Cpu;
-        if (hostMemory) hostCopy = FasterCopy((float*)source.NativeHandle, (float*)destination.NativeHandle, floats);
+        if (hostMemory) hostCopy = kind ?? FasterCopy((float*)source.NativeHandle, (float*)destination.NativeHandle, floats);
     }
 
     /// <summary>
@@ -292,6 +300,14 @@ public sealed unsafe class CopyBaseline : IDisposable
 
     static void CopyRange(float* source, float* destination, long n, CopyKind kind)
     {
+        if (kind == CopyKind.VectorStore && !Vector512.IsHardwareAccelerated)
+        {
+            // Without 512-bit vectors, 256-bit ones: still ordinary stores (memcpy streams large blocks).
+            long j = 0;
+            for (; j + 8 <= n; j += 8) Vector256.Load(source + j).Store(destination + j);
+            for (; j < n; j++) destination[j] = source[j];
+            return;
+        }
         if (kind == CopyKind.Memcpy || !Vector512.IsHardwareAccelerated || n < 64)
         {
             Buffer.MemoryCopy(source, destination, n * 4, n * 4);
