@@ -664,13 +664,9 @@ internal readonly struct LogSoftmaxOp(float scale, float max, float maxLo, float
 }
 
 /// <summary>
-/// Log-softmax's final pass over x itself (scale 1, no mask): (x - max) - ln(sum), x - max exact as d + dlo (Knuth's
-/// two-sum), then r = d - lHi rounded once and corrected by dlo - lLo. No second two-sum, as
-/// <see cref="SoftmaxCpu.LogSoftmaxValue{TV}"/> takes for the scaled and masked forms: x - max &lt;= 0 and -ln(sum) &lt;= 0
-/// have one sign, so r's rounding is at most half an ulp of the result, and the per-element maxima of the ulp tests
-/// are unchanged without it (1 ulp on the SIMD path) while the pass does 5 fewer operations per vector. The remainders
-/// are unmasked, with one select at the end instead: only an infinite difference (a -inf x, or x - max past
-/// -float.MaxValue) or NaN makes one NaN, and there the rounded difference is the answer.
+/// Log-softmax's final pass over x itself (scale 1, no mask): (x - max) - ln(sum) as <see cref="SoftmaxCpu.LogSoftmaxValue{TV}"/>
+/// computes it, with the two two-sums unmasked and one select at the end instead: only an infinite difference (a -inf x,
+/// or x - max past -float.MaxValue) or NaN makes a remainder NaN, and there the rounded difference is the answer.
 /// </summary>
 internal readonly struct PlainLogSoftmaxOp(float max, float logSumHi, float logSumLo) : IUnaryOp
 {
@@ -685,7 +681,9 @@ internal readonly struct PlainLogSoftmaxOp(float max, float logSumHi, float logS
         TV bb = d - x;
         TV dlo = (x - (d - bb)) + (negM - bb);
         TV r = d + negL;
-        TV exact = r + (dlo - lLo);
+        TV rb = r - d;
+        TV rlo = (d - (r - rb)) + (negL - rb);
+        TV exact = r + ((rlo - lLo) + dlo);
         if (!TCheck.Value) return exact;
         return TV.Select(TV.LessThan(Simd.Abs(r), TV.Create(float.PositiveInfinity)), exact, r);
     }
