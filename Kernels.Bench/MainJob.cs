@@ -320,11 +320,11 @@ public sealed class BenchPlan
                 // same bytes with ordinary stores, in turn with the op and the copy (BenchRow.MemoryCeiling).
                 using var storeCopy = info.Kind == AcceleratorKind.Cpu && op.StoresThroughCache
                     ? new CopyBaseline(acc, op.BytesMoved(shape), CopyBaseline.CopyKind.VectorStore) : null;
-                var timings = sampler.MeasureInterleaved(storeCopy is null
-                    ? [(work.Run, work.Synchronize), (baseline.Run, baseline.Synchronize)]
-                    : [(work.Run, work.Synchronize), (baseline.Run, baseline.Synchronize), (storeCopy.Run, storeCopy.Synchronize)]);
+                var calls = new List<(Action, Action)> { (work.Run, work.Synchronize), (baseline.Run, baseline.Synchronize) };
+                if (storeCopy is not null) calls.Add((storeCopy.Run, storeCopy.Synchronize));
+                var timings = sampler.MeasureInterleaved(calls);
                 (ours, copy, copyBytes, copyMethod) = (timings[0], timings[1], baseline.Bytes, baseline.Method);
-                if (storeCopy is not null) storeCopied = timings[2];
+                storeCopied = storeCopy is null ? null : timings[2];
             }
             // ONNX Runtime as its users run it: its default threading, whose pool threads spin after a run waiting
             // for more work. Sampled alternately with our op, they spun on the cores our op needed next and doubled

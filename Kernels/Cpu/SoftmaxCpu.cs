@@ -286,8 +286,9 @@ internal static unsafe class SoftmaxCpu
 
     /// <summary>
     /// e^(d + dlo) for -87.33 &lt;= d &lt; 0 (|dlo| &lt;= ulp(d) / 2): the reduction of <see cref="VectorMath.Exp{TV}(TV, TV)"/>
-    /// with a shorter polynomial of its own (below), without the edge handling, which this range never needs: n is rounded by adding 1.5 * 2^23 + 127 (Hacker's Delight-style magic number), whose bits,
-    /// shifted into the exponent field, are 2^n itself (n in [-126, 0]: a normal float).
+    /// with a shorter polynomial of its own (below), without the edge handling, which this range never needs: n is
+    /// rounded by adding 1.5 * 2^23 + 127 (Hacker's Delight-style magic number), whose bits, shifted into the exponent
+    /// field, are 2^n itself (n in [-126, 0]: a normal float).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV FastExp<TV>(TV d, TV dlo) where TV : unmanaged, ISimd<TV>
@@ -296,10 +297,10 @@ internal static unsafe class SoftmaxCpu
         TV n = t - TV.Create(Magic);
         TV r = TV.Fma(n, TV.Create(-Ln2Hi), d);
         r = TV.Fma(n, TV.Create(-Ln2Lo), r) + dlo;
-        // e^r for |r| <= ln2/2 (plus the remainder): 1 + r + c2 r^2 + ... + c6 r^6, the c_k minimax for the relative error
-        // on |r| <= ln2/2 + 0.001 (Remez exchange in 50-digit arithmetic, scripts/minimax-exp.py; 3.9e-9 = 0.033 ulp with
-        // the coefficients rounded to float), Horner down to the constant 1: two multiply-adds fewer than the Taylor series to r^8 that
-        // VectorMath's exp evaluates, in the loop where they are the bottleneck (the multiply-add pipes).
+        // e^r for |r| <= ln2/2 (plus the remainder): 1 + r + c2 r^2 + ... + c6 r^6, the c_k minimax for the relative
+        // error on |r| <= ln2/2 + 0.001 (Remez exchange in 50-digit arithmetic, scripts/minimax-exp.py; 3.9e-9 = 0.033
+        // ulp with the coefficients rounded to float), Horner down to the constant 1: two multiply-adds fewer than the
+        // Taylor series to r^8 that VectorMath's exp evaluates, in the loop where they are the bottleneck.
         TV p = TV.Fma(r, TV.Create(0.0013814191333949566f), TV.Create(0.008368914015591145f));
         p = TV.Fma(p, r, TV.Create(0.04166840761899948f));
         p = TV.Fma(p, r, TV.Create(0.1666651964187622f));

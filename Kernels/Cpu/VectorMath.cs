@@ -337,6 +337,9 @@ internal static class VectorMath
         return TV.Any(farLeft) ? TV.Select(farLeft, Exp(hi, lo), result) : result;
     }
 
+    /// <summary>|s| below 2^-20: x * sigmoid(s) takes its Taylor form there (<see cref="TimesSigmoid{TV}(TV, TV, TV)"/>).</summary>
+    const float NearZeroSigmoidArgument = 9.5367431640625e-7f;
+
     /// <summary>
     /// x * sigmoid(s) where s = hi + lo. Below s = -80 sigmoid(s) ~ e^s heads into subnormals while x e^s can
     /// still be normal (silu(-88.7) = -2.6e-37), so there it is (x e^(s/2)) e^(s/2). Infinite x with a vanishing
@@ -349,7 +352,7 @@ internal static class VectorMath
         // plain form with no call in the caller's loop (see ExpInRange); the same bits as the careful form below. One
         // range test on |hi|: there -hi - lo is within e^x's normal range (|lo| <= ulp(80)/2) and hi >= -80; the few
         // vectors with a lane in (80, 87.33], where the plain form would also do, take the careful form for it.
-        if (AllFastWithin(Simd.Abs(hi), 9.5367431640625e-7f, 80f))
+        if (AllFastWithin(Simd.Abs(hi), NearZeroSigmoidArgument, 80f))
             return (x * (TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo)))) | Simd.SignBit(x);
         return TimesSigmoidCareful(x, hi, lo);
     }
@@ -361,7 +364,7 @@ internal static class VectorMath
         TV result = x * (TV.Create(1f) / (TV.Create(1f) + Exp(-hi, -lo)));
         // Near s = 0, sigmoid(s) = 1/2 + s/4 - s^3/48 + ... (Taylor): x/2 + x s/4 with one rounding (fma), so the s/4
         // term is not lost in 1/2 + s/4 and the result is correctly rounded where it decides a rounding (x s tiny).
-        TV nearZero = TV.LessThan(Simd.Abs(hi), TV.Create(9.5367431640625e-7f));
+        TV nearZero = TV.LessThan(Simd.Abs(hi), TV.Create(NearZeroSigmoidArgument));
         if (TV.Any(nearZero)) result = TV.Select(nearZero, TV.Fma(x, hi * TV.Create(0.25f), x * TV.Create(0.5f)), result);
         TV farLeft = TV.LessThan(hi, TV.Create(-80f));
         if (TV.Any(farLeft))
