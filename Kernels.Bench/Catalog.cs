@@ -50,7 +50,6 @@ public readonly record struct Shape(long Rows, long Cols)
 /// <param name="Unit">The gated unit (GLU ops).</param>
 /// <param name="Reference">The reference id of the activation (elementwise ops).</param>
 /// <param name="Packing">The packed GLU ops' layout.</param>
-/// <param name="Packing">The packed layout (packed GLU ops).</param>
 /// <param name="Bf16">Whether every tensor is stored as bf16 (computed in float32); bytes are then counted at 2 per element.</param>
 public sealed record BenchOp(string Name, OpFamily Family, Activation? Activation, GatedUnit? Unit, ActivationId Reference,
     GluPacking Packing = GluPacking.Halves, bool Bf16 = false)
@@ -79,9 +78,10 @@ public sealed record BenchOp(string Name, OpFamily Family, Activation? Activatio
     /// <summary>
     /// Whether the SIMD CPU path writes this op's output through the caches at every size (each output line read from
     /// memory for ownership before it is written): the row ops, which write a row and then rescale it in cache, and packed
-    /// halves, run row by row in calls far below the streaming threshold. Elementwise outputs of 1M floats or more stream.
+    /// halves, run row by row in calls far below the streaming threshold. Elementwise outputs of 1M floats or more stream,
+    /// interleaved pairs' too (they run as one range).
     /// </summary>
-    public bool StoresThroughCache => IsRowwise || IsPacked;
+    public bool StoresThroughCache => IsRowwise || (IsPacked && Packing != GluPacking.Interleaved);
 
     /// <summary>The PReLU channel count used for n elements: the largest power of two up to 4096 dividing n.</summary>
     public static long PReluChannels(long n)

@@ -189,97 +189,31 @@ internal static unsafe class CpuOps
         }
     }
 
-    /// <summary>
-    /// n (gate, up) pairs into two arrays: with AVX-512 16 pairs per step, two two-source permutes (vpermt2ps) of two
-    /// loads (interleaved SwiGLU in cache, one thread: 0.44-0.46 -> 0.38 ns an element); otherwise 8 pairs per step with one
-    /// permute per 256-bit vector; then the rest.
-    /// </summary>
-    static void Deinterleave(float* pairs, float* gate, float* up, int n)
-    {
-        int k = 0;
-        if (Avx512F.IsSupported)
-            for (; k + 16 <= n; k += 16)
-            {
-                Vector512<float> a = Vector512.Load(pairs + 2 * k), b = Vector512.Load(pairs + 2 * k + 16);
-                Avx512F.PermuteVar16x32x2(a, Evens, b).Store(gate + k);
-                Avx512F.PermuteVar16x32x2(a, Odds, b).Store(up + k);
-            }
-        if (Vector256.IsHardwareAccelerated)
-            for (; k + 8 <= n; k += 8)
-            {
-                // Each half-row of 4 pairs becomes (4 gates | 4 ups).
-                Vector256<float> a = Vector256.Shuffle(Vector256.Load(pairs + 2 * k), Split);
-                Vector256<float> b = Vector256.Shuffle(Vector256.Load(pairs + 2 * k + 8), Split);
-                Vector256.Create(a.GetLower(), b.GetLower()).Store(gate + k);
-                Vector256.Create(a.GetUpper(), b.GetUpper()).Store(up + k);
-            }
-        for (; k < n; k++) (gate[k], up[k]) = (pairs[2 * k], pairs[2 * k + 1]);
-    }
-
-    /// <summary>The inverse of <see cref="Deinterleave"/>.</summary>
-    static void Interleave(float* gate, float* up, float* pairs, int n)
-    {
-        int k = 0;
-        if (Avx512F.IsSupported)
-            for (; k + 16 <= n; k += 16)
-            {
-                Vector512<float> g = Vector512.Load(gate + k), u = Vector512.Load(up + k);
-                Avx512F.PermuteVar16x32x2(g, FirstPairs, u).Store(pairs + 2 * k);
-                Avx512F.PermuteVar16x32x2(g, LastPairs, u).Store(pairs + 2 * k + 16);
-            }
-        if (Vector256.IsHardwareAccelerated)
-            for (; k + 8 <= n; k += 8)
-            {
-                Vector256<float> g = Vector256.Load(gate + k), u = Vector256.Load(up + k);
-                Vector256.Shuffle(Vector256.Create(g.GetLower(), u.GetLower()), Join).Store(pairs + 2 * k);
-                Vector256.Shuffle(Vector256.Create(g.GetUpper(), u.GetUpper()), Join).Store(pairs + 2 * k + 8);
-            }
-        for (; k < n; k++) (pairs[2 * k], pairs[2 * k + 1]) = (gate[k], up[k]);
-    }
-
-    /// <summary>From two vectors of 8 pairs each, the 16 gates (even elements).</summary>
-    static Vector512<int> Evens => Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-
-    /// <summary>From two vectors of 8 pairs each, the 16 ups (odd elements).</summary>
-    static Vector512<int> Odds => Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-
-    /// <summary>From 16 gates (indices 0-15) and 16 ups (16-31), the first 8 pairs.</summary>
-    static Vector512<int> FirstPairs => Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-
-    /// <summary>From 16 gates (indices 0-15) and 16 ups (16-31), the last 8 pairs.</summary>
-    static Vector512<int> LastPairs => Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-
-    /// <summary>Permutes (g0 u0 g1 u1 g2 u2 g3 u3) to (g0 g1 g2 g3 u0 u1 u2 u3).</summary>
-    static Vector256<int> Split => Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7);
-
-    /// <summary>Permutes (g0 g1 g2 g3 u0 u1 u2 u3) to (g0 u0 g1 u1 g2 u2 g3 u3).</summary>
-    static Vector256<int> Join => Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7);
-
     /// <summary>A gated pass on (gate, up) pairs and a dense [n] tensor (forward: y, written; backward: dy, read).</summary>
     interface IPairKernel
     {
-        /// <summary>Whether it writes gradients in the pairs' layout (backward).</summary>
-        static abstract bool WritesPairs { get; }
         /// <summary>Runs n pairs: forward writes dense; backward reads dense and writes dGate, dUp.</summary>
         void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n);
+        /// <summary>Runs n interleaved pairs: forward writes dense; backward reads dense and writes dPairs in the pairs' layout.</summary>
+        void RunPairs(float* pairs, float* dense, float* dPairs, long n);
     }
 
     readonly struct ForwardKernel<TOp>(TOp op) : IPairKernel where TOp : struct, IBinaryOp
     {
-        public static bool WritesPairs => false;
         public void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n) => ElementwiseDriver.Binary(op, gate, up, dense, n);
+        public void RunPairs(float* pairs, float* dense, float* dPairs, long n) => ElementwiseDriver.Pairs(op, pairs, dense, n);
     }
 
     readonly struct BackwardKernel<TOp>(TOp op) : IPairKernel where TOp : struct, IGradientOp
     {
-        public static bool WritesPairs => true;
         public void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n) => ElementwiseDriver.Gradient(op, gate, up, dense, dGate, dUp, n);
+        public void RunPairs(float* pairs, float* dense, float* dPairs, long n) => ElementwiseDriver.PairsGradient(op, pairs, dense, dPairs, n);
     }
 
     /// <summary>
     /// Runs a gated unit forward (dense = y) or backward (dense = dy; gradients into dGate, dUp in the inputs' layout) over
-    /// its layout: separate buffers as one range split across cores; packed rows one row per step (halves: the row's two
-    /// halves are two ranges; interleaved: pairs are split into two stack chunks, run, and the gradients interleaved back).
+    /// its layout: separate buffers, and interleaved pairs (taken apart in registers), as one range split across cores;
+    /// packed halves one row per step, the row's two halves being two ranges.
     /// </summary>
     readonly struct GluVisitor(GluLayout layout, nint gate, nint up, nint dense, nint dGate, nint dUp, long rows, long d, bool Backward) : IGateVisitor<bool>
     {
@@ -295,9 +229,6 @@ internal static unsafe class CpuOps
             return true;
         }
 
-        /// <summary>Interleaved pairs go through stack chunks of this many of each.</summary>
-        const int Chunk = 256;
-
         void Walk<TKernel>(TKernel kernel) where TKernel : struct, IPairKernel
         {
             nint g = gate, u = up, dn = dense, dg = dGate, du = dUp;
@@ -308,28 +239,20 @@ internal static unsafe class CpuOps
                     kernel.Run((float*)g + start, (float*)u + start, (float*)dn + start, (float*)dg + start, (float*)du + start, count));
                 return;
             }
-            bool interleaved = layout == GluLayout.Interleaved;
+            if (layout == GluLayout.Interleaved)
+            {
+                // Rows of pairs follow one another, so [rows, 2d] is rows * d pairs in one range.
+                CpuParallel.For(width * rows, CpuParallel.Parts(width * rows), (start, count) =>
+                    kernel.RunPairs((float*)g + 2 * start, (float*)dn + start, (float*)dg + 2 * start, count));
+                return;
+            }
             CpuParallel.For(rows, CpuParallel.Parts(rows * width), (start, count) =>
             {
-                float* gs = stackalloc float[Chunk];
-                float* us = stackalloc float[Chunk];
                 for (long r = start; r < start + count; r++)
                 {
                     float* row = (float*)g + r * 2 * width;
                     float* gradients = (float*)dg + r * 2 * width;
-                    float* denseRow = (float*)dn + r * width;
-                    if (!interleaved)
-                    {
-                        kernel.Run(row, row + width, denseRow, gradients, gradients + width, width);
-                        continue;
-                    }
-                    for (long j = 0; j < width; j += Chunk)
-                    {
-                        int n = (int)Math.Min(Chunk, width - j);
-                        Deinterleave(row + 2 * j, gs, us, n);
-                        kernel.Run(gs, us, denseRow + j, gs, us, n);
-                        if (TKernel.WritesPairs) Interleave(gs, us, gradients + 2 * j, n);
-                    }
+                    kernel.Run(row, row + width, (float*)dn + r * width, gradients, gradients + width, width);
                 }
             }, alignment: 1);
         }

@@ -185,6 +185,46 @@ internal static unsafe class ElementwiseDriver
     }
 
     /// <summary>
+    /// y[i] = op(pairs[2i], pairs[2i + 1]) for i in [0, n): an interleaved gated unit, its pairs taken apart in registers
+    /// as they are loaded (<see cref="ISimd{TSelf}.Deinterleave"/>), so one loop streams the whole tensor as
+    /// <see cref="Binary{TOp}"/> does two separate inputs.
+    /// </summary>
+    public static void Pairs<TOp>(TOp op, float* pairs, float* y, long n) where TOp : struct, IBinaryOp
+    {
+        if (V512.IsSupported && n >= V512.Count) Pairs<TOp, V512>(op, pairs, y, n);
+        else if (V256.IsSupported && n >= V256.Count) Pairs<TOp, V256>(op, pairs, y, n);
+        else if (n >= V128.Count) Pairs<TOp, V128>(op, pairs, y, n);
+        else if (n > 0)
+        {
+            float* padded = stackalloc float[2 * V128.Count];
+            float* result = stackalloc float[V128.Count];
+            new Span<float>(pairs, 2 * (int)n).CopyTo(new Span<float>(padded, 2 * V128.Count));
+            Pairs<TOp, V128>(op, padded, result, V128.Count);
+            new Span<float>(result, (int)n).CopyTo(new Span<float>(y, (int)n));
+        }
+    }
+
+    /// <summary>
+    /// (dPairs[2i], dPairs[2i + 1]) = op(pairs[2i], pairs[2i + 1], dy[i]) for i in [0, n): an interleaved gated unit's
+    /// backward pass, its gradients written in the pairs' layout. dPairs may equal pairs.
+    /// </summary>
+    public static void PairsGradient<TOp>(TOp op, float* pairs, float* dy, float* dPairs, long n) where TOp : struct, IGradientOp
+    {
+        if (V512.IsSupported && n >= V512.Count) PairsGradient<TOp, V512>(op, pairs, dy, dPairs, n);
+        else if (V256.IsSupported && n >= V256.Count) PairsGradient<TOp, V256>(op, pairs, dy, dPairs, n);
+        else if (n >= V128.Count) PairsGradient<TOp, V128>(op, pairs, dy, dPairs, n);
+        else if (n > 0)
+        {
+            float* padded = stackalloc float[2 * V128.Count];
+            float* pd = stackalloc float[V128.Count];
+            new Span<float>(pairs, 2 * (int)n).CopyTo(new Span<float>(padded, 2 * V128.Count));
+            new Span<float>(dy, (int)n).CopyTo(new Span<float>(pd, V128.Count));
+            PairsGradient<TOp, V128>(op, padded, pd, padded, V128.Count);
+            new Span<float>(padded, 2 * (int)n).CopyTo(new Span<float>(dPairs, 2 * (int)n));
+        }
+    }
+
+    /// <summary>
     /// The sum of op(a[i], b[i]) over [0, n): float lanes over blocks of 256 vectors, the blocks added in double (a
     /// 2^20-element row keeps ~1e-7 relative accuracy). The op must give 0 for (0, 0): short inputs are padded with zeros.
     /// </summary>
@@ -327,6 +367,85 @@ internal static unsafe class ElementwiseDriver
         where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
     {
         for (long i = start; i < last; i += TV.Count) TStore.Store(op.Invoke(TV.Load(a + i), TV.Load(b + i)), y + i);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Pairs<TOp, TV>(TOp op, float* pairs, float* y, long n) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
+    {
+        long last = n - TV.Count;
+        TV tail = PairsAt<TOp, TV>(op, pairs + 2 * last);
+        long start = StreamingStart<TV>(y, n, sizeof(float));
+        if (start < 0) PairsLoop<TOp, TV, CachedStore>(op, pairs, y, 0, last);
+        else
+        {
+            TV head = PairsAt<TOp, TV>(op, pairs); // stored last, as in Unary
+            PairsLoop<TOp, TV, StreamingStore>(op, pairs, y, start, last);
+            StreamingDone();
+            TV.Store(head, y);
+        }
+        TV.Store(tail, y + last);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void PairsLoop<TOp, TV, TStore>(TOp op, float* pairs, float* y, long start, long last)
+        where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
+    {
+        for (long i = start; i < last; i += TV.Count)
+        {
+            TV.Deinterleave(TV.Load(pairs + 2 * i), TV.Load(pairs + 2 * i + TV.Count), out TV a, out TV b);
+            TStore.Store(op.Invoke(a, b), y + i);
+        }
+    }
+
+    /// <summary>The op on one vector of pairs, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static TV PairsAt<TOp, TV>(TOp op, float* pairs) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
+    {
+        TV.Deinterleave(TV.Load(pairs), TV.Load(pairs + TV.Count), out TV a, out TV b);
+        return op.Invoke(a, b);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void PairsGradient<TOp, TV>(TOp op, float* pairs, float* dy, float* dPairs, long n) where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV>
+    {
+        long last = n - TV.Count;
+        PairsGradientAt<TOp, TV>(op, pairs + 2 * last, dy + last, out TV tailFirst, out TV tailSecond);
+        // The non-temporal loop needs dPairs + 2i aligned to the vector: an even float offset, so a start in pairs.
+        long floatStart = StreamingStart<TV>(dPairs, 2 * n, sizeof(float));
+        if (floatStart < 0 || (floatStart & 1) != 0) PairsGradientLoop<TOp, TV, CachedStore>(op, pairs, dy, dPairs, 0, last);
+        else
+        {
+            PairsGradientAt<TOp, TV>(op, pairs, dy, out TV headFirst, out TV headSecond); // stored last, as in Unary
+            PairsGradientLoop<TOp, TV, StreamingStore>(op, pairs, dy, dPairs, floatStart / 2, last);
+            StreamingDone();
+            TV.Store(headFirst, dPairs);
+            TV.Store(headSecond, dPairs + TV.Count);
+        }
+        TV.Store(tailFirst, dPairs + 2 * last);
+        TV.Store(tailSecond, dPairs + 2 * last + TV.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void PairsGradientLoop<TOp, TV, TStore>(TOp op, float* pairs, float* dy, float* dPairs, long start, long last)
+        where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
+    {
+        for (long i = start; i < last; i += TV.Count)
+        {
+            TV.Deinterleave(TV.Load(pairs + 2 * i), TV.Load(pairs + 2 * i + TV.Count), out TV g, out TV u);
+            op.Invoke(g, u, TV.Load(dy + i), out TV dg, out TV du);
+            TV.Interleave(dg, du, out TV first, out TV second);
+            TStore.Store(first, dPairs + 2 * i);
+            TStore.Store(second, dPairs + 2 * i + TV.Count);
+        }
+    }
+
+    /// <summary>The gradient of one vector of pairs, interleaved back, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    static void PairsGradientAt<TOp, TV>(TOp op, float* pairs, float* dy, out TV first, out TV second) where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV>
+    {
+        TV.Deinterleave(TV.Load(pairs), TV.Load(pairs + TV.Count), out TV g, out TV u);
+        op.Invoke(g, u, TV.Load(dy), out TV dg, out TV du);
+        TV.Interleave(dg, du, out first, out second);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -63,6 +63,13 @@ internal interface ISimd<TSelf> where TSelf : unmanaged, ISimd<TSelf>
     /// <summary>mask ? a : b, lane by lane.</summary>
     static abstract TSelf Select(TSelf mask, TSelf a, TSelf b);
     /// <summary>
+    /// Splits Count (even, odd) pairs held in two registers (<paramref name="first"/> the first Count/2 pairs) into the
+    /// evens and the odds: an interleaved gated unit's gates and ups, taken apart in registers as they are loaded.
+    /// </summary>
+    static abstract void Deinterleave(TSelf first, TSelf second, out TSelf even, out TSelf odd);
+    /// <summary>The inverse of <see cref="Deinterleave"/>: Count pairs (even[i], odd[i]) into two registers in memory order.</summary>
+    static abstract void Interleave(TSelf even, TSelf odd, out TSelf first, out TSelf second);
+    /// <summary>
     /// 2^n for integral n in [-126, 127], built in the exponent field. The SIMD widths convert with the hardware's own
     /// truncating conversion (one instruction; n is integral, so truncation is exact): .NET's saturating conversion adds
     /// four instructions per call for out-of-range and NaN lanes, which no caller feeds here (they fix those lanes up).
@@ -166,6 +173,34 @@ internal readonly struct V128 : ISimd<V128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Equal(V128 a, V128 b) => new(Vector128.Equals(a.V, b.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V128 Select(V128 mask, V128 a, V128 b) => new(Vector128.ConditionalSelect(mask.V, a.V, b.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Deinterleave(V128 first, V128 second, out V128 even, out V128 odd)
+    {
+        if (Sse.IsSupported)
+        {
+            even = new(Sse.Shuffle(first.V, second.V, 0b10_00_10_00));
+            odd = new(Sse.Shuffle(first.V, second.V, 0b11_01_11_01));
+        }
+        else
+        {
+            even = new(Vector128.Create(first.V[0], first.V[2], second.V[0], second.V[2]));
+            odd = new(Vector128.Create(first.V[1], first.V[3], second.V[1], second.V[3]));
+        }
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Interleave(V128 even, V128 odd, out V128 first, out V128 second)
+    {
+        if (Sse.IsSupported)
+        {
+            first = new(Sse.UnpackLow(even.V, odd.V));
+            second = new(Sse.UnpackHigh(even.V, odd.V));
+        }
+        else
+        {
+            first = new(Vector128.Create(even.V[0], odd.V[0], even.V[1], odd.V[1]));
+            second = new(Vector128.Create(even.V[2], odd.V[2], even.V[3], odd.V[3]));
+        }
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 Pow2(V128 n) => new((Vector128.ConvertToInt32Native(n.V) + Vector128.Create(127) << 23).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 Exponent(V128 a) => new(Vector128.ConvertToSingle((Vector128.ShiftRightLogical(a.V.AsInt32(), 23) & Vector128.Create(0xFF)) - Vector128.Create(127)));
@@ -234,6 +269,21 @@ internal readonly struct V256 : ISimd<V256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 GreaterThanOrEqual(V256 a, V256 b) => new(Vector256.GreaterThanOrEqual(a.V, b.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Equal(V256 a, V256 b) => new(Vector256.Equals(a.V, b.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V256 Select(V256 mask, V256 a, V256 b) => new(Vector256.ConditionalSelect(mask.V, a.V, b.V));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Deinterleave(V256 first, V256 second, out V256 even, out V256 odd)
+    {
+        // Each register of 4 pairs becomes (4 evens | 4 odds); then the halves are paired up across the two.
+        Vector256<float> a = Vector256.Shuffle(first.V, Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7));
+        Vector256<float> b = Vector256.Shuffle(second.V, Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7));
+        even = new(Vector256.Create(a.GetLower(), b.GetLower()));
+        odd = new(Vector256.Create(a.GetUpper(), b.GetUpper()));
+    }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Interleave(V256 even, V256 odd, out V256 first, out V256 second)
+    {
+        first = new(Vector256.Shuffle(Vector256.Create(even.V.GetLower(), odd.V.GetLower()), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)));
+        second = new(Vector256.Shuffle(Vector256.Create(even.V.GetUpper(), odd.V.GetUpper()), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Pow2(V256 n) => new((Vector256.ConvertToInt32Native(n.V) + Vector256.Create(127) << 23).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -305,6 +355,20 @@ internal readonly struct V512 : ISimd<V512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 GreaterThanOrEqual(V512 a, V512 b) => new(Vector512.GreaterThanOrEqual(a.V, b.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Equal(V512 a, V512 b) => new(Vector512.Equals(a.V, b.V));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static V512 Select(V512 mask, V512 a, V512 b) => new(Vector512.ConditionalSelect(mask.V, a.V, b.V));
+    /// <summary>Two-source permutes (vpermt2ps): one instruction per output register.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Deinterleave(V512 first, V512 second, out V512 even, out V512 odd)
+    {
+        even = new(Avx512F.PermuteVar16x32x2(first.V, Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), second.V));
+        odd = new(Avx512F.PermuteVar16x32x2(first.V, Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), second.V));
+    }
+    /// <summary>The inverse, as two two-source permutes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Interleave(V512 even, V512 odd, out V512 first, out V512 second)
+    {
+        first = new(Avx512F.PermuteVar16x32x2(even.V, Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), odd.V));
+        second = new(Avx512F.PermuteVar16x32x2(even.V, Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), odd.V));
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 Pow2(V512 n) => new((Vector512.ConvertToInt32Native(n.V) + Vector512.Create(127) << 23).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -129,6 +129,13 @@ internal readonly struct ScalarLane<TFma> : ISimd<ScalarLane<TFma>> where TFma :
     public static ScalarLane<TFma> Select(ScalarLane<TFma> mask, ScalarLane<TFma> a, ScalarLane<TFma> b)
         => FromBits((Bits(mask) & Bits(a)) | (~Bits(mask) & Bits(b)));
 
+    // One pair per lane: the first register holds the even element, the second the odd one.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Deinterleave(ScalarLane<TFma> first, ScalarLane<TFma> second, out ScalarLane<TFma> even, out ScalarLane<TFma> odd)
+        => (even, odd) = (first, second);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Interleave(ScalarLane<TFma> even, ScalarLane<TFma> odd, out ScalarLane<TFma> first, out ScalarLane<TFma> second)
+        => (first, second) = (even, odd);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static ScalarLane<TFma> Pow2(ScalarLane<TFma> n) => FromBits(((int)n.Value + 127) << 23);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static ScalarLane<TFma> Exponent(ScalarLane<TFma> a) => new(((Bits(a) >> 23) & 0xFF) - 127);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static ScalarLane<TFma> Significand(ScalarLane<TFma> a) => FromBits((Bits(a) & 0x007FFFFF) | 0x3F800000);
