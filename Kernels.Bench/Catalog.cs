@@ -77,11 +77,10 @@ public sealed record BenchOp(string Name, OpFamily Family, Activation? Activatio
 
     /// <summary>
     /// Whether the SIMD CPU path writes this op's output through the caches at every size (each output line read from
-    /// memory for ownership before it is written): the row ops, which write a row and then rescale it in cache, and packed
-    /// halves, run row by row in calls far below the streaming threshold. Elementwise outputs of 1M floats or more stream,
-    /// interleaved pairs' too (they run as one range).
+    /// memory for ownership before it is written): the row ops, which write a row and then rescale it in cache. Other
+    /// outputs of 1M elements or more stream (packed halves' row by row, as parts of the whole output).
     /// </summary>
-    public bool StoresThroughCache => IsRowwise || (IsPacked && Packing != GluPacking.Interleaved);
+    public bool StoresThroughCache => IsRowwise;
 
     /// <summary>The PReLU channel count used for n elements: the largest power of two up to 4096 dividing n.</summary>
     public static long PReluChannels(long n)

@@ -64,6 +64,45 @@ public sealed class CpuSpanTests
                 }
     }
 
+    /// <summary>
+    /// Packed halves whose whole output is large enough to stream, row by row (rows aligned alike and not: d = 4096,
+    /// 4099), give the separate-buffer results bit for bit, forward and backward.
+    /// </summary>
+    [Test]
+    public void PackedHalvesOfALargeTensorGiveTheSeparateBuffersResultsBitForBit()
+    {
+        foreach (var (rows, d) in new[] { (300, 4096), (300, 4099) })
+        {
+            var packed = TestData.Values(2 * rows * d, seed: d);
+            var gate = new float[rows * d];
+            var up = new float[rows * d];
+            for (int r = 0; r < rows; r++)
+            {
+                packed.AsSpan(2 * r * d, d).CopyTo(gate.AsSpan(r * d));
+                packed.AsSpan(2 * r * d + d, d).CopyTo(up.AsSpan(r * d));
+            }
+            var dy = TestData.Logits(rows * d, seed: 3);
+            var expected = new float[rows * d];
+            CpuKernels.Glu(GatedUnit.SwiGlu, gate, up, expected);
+            var y = new float[rows * d];
+            CpuKernels.GluPacked(GatedUnit.SwiGlu, packed, y, rows, d);
+            for (int i = 0; i < y.Length; i++)
+                if (!SameBits(y[i], expected[i])) Assert.Fail($"[{rows} x {d}]: element {i} gives {y[i]:R}, separate buffers {expected[i]:R}");
+            var dGate = new float[rows * d];
+            var dUp = new float[rows * d];
+            CpuKernels.GluBackward(GatedUnit.SwiGlu, gate, up, dy, dGate, dUp);
+            var dPacked = new float[2 * rows * d];
+            CpuKernels.GluPackedBackward(GatedUnit.SwiGlu, packed, dy, dPacked, rows, d);
+            for (int i = 0; i < y.Length; i++)
+            {
+                int r = i / d, j = i % d;
+                if (!SameBits(dPacked[2 * r * d + j], dGate[i]) || !SameBits(dPacked[2 * r * d + d + j], dUp[i]))
+                    Assert.Fail($"[{rows} x {d}] backward: element {i} gives ({dPacked[2 * r * d + j]:R}, {dPacked[2 * r * d + d + j]:R}), "
+                                + $"separate buffers ({dGate[i]:R}, {dUp[i]:R})");
+            }
+        }
+    }
+
     static bool SameBits(float a, float b) => BitConverter.SingleToInt32Bits(a) == BitConverter.SingleToInt32Bits(b);
 
     [Test]

@@ -27,19 +27,22 @@ internal static unsafe class BFloat16Driver
         }
     }
 
-    /// <summary>y[i] = op(a[i], b[i]) for i in [0, n) on bf16; y may equal a or b.</summary>
-    public static void Binary<TOp>(TOp op, ushort* a, ushort* b, ushort* y, long n) where TOp : struct, IBinaryOp
+    /// <summary>
+    /// y[i] = op(a[i], b[i]) for i in [0, n) on bf16; y may equal a or b. <paramref name="outputTotal"/> as in
+    /// <see cref="ElementwiseDriver.Binary{TOp}"/>.
+    /// </summary>
+    public static void Binary<TOp>(TOp op, ushort* a, ushort* b, ushort* y, long n, long outputTotal = 0) where TOp : struct, IBinaryOp
     {
-        if (V512.IsSupported && n >= V512.Count) Binary<TOp, V512>(op, a, b, y, n);
-        else if (V256.IsSupported && n >= V256.Count) Binary<TOp, V256>(op, a, b, y, n);
-        else if (n >= V128.Count) Binary<TOp, V128>(op, a, b, y, n);
+        if (V512.IsSupported && n >= V512.Count) Binary<TOp, V512>(op, a, b, y, n, outputTotal);
+        else if (V256.IsSupported && n >= V256.Count) Binary<TOp, V256>(op, a, b, y, n, outputTotal);
+        else if (n >= V128.Count) Binary<TOp, V128>(op, a, b, y, n, outputTotal);
         else if (n > 0)
         {
             ushort* pa = stackalloc ushort[V128.Count];
             ushort* pb = stackalloc ushort[V128.Count];
             new Span<ushort>(a, (int)n).CopyTo(new Span<ushort>(pa, V128.Count));
             new Span<ushort>(b, (int)n).CopyTo(new Span<ushort>(pb, V128.Count));
-            Binary<TOp, V128>(op, pa, pb, pa, V128.Count);
+            Binary<TOp, V128>(op, pa, pb, pa, V128.Count, 0);
             new Span<ushort>(pa, (int)n).CopyTo(new Span<ushort>(y, (int)n));
         }
     }
@@ -73,11 +76,11 @@ internal static unsafe class BFloat16Driver
         => op.Invoke(TV.LoadBFloat16(x));
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Binary<TOp, TV>(TOp op, ushort* a, ushort* b, ushort* y, long n) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
+    static void Binary<TOp, TV>(TOp op, ushort* a, ushort* b, ushort* y, long n, long outputTotal) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
     {
         long last = n - TV.Count;
         TV tail = BinaryAt<TOp, TV>(op, a + last, b + last);
-        long start = ElementwiseDriver.StreamingStart<TV>(y, n, sizeof(ushort));
+        long start = ElementwiseDriver.StreamingStart<TV>(y, n, sizeof(ushort), outputTotal);
         if (start < 0) BinaryLoop<TOp, TV, CachedStore>(op, a, b, y, 0, last);
         else
         {

@@ -126,13 +126,13 @@ internal static unsafe class CpuOps
                 return;
             }
             nint pg = gate, py = y;
-            long width = d;
-            CpuParallel.For(rows, CpuParallel.Parts(rows * width), (start, count) =>
+            long width = d, total = rows * d;
+            CpuParallel.For(rows, CpuParallel.Parts(total), (start, count) =>
             {
                 for (long r = start; r < start + count; r++)
                 {
                     ushort* row = (ushort*)pg + r * 2 * width;
-                    BFloat16Driver.Binary(op, row, row + width, (ushort*)py + r * width, width);
+                    BFloat16Driver.Binary(op, row, row + width, (ushort*)py + r * width, width, total);
                 }
             }, alignment: 1);
         }
@@ -192,21 +192,23 @@ internal static unsafe class CpuOps
     /// <summary>A gated pass on (gate, up) pairs and a dense [n] tensor (forward: y, written; backward: dy, read).</summary>
     interface IPairKernel
     {
-        /// <summary>Runs n pairs: forward writes dense; backward reads dense and writes dGate, dUp.</summary>
-        void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n);
+        /// <summary>Runs n pairs, part of an output of <paramref name="outputTotal"/>: forward writes dense; backward reads dense and writes dGate, dUp.</summary>
+        void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n, long outputTotal);
         /// <summary>Runs n interleaved pairs: forward writes dense; backward reads dense and writes dPairs in the pairs' layout.</summary>
         void RunPairs(float* pairs, float* dense, float* dPairs, long n);
     }
 
     readonly struct ForwardKernel<TOp>(TOp op) : IPairKernel where TOp : struct, IBinaryOp
     {
-        public void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n) => ElementwiseDriver.Binary(op, gate, up, dense, n);
+        public void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n, long outputTotal)
+            => ElementwiseDriver.Binary(op, gate, up, dense, n, outputTotal);
         public void RunPairs(float* pairs, float* dense, float* dPairs, long n) => ElementwiseDriver.Pairs(op, pairs, dense, n);
     }
 
     readonly struct BackwardKernel<TOp>(TOp op) : IPairKernel where TOp : struct, IGradientOp
     {
-        public void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n) => ElementwiseDriver.Gradient(op, gate, up, dense, dGate, dUp, n);
+        public void Run(float* gate, float* up, float* dense, float* dGate, float* dUp, long n, long outputTotal)
+            => ElementwiseDriver.Gradient(op, gate, up, dense, dGate, dUp, n, outputTotal);
         public void RunPairs(float* pairs, float* dense, float* dPairs, long n) => ElementwiseDriver.PairsGradient(op, pairs, dense, dPairs, n);
     }
 
@@ -232,11 +234,11 @@ internal static unsafe class CpuOps
         void Walk<TKernel>(TKernel kernel) where TKernel : struct, IPairKernel
         {
             nint g = gate, u = up, dn = dense, dg = dGate, du = dUp;
-            long width = d;
+            long width = d, total = rows * d;
             if (layout == GluLayout.Separate)
             {
                 CpuParallel.For(width * rows, CpuParallel.Parts(width * rows), (start, count) =>
-                    kernel.Run((float*)g + start, (float*)u + start, (float*)dn + start, (float*)dg + start, (float*)du + start, count));
+                    kernel.Run((float*)g + start, (float*)u + start, (float*)dn + start, (float*)dg + start, (float*)du + start, count, 0));
                 return;
             }
             if (layout == GluLayout.Interleaved)
@@ -252,7 +254,7 @@ internal static unsafe class CpuOps
                 {
                     float* row = (float*)g + r * 2 * width;
                     float* gradients = (float*)dg + r * 2 * width;
-                    kernel.Run(row, row + width, (float*)dn + r * width, gradients, gradients + width, width);
+                    kernel.Run(row, row + width, (float*)dn + r * width, gradients, gradients + width, width, total);
                 }
             }, alignment: 1);
         }

@@ -167,19 +167,22 @@ internal static unsafe class ElementwiseDriver
         }
     }
 
-    /// <summary>y[i] = op(a[i], b[i]) for i in [0, n); y may equal a or b.</summary>
-    public static void Binary<TOp>(TOp op, float* a, float* b, float* y, long n) where TOp : struct, IBinaryOp
+    /// <summary>
+    /// y[i] = op(a[i], b[i]) for i in [0, n); y may equal a or b. <paramref name="outputTotal"/>: the whole output this call
+    /// writes a part of (a row of packed halves), which decides the stores (<see cref="StreamingStart{TV}"/>); 0 is n.
+    /// </summary>
+    public static void Binary<TOp>(TOp op, float* a, float* b, float* y, long n, long outputTotal = 0) where TOp : struct, IBinaryOp
     {
-        if (V512.IsSupported && n >= V512.Count) Binary<TOp, V512>(op, a, b, y, n);
-        else if (V256.IsSupported && n >= V256.Count) Binary<TOp, V256>(op, a, b, y, n);
-        else if (n >= V128.Count) Binary<TOp, V128>(op, a, b, y, n);
+        if (V512.IsSupported && n >= V512.Count) Binary<TOp, V512>(op, a, b, y, n, outputTotal);
+        else if (V256.IsSupported && n >= V256.Count) Binary<TOp, V256>(op, a, b, y, n, outputTotal);
+        else if (n >= V128.Count) Binary<TOp, V128>(op, a, b, y, n, outputTotal);
         else if (n > 0)
         {
             float* pa = stackalloc float[V128.Count];
             float* pb = stackalloc float[V128.Count];
             new Span<float>(a, (int)n).CopyTo(new Span<float>(pa, V128.Count));
             new Span<float>(b, (int)n).CopyTo(new Span<float>(pb, V128.Count));
-            Binary<TOp, V128>(op, pa, pb, pa, V128.Count);
+            Binary<TOp, V128>(op, pa, pb, pa, V128.Count, 0);
             new Span<float>(pa, (int)n).CopyTo(new Span<float>(y, (int)n));
         }
     }
@@ -261,12 +264,15 @@ internal static unsafe class ElementwiseDriver
         return sum + TV.Sum(tail & TV.GreaterThanOrEqual(TV.Indices, TV.Create(i - last)));
     }
 
-    /// <summary>(dg[i], du[i]) = op(g[i], u[i], dy[i]) for i in [0, n); dg may equal g, du may equal u.</summary>
-    public static void Gradient<TOp>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long n) where TOp : struct, IGradientOp
+    /// <summary>
+    /// (dg[i], du[i]) = op(g[i], u[i], dy[i]) for i in [0, n); dg may equal g, du may equal u. <paramref name="outputTotal"/>
+    /// as in <see cref="Binary{TOp}"/>.
+    /// </summary>
+    public static void Gradient<TOp>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long n, long outputTotal = 0) where TOp : struct, IGradientOp
     {
-        if (V512.IsSupported && n >= V512.Count) Gradient<TOp, V512>(op, g, u, dy, dg, du, n);
-        else if (V256.IsSupported && n >= V256.Count) Gradient<TOp, V256>(op, g, u, dy, dg, du, n);
-        else if (n >= V128.Count) Gradient<TOp, V128>(op, g, u, dy, dg, du, n);
+        if (V512.IsSupported && n >= V512.Count) Gradient<TOp, V512>(op, g, u, dy, dg, du, n, outputTotal);
+        else if (V256.IsSupported && n >= V256.Count) Gradient<TOp, V256>(op, g, u, dy, dg, du, n, outputTotal);
+        else if (n >= V128.Count) Gradient<TOp, V128>(op, g, u, dy, dg, du, n, outputTotal);
         else if (n > 0)
         {
             float* pg = stackalloc float[V128.Count];
@@ -275,7 +281,7 @@ internal static unsafe class ElementwiseDriver
             new Span<float>(g, (int)n).CopyTo(new Span<float>(pg, V128.Count));
             new Span<float>(u, (int)n).CopyTo(new Span<float>(pu, V128.Count));
             new Span<float>(dy, (int)n).CopyTo(new Span<float>(pd, V128.Count));
-            Gradient<TOp, V128>(op, pg, pu, pd, pg, pu, V128.Count);
+            Gradient<TOp, V128>(op, pg, pu, pd, pg, pu, V128.Count, 0);
             new Span<float>(pg, (int)n).CopyTo(new Span<float>(dg, (int)n));
             new Span<float>(pu, (int)n).CopyTo(new Span<float>(du, (int)n));
         }
@@ -291,13 +297,15 @@ internal static unsafe class ElementwiseDriver
     /// <summary>
     /// Where the non-temporal loop starts for an output of n elements at y: the first element whose address is
     /// aligned to the vector (the elements before it are the head vector's), or -1 for ordinary stores (a short
-    /// output, or one not aligned to its element size).
+    /// output, or one not aligned to its element size). A call that writes part of a larger output (one row of many)
+    /// passes the whole output's size as <paramref name="outputTotal"/>: the lines it writes are no more reused than a
+    /// single large call's.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static long StreamingStart<TV>(void* y, long n, int elementSize) where TV : unmanaged, ISimd<TV>
+    internal static long StreamingStart<TV>(void* y, long n, int elementSize, long outputTotal = 0) where TV : unmanaged, ISimd<TV>
     {
         long bytes = TV.Count * elementSize;
-        if (n < StreamingMinimum || ((nint)y & (elementSize - 1)) != 0) return -1;
+        if (Math.Max(n, outputTotal) < StreamingMinimum || ((nint)y & (elementSize - 1)) != 0) return -1;
         return (-(long)(nint)y & (bytes - 1)) / elementSize;
     }
 
@@ -346,11 +354,11 @@ internal static unsafe class ElementwiseDriver
         => op.Invoke(TV.Load(x));
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Binary<TOp, TV>(TOp op, float* a, float* b, float* y, long n) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
+    static void Binary<TOp, TV>(TOp op, float* a, float* b, float* y, long n, long outputTotal) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
     {
         long last = n - TV.Count;
         TV tail = BinaryAt<TOp, TV>(op, a + last, b + last);
-        long start = StreamingStart<TV>(y, n, sizeof(float));
+        long start = StreamingStart<TV>(y, n, sizeof(float), outputTotal);
         if (start < 0) BinaryLoop<TOp, TV, CachedStore>(op, a, b, y, 0, last);
         else
         {
@@ -449,14 +457,14 @@ internal static unsafe class ElementwiseDriver
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Gradient<TOp, TV>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long n) where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV>
+    static void Gradient<TOp, TV>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long n, long outputTotal) where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV>
     {
         long last = n - TV.Count;
         GradientAt<TOp, TV>(op, g + last, u + last, dy + last, out TV tailG, out TV tailU);
-        long start = StreamingStart<TV>(dg, n, sizeof(float));
+        long start = StreamingStart<TV>(dg, n, sizeof(float), outputTotal);
         // Both outputs stream from the same index, so only when they are aligned alike (separately allocated large
         // buffers usually are).
-        if (start < 0 || StreamingStart<TV>(du, n, sizeof(float)) != start) GradientLoop<TOp, TV, CachedStore>(op, g, u, dy, dg, du, 0, last);
+        if (start < 0 || StreamingStart<TV>(du, n, sizeof(float), outputTotal) != start) GradientLoop<TOp, TV, CachedStore>(op, g, u, dy, dg, du, 0, last);
         else
         {
             GradientAt<TOp, TV>(op, g, u, dy, out TV headG, out TV headU); // stored last, as in Unary
