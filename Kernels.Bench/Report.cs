@@ -233,7 +233,7 @@ public static class Report
         sb.AppendLine($"busy (cores). ONNX Runtime runs on {Environment.ProcessorCount} threads like ours, in blocks alternating with ours (its threads spin");
         sb.AppendLine("after a run, on the cores our op needs), the median of 3 rounds. ceiling = the share of copy the op would reach if");
         sb.AppendLine($"memory were free: a small instance of it in cache on one thread, times {Environment.ProcessorCount} cores. memory = the share a");
-        sb.AppendLine($"copy with ordinary stores reaches (ops storing through the cache: rows, packed halves).{(wide ? "" : " --wide: every column.")}");
+        sb.AppendLine($"copy with ordinary stores reaches (ops storing through the cache: the softmax family's rows).{(wide ? "" : " --wide: every column.")}");
         if (results.Smoke) sb.AppendLine("SMOKE RUN: tiny in-cache sizes and a few samples; the figures below are not meaningful.");
         sb.Append(BenchTable(results, markdown: false).ToConsole(width, wide ? null : BenchNarrow));
         if (results.InCache.Count > 0)
@@ -315,9 +315,9 @@ public static class Report
             sb.AppendLine($"(16k elements, or one row of at most 32k columns) timed in cache on one thread (its fastest quarter of samples), times the");
             sb.AppendLine($"machine's {Environment.ProcessorCount} cores, over the row's copy GB/s (the row comes near it only where computing and memory traffic overlap completely). A miss with the ceiling below");
             sb.AppendLine("the target too is compute-bound on this machine; one with the ceiling above it loses its time on the memory side.");
-            sb.AppendLine("*memory* (SIMD CPU rows of ops that write their output through the cache: softmax-family rows, packed halves) = the share of");
+            sb.AppendLine("*memory* (SIMD CPU rows of ops that write their output through the cache: softmax-family rows) = the share of");
             sb.AppendLine("copy a vector copy of the same bytes with ordinary stores reaches, sampled in turn with the op and the copy: an ordinary store");
-            sb.AppendLine("reads its line from memory first, so that copy moves a softmax row's traffic per byte (a little more than packed halves'):");
+            sb.AppendLine("reads its line from memory first, so that copy moves a softmax row's traffic per byte:");
             sb.AppendLine("the share the op's memory traffic allows if arithmetic were free. A miss with it below the target is memory-bound.");
             sb.AppendLine("*x naive*, *x TP* (TensorPrimitives) and *x ONNX* (ONNX Runtime): the peer's time over ours (above 1: we are faster).");
             sb.AppendLine("The naive loop and TensorPrimitives run on **one thread** of the CPU (TensorPrimitives has no threading; the naive loop is");

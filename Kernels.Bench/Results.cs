@@ -51,7 +51,7 @@ public sealed record BenchRow(
     /// turn with the op and the copy): the rate its memory traffic allows if arithmetic cost nothing. An ordinary store
     /// reads its line from memory before writing it back (read for ownership), so per byte of the contract such a copy
     /// moves the traffic of a softmax or cross-entropy row (x read once, y written once through the cache: 12 bytes per
-    /// element against the contract's 8), and a little more than packed halves' (16 bytes per output against 18).
+    /// element against the contract's 8).
     /// </summary>
     public double? MemoryCeiling => StoreCopy is null ? null : Copy.Median / StoreCopy.Median;
 
