@@ -66,10 +66,15 @@ internal readonly struct GeluOp : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV Tail<TV>(TV a) where TV : unmanaged, ISimd<TV>
     {
-        TV near = NearTail(TV.Fma(a, TV.Create(0.8f), TV.Create(-1f)));
+        // Each fit only where some lane needs it (the same per-lane results: the select below picks per lane). Inputs
+        // near a standard normal's scale put every lane of most vectors below 2.45, where the far fit's division and
+        // eleven multiply-adds are skipped; the kernels' one-float lane computes both and selects.
+        TV isNear = TV.LessThan(a, TV.Create(2.45f));
+        if (TV.BranchesPerVector && TV.All(isNear)) return NearTail(TV.Fma(a, TV.Create(0.8f), TV.Create(-1f)));
         TV u = TV.Create(1f) / (TV.Create(1f) + a);
         TV far = u * FarTail(TV.Fma(u, TV.Create(9.041667f), TV.Create(-1.5833334f)));
-        return TV.Select(TV.LessThan(a, TV.Create(2.45f)), near, far);
+        if (TV.BranchesPerVector && !TV.Any(isNear)) return far;
+        return TV.Select(isNear, NearTail(TV.Fma(a, TV.Create(0.8f), TV.Create(-1f))), far);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
