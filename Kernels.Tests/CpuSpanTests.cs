@@ -103,6 +103,30 @@ public sealed class CpuSpanTests
         }
     }
 
+    /// <summary>
+    /// The sigmoid-family gates' derivatives are their activations' own, bit for bit: with up = 1 (clamped: up = 0, whose
+    /// factor is up + 1) and dy = 1, dGate is act'(gate) itself, as the activation's backward gives it with dy = 1.
+    /// </summary>
+    [Test]
+    public void GateDerivativesAreTheActivationsOwn()
+    {
+        const int n = 20011;
+        var gate = TestData.Values(n, seed: 9).Select(v => Math.Min(v, 6.5f)).ToArray(); // below the clamp
+        var ones = Enumerable.Repeat(1f, n).ToArray();
+        foreach (var (unit, activation) in new[] { (GatedUnit.SwiGlu, Activation.Silu), (GatedUnit.GeGluTanh, Activation.GeluTanh),
+                                                   (GatedUnit.ClampedSwiGlu(), Activation.Swish(1.702f)) })
+        {
+            var up = unit.Kind == GatedUnitKind.ClampedSwiGlu ? new float[n] : ones;
+            var dGate = new float[n];
+            var dUp = new float[n];
+            CpuKernels.GluBackward(unit, gate, up, ones, dGate, dUp);
+            var expected = new float[n];
+            CpuKernels.ActivationBackward(activation, gate, ones, expected);
+            for (int i = 0; i < n; i++)
+                if (!SameBits(dGate[i], expected[i])) Assert.Fail($"{unit}: gate {gate[i]:R} gives dGate {dGate[i]:R}, {activation}' {expected[i]:R}");
+        }
+    }
+
     static bool SameBits(float a, float b) => BitConverter.SingleToInt32Bits(a) == BitConverter.SingleToInt32Bits(b);
 
     [Test]

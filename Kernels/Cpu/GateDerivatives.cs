@@ -5,8 +5,9 @@ namespace GpuActivations.Cpu;
 
 /// <summary>
 /// A gated unit's gate activation with its derivative, for the forward (<see cref="Value{TV}"/>) and backward
-/// (<see cref="Derivative{TV}"/>) passes. The values are the activation structs of <c>Activations/</c>; the
-/// derivatives are written here (the gate's only; every derivative is the limit at +-inf and NaN for NaN).
+/// (<see cref="Derivative{TV}"/>) passes. The values are the activation structs of <c>Activations/</c>, and so are the
+/// derivatives of the sigmoid-family gates (one code path, exhaustively swept with the activations); GELU's is written
+/// here, from the forward value (every derivative is the limit at +-inf and NaN for NaN).
 /// </summary>
 internal interface IGate
 {
@@ -24,30 +25,27 @@ internal interface IGateVisitor<TResult>
     TResult Visit<TGate>(TGate gate, float limit) where TGate : struct, IGate;
 }
 
-/// <summary>silu, silu'(x) = sigmoid(x) + x sigmoid(x) sigmoid(-x).</summary>
+/// <summary>silu, silu'(x) = sigmoid(x) + x sigmoid(x) sigmoid(-x): the activation's own derivative.</summary>
 internal readonly struct SiluGate : IGate
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Value<TV>(TV g) where TV : unmanaged, ISimd<TV> => new SiluOp().Invoke(g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV> => GateDerivatives.SwishSlope(g, TV.Create(0f), g);
+    public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV> => new SiluOp().Derivative(g);
 }
 
-/// <summary>x sigmoid(alpha x) (the clamped SwiGLU's gate), derivative sigmoid(z) + z sigmoid(z) sigmoid(-z) with z = alpha x.</summary>
+/// <summary>
+/// x sigmoid(alpha x) (the clamped SwiGLU's gate), derivative sigmoid(z) + z sigmoid(z) sigmoid(-z) with z = alpha x:
+/// the activation's own derivative.
+/// </summary>
 internal readonly struct SwishGate(float alpha) : IGate
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Value<TV>(TV g) where TV : unmanaged, ISimd<TV> => new SwishOp(alpha).Invoke(g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV>
-    {
-        if (alpha == 0f) return TV.Select(Simd.IsNaN(g), g, TV.Create(0.5f)); // x / 2
-        // alpha x is carried exactly (hi + lo), as in SwishOp: e^-|z| multiplies z's rounding by |z|.
-        TV hi = VectorMath.TwoProduct(TV.Create(alpha), g, out TV lo);
-        return GateDerivatives.SwishSlope(hi, lo, hi);
-    }
+    public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV> => new SwishOp(alpha).Derivative(g);
 }
 
 /// <summary>The exact GELU, gelu'(x) = Phi(x) + x phi(x).</summary>
@@ -71,21 +69,17 @@ internal readonly struct GeluGate : IGate
     }
 }
 
-/// <summary>GELU's tanh form x sigmoid(s), s = K0 x + K1 x^3: derivative sigmoid(s) + x (K0 + 3 K1 x^2) sigmoid(s) sigmoid(-s).</summary>
+/// <summary>
+/// GELU's tanh form x sigmoid(s), s = K0 x + K1 x^3: derivative sigmoid(s) + x (K0 + 3 K1 x^2) sigmoid(s) sigmoid(-s),
+/// the activation's own derivative (s carried exactly there).
+/// </summary>
 internal readonly struct GeluTanhGate : IGate
 {
-    const float K0 = 1.5957691216057308f, K1 = 0.07135481627159233f, K1Times3 = 0.21406444881477699f;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Value<TV>(TV g) where TV : unmanaged, ISimd<TV> => new GeluTanhOp().Invoke(g);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV>
-    {
-        TV sq = g * g;
-        TV s = g * TV.Fma(TV.Create(K1), sq, TV.Create(K0));
-        return GateDerivatives.SwishSlope(s, TV.Create(0f), g * TV.Fma(TV.Create(K1Times3), sq, TV.Create(K0)));
-    }
+    public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV> => new GeluTanhOp().Derivative(g);
 }
 
 /// <summary>relu, relu'(x) = x &gt; 0 ? 1 : 0 (0 at 0, as PyTorch), NaN for NaN.</summary>
@@ -97,28 +91,4 @@ internal readonly struct ReluGate : IGate
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Derivative<TV>(TV g, TV value) where TV : unmanaged, ISimd<TV>
         => TV.Select(TV.GreaterThan(g, TV.Create(0f)), TV.Create(1f), TV.Select(Simd.IsNaN(g), g, TV.Create(0f)));
-}
-
-/// <summary>The sigmoid-family derivative the gates share.</summary>
-internal static class GateDerivatives
-{
-    /// <summary>
-    /// sigmoid(z) + factor sigmoid(z) sigmoid(-z) with z = hi + lo: d/dx [x sigmoid(z(x))] for factor = x z'(x), so
-    /// swish passes factor = z (z = alpha x) and GELU-tanh factor = x (K0 + 3 K1 x^2).
-    /// </summary>
-    /// <remarks>
-    /// With e = e^-|z| in (0, 1]: sigmoid(z) = (z &gt;= 0 ? 1 : e) / (1 + e) and sigmoid(z) sigmoid(-z) = e / (1 + e)^2,
-    /// both without the cancellation of 1 - sigmoid(z). Where e is 0 (|z| beyond ~104, infinities) the second term
-    /// is its limit 0, not inf * 0.
-    /// </remarks>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TV SwishSlope<TV>(TV hi, TV lo, TV factor) where TV : unmanaged, ISimd<TV>
-    {
-        TV negative = TV.LessThan(hi, TV.Create(0f));
-        TV e = VectorMath.Exp(TV.Select(negative, hi, -hi), TV.Select(negative, lo, -lo));
-        TV p = TV.Create(1f) + e;
-        TV sigmoid = TV.Select(negative, e, TV.Create(1f)) / p;
-        TV term = TV.Select(TV.Equal(e, TV.Create(0f)), TV.Create(0f), factor * (e / (p * p)));
-        return sigmoid + term;
-    }
 }
