@@ -27,13 +27,13 @@ internal readonly struct GeluTanhOp : IActivationOp
         aLo = TV.Fma(TV.Create(K0Lo), x, aLo);
         TV b = VectorMath.TwoProductUnmasked(TV.Create(K1Hi), cube, out TV bLo);
         bLo = TV.Fma(TV.Create(K1Hi), cubeLo, TV.Fma(TV.Create(K1Lo), cube, bLo));
-        // Knuth's two-sum: s + e = a + b exactly. The products' remainders are unmasked: one overflows only where b and so s
-        // is infinite (or x is NaN), and lo is masked to 0 there below.
+        // Knuth's two-sum: s + e = a + b exactly. Nothing is masked: a remainder overflows only where b and so s is
+        // infinite (or x is NaN), and there every use of lo is decided by s alone (the sigmoid forms' range tests fail
+        // for an infinite or NaN hi + lo, and the exponentials' edge path masks lo where hi is infinite).
         TV s = a + b;
         TV bb = s - a;
         TV e = (a - (s - bb)) + (b - bb);
         lo = e + aLo + bLo;
-        lo &= TV.LessThan(Simd.Abs(s), TV.Create(float.PositiveInfinity));
         return s;
     }
 
