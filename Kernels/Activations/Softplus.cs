@@ -14,15 +14,15 @@ internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
-        TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
+        // The common vector, beta x in [-80, 87.3] in every lane (no infinity, no NaN): e^-|beta x| is a normal float
+        // (|lo| <= ulp(87.3)/2 keeps -|hi| +- lo inside the exponential's range), so the exponential needs no edge path
+        // and no lane the far-left form, and the loop has no call (see VectorMath.ExpInRange); the same bits as the
+        // careful form below. There the product is finite, so its remainder needs no overflow mask; the careful form
+        // computes its own.
+        TV hi = VectorMath.TwoProductUnmasked(TV.Create(beta), x, out TV lo);
+        if (!VectorMath.AllFastWithin(hi, -80f, 87.3f)) return Careful(x);
         TV negative = TV.LessThan(hi, TV.Create(0f));
-        TV eHi = -Simd.Abs(hi);
-        TV eLo = TV.Select(negative, lo, -lo);
-        // The common vector, -80 <= beta x and e^-|beta x| a normal float in every lane (no infinity, no NaN): the
-        // exponential without its edge path and no far-left form, so the loop has no call (see VectorMath.ExpInRange);
-        // the same bits as the careful form below.
-        if (!(VectorMath.AllInRange(eHi + eLo) && VectorMath.AllFastWithin(hi, -80f, float.PositiveInfinity))) return Careful(x);
-        TV log1p = VectorMath.Log1pUnit(VectorMath.ExpInRange(eHi, eLo));
+        TV log1p = VectorMath.Log1pUnit(VectorMath.ExpInRange(-Simd.Abs(hi), TV.Select(negative, lo, -lo)));
         TV soft = TV.Select(negative, log1p, hi + (lo + log1p));
         if (beta != 1f) soft /= TV.Create(beta);
         return TV.Select(TV.GreaterThan(hi, TV.Create(threshold)), x, soft);
@@ -48,7 +48,9 @@ internal readonly struct SoftplusOp(float beta, float threshold) : IActivationOp
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TV Derivative<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
-        TV hi = VectorMath.TwoProduct(TV.Create(beta), x, out TV lo);
+        // The remainder unmasked: where the product is infinite the sigmoid's range test fails and its careful form
+        // masks lo itself.
+        TV hi = VectorMath.TwoProductUnmasked(TV.Create(beta), x, out TV lo);
         return TV.Select(TV.GreaterThan(hi, TV.Create(threshold)), TV.Create(1f), VectorMath.Sigmoid(hi, lo));
     }
 }

@@ -63,7 +63,8 @@ internal readonly struct GeluGate : IGate
         cdf = TV.Select(TV.Equal(g, TV.Create(float.PositiveInfinity)), TV.Create(1f), cdf);
         // x phi(x) = x e^(-x^2/2) / sqrt(2 pi), the square exact (hi + lo); beyond |x| = 20 it is 0 (x clamped there).
         TV xc = TV.Max(TV.Min(g, TV.Create(20f)), TV.Create(-20f));
-        TV sqHi = VectorMath.TwoProduct(xc * TV.Create(0.5f), xc, out TV sqLo);
+        // The clamped square is at most 200: its remainder needs no overflow mask (a NaN lane returns g below).
+        TV sqHi = VectorMath.TwoProductUnmasked(xc * TV.Create(0.5f), xc, out TV sqLo);
         TV density = VectorMath.ScaledExp(-sqHi, -sqLo, xc * TV.Create(0.3989422804014327f));
         return TV.Select(Simd.IsNaN(g), g, cdf + density);
     }
