@@ -28,15 +28,14 @@ public sealed class CpuSpanTests
 
     /// <summary>
     /// Interleaved pairs, taken apart in registers, give the separate-buffer results bit for bit (the same op on the same
-    /// values): every unit, every pair count up to 70 (each vector width's ragged end and the short padded form), an odd
-    /// start address, and, for SwiGLU, a tensor large enough that each core's part is written with non-temporal stores.
+    /// values): every unit, every pair count up to 70 (each vector width's ragged end and the short padded form), and an
+    /// odd start address. <see cref="PairDriversStreamLargeOutputsBitForBit"/> covers the non-temporal stores.
     /// </summary>
     [Test]
     public void InterleavedPairsGiveTheSeparateBuffersResultsBitForBit()
     {
-        var counts = Enumerable.Range(1, 70).ToList();
         foreach (var unit in GatedUnit.All)
-            foreach (int n in unit == GatedUnit.SwiGlu ? [.. counts, 2 * 1024 * 1024 + 5] : counts)
+            foreach (int n in Enumerable.Range(1, 70))
                 foreach (int offset in new[] { 0, 1 })
                 {
                     var values = TestData.Values(2 * n + offset, seed: n);
@@ -124,6 +123,49 @@ public sealed class CpuSpanTests
             CpuKernels.ActivationBackward(activation, gate, ones, expected);
             for (int i = 0; i < n; i++)
                 if (!SameBits(dGate[i], expected[i])) Assert.Fail($"{unit}: gate {gate[i]:R} gives dGate {dGate[i]:R}, {activation}' {expected[i]:R}");
+        }
+    }
+
+    /// <summary>
+    /// The interleaved drivers called once on more pairs than the streaming threshold, so their non-temporal loops run
+    /// whatever the core count: forward and backward give the two-buffer drivers' bits, at start offsets 0 and 2 floats
+    /// (streamed, different heads) and 1 (the gradients' odd alignment: ordinary stores), and the backward pass in place.
+    /// </summary>
+    [Test]
+    public unsafe void PairDriversStreamLargeOutputsBitForBit()
+    {
+        const int n = (int)Cpu.ElementwiseDriver.StreamingMinimum + 5;
+        var op = new Cpu.GatedOp<Cpu.SiluGate>(new Cpu.SiluGate());
+        var gradient = new Cpu.GatedGradientOp<Cpu.SiluGate>(new Cpu.SiluGate());
+        foreach (int offset in new[] { 0, 1, 2 })
+        {
+            var values = TestData.Values(2 * n + offset, seed: offset);
+            var gate = new float[n];
+            var up = new float[n];
+            for (int i = 0; i < n; i++) (gate[i], up[i]) = (values[offset + 2 * i], values[offset + 2 * i + 1]);
+            var dy = TestData.Logits(n, seed: 7);
+            var expected = new float[n];
+            var dGate = new float[n];
+            var dUp = new float[n];
+            var y = new float[n + offset];
+            var dPairs = new float[2 * n + offset];
+            var inPlace = values.ToArray();
+            fixed (float* pv = values, pg = gate, pu = up, pdy = dy, pe = expected, pdg = dGate, pdu = dUp, py = y, pdp = dPairs, pip = inPlace)
+            {
+                Cpu.ElementwiseDriver.Binary(op, pg, pu, pe, n);
+                Cpu.ElementwiseDriver.Gradient(gradient, pg, pu, pdy, pdg, pdu, n);
+                Cpu.ElementwiseDriver.Pairs(op, pv + offset, py + offset, n);
+                Cpu.ElementwiseDriver.PairsGradient(gradient, pv + offset, pdy, pdp + offset, n);
+                Cpu.ElementwiseDriver.PairsGradient(gradient, pip + offset, pdy, pip + offset, n);
+            }
+            for (int i = 0; i < n; i++)
+            {
+                if (!SameBits(y[offset + i], expected[i])) Assert.Fail($"offset {offset}: pair {i} gives {y[offset + i]:R}, separate buffers {expected[i]:R}");
+                if (!SameBits(dPairs[offset + 2 * i], dGate[i]) || !SameBits(dPairs[offset + 2 * i + 1], dUp[i])
+                    || !SameBits(inPlace[offset + 2 * i], dGate[i]) || !SameBits(inPlace[offset + 2 * i + 1], dUp[i]))
+                    Assert.Fail($"offset {offset} backward: pair {i} gives ({dPairs[offset + 2 * i]:R}, {dPairs[offset + 2 * i + 1]:R}), "
+                                + $"in place ({inPlace[offset + 2 * i]:R}, {inPlace[offset + 2 * i + 1]:R}), separate buffers ({dGate[i]:R}, {dUp[i]:R})");
+            }
         }
     }
 

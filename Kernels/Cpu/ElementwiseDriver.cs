@@ -295,17 +295,25 @@ internal static unsafe class ElementwiseDriver
     public const long StreamingMinimum = 1 << 20;
 
     /// <summary>
+    /// The shortest call that streams because the output it is part of is large (<see cref="StreamingStart{TV}"/>'s
+    /// outputTotal): a streaming call computes its first vector twice (the head) and fences once, which rows of a few
+    /// vectors would pay for nearly every store they make.
+    /// </summary>
+    public const long StreamingMinimumPart = 1024;
+
+    /// <summary>
     /// Where the non-temporal loop starts for an output of n elements at y: the first element whose address is
     /// aligned to the vector (the elements before it are the head vector's), or -1 for ordinary stores (a short
     /// output, or one not aligned to its element size). A call that writes part of a larger output (one row of many)
     /// passes the whole output's size as <paramref name="outputTotal"/>: the lines it writes are no more reused than a
-    /// single large call's.
+    /// single large call's (from <see cref="StreamingMinimumPart"/> elements a call).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static long StreamingStart<TV>(void* y, long n, int elementSize, long outputTotal = 0) where TV : unmanaged, ISimd<TV>
     {
         long bytes = TV.Count * elementSize;
-        if (Math.Max(n, outputTotal) < StreamingMinimum || ((nint)y & (elementSize - 1)) != 0) return -1;
+        long size = n >= StreamingMinimumPart ? Math.Max(n, outputTotal) : n;
+        if (size < StreamingMinimum || ((nint)y & (elementSize - 1)) != 0) return -1;
         return (-(long)(nint)y & (bytes - 1)) / elementSize;
     }
 
