@@ -322,9 +322,9 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Sigmoid<TV>(TV hi, TV lo) where TV : unmanaged, ISimd<TV>
     {
-        // The common vector, every lane inside (-80, 87.33]: no call in the caller's loop (see ExpInRange).
-        TV x = -hi - lo;
-        if (AllInRange(x) && AllFastWithin(hi, -80f, float.PositiveInfinity)) return TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo));
+        // The common vector, every lane with hi in [-80, 87.3]: no call in the caller's loop (see ExpInRange). One range
+        // test on hi: there -hi - lo is within e^x's normal range (|lo| <= ulp(87.3)/2).
+        if (AllFastWithin(hi, -80f, 87.3f)) return TV.Create(1f) / (TV.Create(1f) + ExpInRange(-hi, -lo));
         return SigmoidCareful(hi, lo);
     }
 
@@ -398,13 +398,12 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV TimesSigmoidDerivative<TV>(TV x, TV hi, TV lo, TV slope) where TV : unmanaged, ISimd<TV>
     {
-        // The common vector, every lane in [-80, 87.33], no NaN: no far-left form and no edge path, so no call in the
-        // loop (see ExpInRange); the same bits as the careful form below.
+        // The common vector, every lane with hi in [-80, 87.3] (no NaN): no far-left form and no edge path, so no call in
+        // the loop (see ExpInRange); the same bits as the careful form below. One range test on hi: there -|hi| +- lo is
+        // within e^x's normal range (|lo| <= ulp(87.3)/2).
+        if (!AllFastWithin(hi, -80f, 87.3f)) return TimesSigmoidDerivativeCareful(x, hi, lo, slope);
         TV negative = TV.LessThan(hi, TV.Create(0f));
-        TV eHi = -Simd.Abs(hi);
-        TV eLo = TV.Select(negative, lo, -lo);
-        if (!(AllInRange(eHi + eLo) && AllFastWithin(hi, -80f, float.PositiveInfinity))) return TimesSigmoidDerivativeCareful(x, hi, lo, slope);
-        TV e = ExpInRange(eHi, eLo);
+        TV e = ExpInRange(-Simd.Abs(hi), TV.Select(negative, lo, -lo));
         TV r = TV.Create(1f) / (TV.Create(1f) + e);
         TV d = e * r * r;
         TV s = TV.Select(negative, e * r, r);
