@@ -237,18 +237,18 @@ internal static unsafe class CpuOps
             long width = d, total = rows * d;
             if (layout == GluLayout.Separate)
             {
-                CpuParallel.For(width * rows, CpuParallel.Parts(width * rows), (start, count) =>
+                CpuParallel.For(total, CpuParallel.Parts(total), (start, count) =>
                     kernel.Run((float*)g + start, (float*)u + start, (float*)dn + start, (float*)dg + start, (float*)du + start, count, 0));
                 return;
             }
             if (layout == GluLayout.Interleaved)
             {
                 // Rows of pairs follow one another, so [rows, 2d] is rows * d pairs in one range.
-                CpuParallel.For(width * rows, CpuParallel.Parts(width * rows), (start, count) =>
+                CpuParallel.For(total, CpuParallel.Parts(total), (start, count) =>
                     kernel.RunPairs((float*)g + 2 * start, (float*)dn + start, (float*)dg + 2 * start, count));
                 return;
             }
-            CpuParallel.For(rows, CpuParallel.Parts(rows * width), (start, count) =>
+            CpuParallel.For(rows, CpuParallel.Parts(total), (start, count) =>
             {
                 for (long r = start; r < start + count; r++)
                 {
