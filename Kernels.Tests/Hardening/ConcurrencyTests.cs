@@ -213,8 +213,11 @@ public sealed class ConcurrencyTests(AcceleratorTarget fixtureTarget) : Accelera
     /// <summary>Seconds the stress test runs: GPUACTIVATIONS_STRESS_SECONDS, default 2.</summary>
     static double StressSeconds => double.TryParse(Environment.GetEnvironmentVariable("GPUACTIVATIONS_STRESS_SECONDS"), out double s) && s > 0 ? s : 2;
 
+    /// <summary>Ops each stress thread runs even when the time limit passes first.</summary>
+    const int MinimumOpsPerThread = 2;
+
     /// <summary>
-    /// For a bounded time, eight threads run random ops (random offsets, in place or not) and compare each result with
+    /// For a bounded time (and at least two ops each), eight threads run random ops (random offsets, in place or not) and compare each result with
     /// the single-threaded one, while a ninth allocates, frees, synchronizes and rejects bad calls on the same accelerator.
     /// </summary>
     [Test]
@@ -243,7 +246,9 @@ public sealed class ConcurrencyTests(AcceleratorTarget fixtureTarget) : Accelera
         OnThreads(t =>
         {
             var random = new Random(1000 + t);
-            while (!stop.IsCancellationRequested)
+            // At least MinimumOpsPerThread each, however slow the accelerator (the emulating one takes seconds per op
+            // on a loaded 2-core machine), so every thread races the others and the churner whatever the clock says.
+            for (int mine = 0; mine < MinimumOpsPerThread || !stop.IsCancellationRequested; mine++)
             {
                 int i = random.Next(work.Count);
                 int offset = random.Next(6);
@@ -254,12 +259,11 @@ public sealed class ConcurrencyTests(AcceleratorTarget fixtureTarget) : Accelera
                     failures.Enqueue($"thread {t}: {work[i]} (offset {offset}, in place {inPlace}) differs at {at}");
             }
         });
+        stop.Cancel(); // the threads' minimum may outlast the limit; the churner stops with them
         churner.Join();
         double seconds = clock.Elapsed.TotalSeconds;
         TestContext.Out.WriteLine($"{Kind}: stress {seconds:F1} s (limit {limit.TotalSeconds} s): {Threads} threads ran {ops} checked ops ({ops / seconds:F0}/s), " +
                                   $"a ninth {churn} allocate/reject/synchronize/free rounds; {failures.Count} failures");
         Assert.That(failures, Is.Empty);
-        Assert.That(seconds, Is.LessThan(limit.TotalSeconds + 10), "bounded: the run stops at its limit (plus the ops in flight)");
-        Assert.That(ops, Is.GreaterThan(Threads), "every thread got work done");
     }
 }
