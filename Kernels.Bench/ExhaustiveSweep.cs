@@ -32,6 +32,14 @@ public static class ExhaustiveSweep
         public double Seconds { get; set; }
     }
 
+    /// <summary>The state file's form: an infinite error (a finite result where the exact one overflows, or the reverse) is
+    /// written as "Infinity", so the sweep records it and goes on.</summary>
+    static readonly JsonSerializerOptions StateJson = new()
+    {
+        WriteIndented = true,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
     /// <summary>Parses the options after <c>accuracy --exhaustive</c> and runs the sweep; returns the exit code.</summary>
     public static int Run(string[] args)
     {
@@ -58,7 +66,7 @@ public static class ExhaustiveSweep
         if (!(0 <= start && start < end && end <= 1L << 32)) { Console.Error.WriteLine("--range must satisfy 0 <= START < END <= 2^32"); return 2; }
 
         var state = File.Exists(statePath)
-            ? JsonSerializer.Deserialize<Dictionary<string, OpState>>(File.ReadAllText(statePath)) ?? []
+            ? JsonSerializer.Deserialize<Dictionary<string, OpState>>(File.ReadAllText(statePath), StateJson) ?? []
             : new Dictionary<string, OpState>();
         var ops = OpForm.Select(only);
         string Key(OpForm op) => $"{op} [{start:X}, {end:X})";
@@ -93,7 +101,7 @@ public static class ExhaustiveSweep
                 s.Seconds += chunk.Elapsed.TotalSeconds;
                 doneThisRun += n;
                 remainingAll -= n;
-                File.WriteAllText(statePath, JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true }));
+                File.WriteAllText(statePath, JsonSerializer.Serialize(state, StateJson));
                 double rate = doneThisRun / total.Elapsed.TotalSeconds;
                 Console.WriteLine($"  {key}: {(double)(s.Next - start) / (end - start):P1}, max {s.MaxUlp:0.##} ulp at {BitConverter.UInt32BitsToSingle(s.WorstBits):R}; "
                     + $"{n / chunk.Elapsed.TotalSeconds / 1e6:0.0} M inputs/s; this op {TimeSpan.FromSeconds((end - s.Next) / (n / chunk.Elapsed.TotalSeconds)):hh\\:mm\\:ss} left, "

@@ -69,6 +69,8 @@ public static class TestData
         float.Epsilon, -float.Epsilon, 1e-40f, -1e-40f, 1.17549435e-38f, -1.17549435e-38f,
         float.MaxValue, float.MinValue, 1f, -1f, 0.5f, -0.5f, 3f, -3f, 6f, -6f, 20f, -20f, 88.7f, -88.7f, 100f, -100f,
         1e-7f, -1e-7f, 1e10f, -1e10f, 1e30f, -1e30f,
+        // The float scale of SELU, 3.3e-8 above the exact one, overflows here where the exact product rounds to MaxValue.
+        3.2386221e38f, -3.2386221e38f,
     ];
 
     /// <summary><paramref name="n"/> values: mostly in [-10, 10], some in [-100, 100], some anywhere in the float range.</summary>
