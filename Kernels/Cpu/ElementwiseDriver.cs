@@ -144,6 +144,79 @@ internal readonly unsafe struct StreamingStore : IStoreKind
 }
 
 /// <summary>
+/// Where a two-operand loop finds its operands and puts a backward pass's two gradients: two buffers at the same index
+/// (<see cref="SeparateBuffers"/>), or pairs interleaved in the first (<see cref="InterleavedPairs"/>). One loop per
+/// operator shape serves both, specialised by the JIT per layout.
+/// </summary>
+internal unsafe interface IPairLayout
+{
+    /// <summary>The operands of the vector at element <paramref name="i"/>.</summary>
+    static abstract void Load<TV>(float* first, float* second, long i, out TV a, out TV b) where TV : unmanaged, ISimd<TV>;
+
+    /// <summary>Writes two results for the vector at element <paramref name="i"/> in the layout.</summary>
+    static abstract void Store<TV, TStore>(TV a, TV b, float* first, float* second, long i) where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind;
+
+    /// <summary>
+    /// <see cref="ElementwiseDriver.StreamingStart{TV}"/> for two results of n elements each: an element index from which
+    /// both are written aligned to the vector, or -1.
+    /// </summary>
+    static abstract long StreamingStart<TV>(float* first, float* second, long n, long outputTotal) where TV : unmanaged, ISimd<TV>;
+}
+
+/// <summary>Two buffers indexed alike (a gated unit's gate and up, its dGate and dUp; an activation's x and dy).</summary>
+internal readonly unsafe struct SeparateBuffers : IPairLayout
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Load<TV>(float* first, float* second, long i, out TV a, out TV b) where TV : unmanaged, ISimd<TV>
+    {
+        a = TV.Load(first + i);
+        b = TV.Load(second + i);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store<TV, TStore>(TV a, TV b, float* first, float* second, long i) where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
+    {
+        TStore.Store(a, first + i);
+        TStore.Store(b, second + i);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long StreamingStart<TV>(float* first, float* second, long n, long outputTotal) where TV : unmanaged, ISimd<TV>
+    {
+        // Both stream from the same index, so only when they are aligned alike (separately allocated large buffers usually are).
+        long start = ElementwiseDriver.StreamingStart<TV>(first, n, sizeof(float), outputTotal);
+        return start >= 0 && ElementwiseDriver.StreamingStart<TV>(second, n, sizeof(float), outputTotal) == start ? start : -1;
+    }
+}
+
+/// <summary>
+/// Pairs interleaved in the first buffer, [a0, b0, a1, b1, ...] (the second is unused): taken apart in registers as they
+/// are loaded (<see cref="ISimd{TSelf}.Deinterleave"/>) and put back together as they are stored.
+/// </summary>
+internal readonly unsafe struct InterleavedPairs : IPairLayout
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Load<TV>(float* first, float* second, long i, out TV a, out TV b) where TV : unmanaged, ISimd<TV>
+        => TV.Deinterleave(TV.Load(first + 2 * i), TV.Load(first + 2 * i + TV.Count), out a, out b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store<TV, TStore>(TV a, TV b, float* first, float* second, long i) where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
+    {
+        TV.Interleave(a, b, out TV low, out TV high);
+        TStore.Store(low, first + 2 * i);
+        TStore.Store(high, first + 2 * i + TV.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long StreamingStart<TV>(float* first, float* second, long n, long outputTotal) where TV : unmanaged, ISimd<TV>
+    {
+        // first + 2i aligned to the vector needs an even float offset: a whole pair.
+        long floatStart = ElementwiseDriver.StreamingStart<TV>(first, 2 * n, sizeof(float), 2 * outputTotal);
+        return floatStart >= 0 && (floatStart & 1) == 0 ? floatStart / 2 : -1;
+    }
+}
+
+/// <summary>
 /// The generic elementwise loops, one per operator shape, specialised by the JIT per operator and width.
 /// The widest hardware vector that fits is used; the ragged end is one more full vector overlapping the
 /// previous one (no scalar loop), loaded and computed before any store so exact in-place calls stay correct.
@@ -173,16 +246,16 @@ internal static unsafe class ElementwiseDriver
     /// </summary>
     public static void Binary<TOp>(TOp op, float* a, float* b, float* y, long n, long outputTotal = 0) where TOp : struct, IBinaryOp
     {
-        if (V512.IsSupported && n >= V512.Count) Binary<TOp, V512>(op, a, b, y, n, outputTotal);
-        else if (V256.IsSupported && n >= V256.Count) Binary<TOp, V256>(op, a, b, y, n, outputTotal);
-        else if (n >= V128.Count) Binary<TOp, V128>(op, a, b, y, n, outputTotal);
+        if (V512.IsSupported && n >= V512.Count) Binary<TOp, V512, SeparateBuffers>(op, a, b, y, n, outputTotal);
+        else if (V256.IsSupported && n >= V256.Count) Binary<TOp, V256, SeparateBuffers>(op, a, b, y, n, outputTotal);
+        else if (n >= V128.Count) Binary<TOp, V128, SeparateBuffers>(op, a, b, y, n, outputTotal);
         else if (n > 0)
         {
             float* pa = stackalloc float[V128.Count];
             float* pb = stackalloc float[V128.Count];
             new Span<float>(a, (int)n).CopyTo(new Span<float>(pa, V128.Count));
             new Span<float>(b, (int)n).CopyTo(new Span<float>(pb, V128.Count));
-            Binary<TOp, V128>(op, pa, pb, pa, V128.Count, 0);
+            Binary<TOp, V128, SeparateBuffers>(op, pa, pb, pa, V128.Count, 0);
             new Span<float>(pa, (int)n).CopyTo(new Span<float>(y, (int)n));
         }
     }
@@ -194,15 +267,15 @@ internal static unsafe class ElementwiseDriver
     /// </summary>
     public static void Pairs<TOp>(TOp op, float* pairs, float* y, long n) where TOp : struct, IBinaryOp
     {
-        if (V512.IsSupported && n >= V512.Count) Pairs<TOp, V512>(op, pairs, y, n);
-        else if (V256.IsSupported && n >= V256.Count) Pairs<TOp, V256>(op, pairs, y, n);
-        else if (n >= V128.Count) Pairs<TOp, V128>(op, pairs, y, n);
+        if (V512.IsSupported && n >= V512.Count) Binary<TOp, V512, InterleavedPairs>(op, pairs, null, y, n, 0);
+        else if (V256.IsSupported && n >= V256.Count) Binary<TOp, V256, InterleavedPairs>(op, pairs, null, y, n, 0);
+        else if (n >= V128.Count) Binary<TOp, V128, InterleavedPairs>(op, pairs, null, y, n, 0);
         else if (n > 0)
         {
             float* padded = stackalloc float[2 * V128.Count];
             float* result = stackalloc float[V128.Count];
             new Span<float>(pairs, 2 * (int)n).CopyTo(new Span<float>(padded, 2 * V128.Count));
-            Pairs<TOp, V128>(op, padded, result, V128.Count);
+            Binary<TOp, V128, InterleavedPairs>(op, padded, null, result, V128.Count, 0);
             new Span<float>(result, (int)n).CopyTo(new Span<float>(y, (int)n));
         }
     }
@@ -213,16 +286,16 @@ internal static unsafe class ElementwiseDriver
     /// </summary>
     public static void PairsGradient<TOp>(TOp op, float* pairs, float* dy, float* dPairs, long n) where TOp : struct, IGradientOp
     {
-        if (V512.IsSupported && n >= V512.Count) PairsGradient<TOp, V512>(op, pairs, dy, dPairs, n);
-        else if (V256.IsSupported && n >= V256.Count) PairsGradient<TOp, V256>(op, pairs, dy, dPairs, n);
-        else if (n >= V128.Count) PairsGradient<TOp, V128>(op, pairs, dy, dPairs, n);
+        if (V512.IsSupported && n >= V512.Count) Gradient<TOp, V512, InterleavedPairs>(op, pairs, null, dy, dPairs, null, n, 0);
+        else if (V256.IsSupported && n >= V256.Count) Gradient<TOp, V256, InterleavedPairs>(op, pairs, null, dy, dPairs, null, n, 0);
+        else if (n >= V128.Count) Gradient<TOp, V128, InterleavedPairs>(op, pairs, null, dy, dPairs, null, n, 0);
         else if (n > 0)
         {
             float* padded = stackalloc float[2 * V128.Count];
             float* pd = stackalloc float[V128.Count];
             new Span<float>(pairs, 2 * (int)n).CopyTo(new Span<float>(padded, 2 * V128.Count));
             new Span<float>(dy, (int)n).CopyTo(new Span<float>(pd, V128.Count));
-            PairsGradient<TOp, V128>(op, padded, pd, padded, V128.Count);
+            Gradient<TOp, V128, InterleavedPairs>(op, padded, null, pd, padded, null, V128.Count, 0);
             new Span<float>(padded, 2 * (int)n).CopyTo(new Span<float>(dPairs, 2 * (int)n));
         }
     }
@@ -250,7 +323,7 @@ internal static unsafe class ElementwiseDriver
     static double Sum<TOp, TV>(TOp op, float* a, float* b, long n) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
     {
         long last = n - TV.Count;
-        TV tail = BinaryAt<TOp, TV>(op, a + last, b + last);
+        TV tail = BinaryAt<TOp, TV, SeparateBuffers>(op, a, b, last);
         double sum = 0;
         long i = 0;
         while (i < last)
@@ -270,9 +343,9 @@ internal static unsafe class ElementwiseDriver
     /// </summary>
     public static void Gradient<TOp>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long n, long outputTotal = 0) where TOp : struct, IGradientOp
     {
-        if (V512.IsSupported && n >= V512.Count) Gradient<TOp, V512>(op, g, u, dy, dg, du, n, outputTotal);
-        else if (V256.IsSupported && n >= V256.Count) Gradient<TOp, V256>(op, g, u, dy, dg, du, n, outputTotal);
-        else if (n >= V128.Count) Gradient<TOp, V128>(op, g, u, dy, dg, du, n, outputTotal);
+        if (V512.IsSupported && n >= V512.Count) Gradient<TOp, V512, SeparateBuffers>(op, g, u, dy, dg, du, n, outputTotal);
+        else if (V256.IsSupported && n >= V256.Count) Gradient<TOp, V256, SeparateBuffers>(op, g, u, dy, dg, du, n, outputTotal);
+        else if (n >= V128.Count) Gradient<TOp, V128, SeparateBuffers>(op, g, u, dy, dg, du, n, outputTotal);
         else if (n > 0)
         {
             float* pg = stackalloc float[V128.Count];
@@ -281,7 +354,7 @@ internal static unsafe class ElementwiseDriver
             new Span<float>(g, (int)n).CopyTo(new Span<float>(pg, V128.Count));
             new Span<float>(u, (int)n).CopyTo(new Span<float>(pu, V128.Count));
             new Span<float>(dy, (int)n).CopyTo(new Span<float>(pd, V128.Count));
-            Gradient<TOp, V128>(op, pg, pu, pd, pg, pu, V128.Count, 0);
+            Gradient<TOp, V128, SeparateBuffers>(op, pg, pu, pd, pg, pu, V128.Count, 0);
             new Span<float>(pg, (int)n).CopyTo(new Span<float>(dg, (int)n));
             new Span<float>(pu, (int)n).CopyTo(new Span<float>(du, (int)n));
         }
@@ -362,16 +435,17 @@ internal static unsafe class ElementwiseDriver
         => op.Invoke(TV.Load(x));
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Binary<TOp, TV>(TOp op, float* a, float* b, float* y, long n, long outputTotal) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
+    static void Binary<TOp, TV, TLayout>(TOp op, float* a, float* b, float* y, long n, long outputTotal)
+        where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV> where TLayout : struct, IPairLayout
     {
         long last = n - TV.Count;
-        TV tail = BinaryAt<TOp, TV>(op, a + last, b + last);
+        TV tail = BinaryAt<TOp, TV, TLayout>(op, a, b, last);
         long start = StreamingStart<TV>(y, n, sizeof(float), outputTotal);
-        if (start < 0) BinaryLoop<TOp, TV, CachedStore>(op, a, b, y, 0, last);
+        if (start < 0) BinaryLoop<TOp, TV, CachedStore, TLayout>(op, a, b, y, 0, last);
         else
         {
-            TV head = BinaryAt<TOp, TV>(op, a, b); // stored last, as in Unary
-            BinaryLoop<TOp, TV, StreamingStore>(op, a, b, y, start, last);
+            TV head = BinaryAt<TOp, TV, TLayout>(op, a, b, 0); // stored last, as in Unary
+            BinaryLoop<TOp, TV, StreamingStore, TLayout>(op, a, b, y, start, last);
             StreamingDone();
             TV.Store(head, y);
         }
@@ -379,131 +453,61 @@ internal static unsafe class ElementwiseDriver
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static void BinaryLoop<TOp, TV, TStore>(TOp op, float* a, float* b, float* y, long start, long last)
-        where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
-    {
-        for (long i = start; i < last; i += TV.Count) TStore.Store(op.Invoke(TV.Load(a + i), TV.Load(b + i)), y + i);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Pairs<TOp, TV>(TOp op, float* pairs, float* y, long n) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
-    {
-        long last = n - TV.Count;
-        TV tail = PairsAt<TOp, TV>(op, pairs + 2 * last);
-        long start = StreamingStart<TV>(y, n, sizeof(float));
-        if (start < 0) PairsLoop<TOp, TV, CachedStore>(op, pairs, y, 0, last);
-        else
-        {
-            TV head = PairsAt<TOp, TV>(op, pairs); // stored last, as in Unary
-            PairsLoop<TOp, TV, StreamingStore>(op, pairs, y, start, last);
-            StreamingDone();
-            TV.Store(head, y);
-        }
-        TV.Store(tail, y + last);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static void PairsLoop<TOp, TV, TStore>(TOp op, float* pairs, float* y, long start, long last)
-        where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
+    static void BinaryLoop<TOp, TV, TStore, TLayout>(TOp op, float* a, float* b, float* y, long start, long last)
+        where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind where TLayout : struct, IPairLayout
     {
         for (long i = start; i < last; i += TV.Count)
         {
-            TV.Deinterleave(TV.Load(pairs + 2 * i), TV.Load(pairs + 2 * i + TV.Count), out TV a, out TV b);
-            TStore.Store(op.Invoke(a, b), y + i);
+            TLayout.Load(a, b, i, out TV x0, out TV x1);
+            TStore.Store(op.Invoke(x0, x1), y + i);
         }
     }
 
-    /// <summary>The op on one vector of pairs, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
+    /// <summary>The op on the vector at element <paramref name="i"/>, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static TV PairsAt<TOp, TV>(TOp op, float* pairs) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
+    static TV BinaryAt<TOp, TV, TLayout>(TOp op, float* a, float* b, long i)
+        where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV> where TLayout : struct, IPairLayout
     {
-        TV.Deinterleave(TV.Load(pairs), TV.Load(pairs + TV.Count), out TV a, out TV b);
-        return op.Invoke(a, b);
+        TLayout.Load(a, b, i, out TV x0, out TV x1);
+        return op.Invoke(x0, x1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void PairsGradient<TOp, TV>(TOp op, float* pairs, float* dy, float* dPairs, long n) where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV>
+    static void Gradient<TOp, TV, TLayout>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long n, long outputTotal)
+        where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV> where TLayout : struct, IPairLayout
     {
         long last = n - TV.Count;
-        PairsGradientAt<TOp, TV>(op, pairs + 2 * last, dy + last, out TV tailFirst, out TV tailSecond);
-        // The non-temporal loop needs dPairs + 2i aligned to the vector: an even float offset, so a start in pairs.
-        long floatStart = StreamingStart<TV>(dPairs, 2 * n, sizeof(float));
-        if (floatStart < 0 || (floatStart & 1) != 0) PairsGradientLoop<TOp, TV, CachedStore>(op, pairs, dy, dPairs, 0, last);
+        GradientAt<TOp, TV, TLayout>(op, g, u, dy, last, out TV tailG, out TV tailU);
+        long start = TLayout.StreamingStart<TV>(dg, du, n, outputTotal);
+        if (start < 0) GradientLoop<TOp, TV, CachedStore, TLayout>(op, g, u, dy, dg, du, 0, last);
         else
         {
-            PairsGradientAt<TOp, TV>(op, pairs, dy, out TV headFirst, out TV headSecond); // stored last, as in Unary
-            PairsGradientLoop<TOp, TV, StreamingStore>(op, pairs, dy, dPairs, floatStart / 2, last);
+            GradientAt<TOp, TV, TLayout>(op, g, u, dy, 0, out TV headG, out TV headU); // stored last, as in Unary
+            GradientLoop<TOp, TV, StreamingStore, TLayout>(op, g, u, dy, dg, du, start, last);
             StreamingDone();
-            TV.Store(headFirst, dPairs);
-            TV.Store(headSecond, dPairs + TV.Count);
+            TLayout.Store<TV, CachedStore>(headG, headU, dg, du, 0);
         }
-        TV.Store(tailFirst, dPairs + 2 * last);
-        TV.Store(tailSecond, dPairs + 2 * last + TV.Count);
+        TLayout.Store<TV, CachedStore>(tailG, tailU, dg, du, last);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static void PairsGradientLoop<TOp, TV, TStore>(TOp op, float* pairs, float* dy, float* dPairs, long start, long last)
-        where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
+    static void GradientLoop<TOp, TV, TStore, TLayout>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long start, long last)
+        where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind where TLayout : struct, IPairLayout
     {
         for (long i = start; i < last; i += TV.Count)
         {
-            TV.Deinterleave(TV.Load(pairs + 2 * i), TV.Load(pairs + 2 * i + TV.Count), out TV g, out TV u);
-            op.Invoke(g, u, TV.Load(dy + i), out TV dg, out TV du);
-            TV.Interleave(dg, du, out TV first, out TV second);
-            TStore.Store(first, dPairs + 2 * i);
-            TStore.Store(second, dPairs + 2 * i + TV.Count);
+            TLayout.Load(g, u, i, out TV x0, out TV x1);
+            op.Invoke(x0, x1, TV.Load(dy + i), out TV a, out TV b);
+            TLayout.Store<TV, TStore>(a, b, dg, du, i);
         }
     }
 
-    /// <summary>The gradient of one vector of pairs, interleaved back, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
+    /// <summary>The gradient of the vector at element <paramref name="i"/>, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static void PairsGradientAt<TOp, TV>(TOp op, float* pairs, float* dy, out TV first, out TV second) where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV>
+    static void GradientAt<TOp, TV, TLayout>(TOp op, float* g, float* u, float* dy, long i, out TV dg, out TV du)
+        where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV> where TLayout : struct, IPairLayout
     {
-        TV.Deinterleave(TV.Load(pairs), TV.Load(pairs + TV.Count), out TV g, out TV u);
-        op.Invoke(g, u, TV.Load(dy), out TV dg, out TV du);
-        TV.Interleave(dg, du, out first, out second);
+        TLayout.Load(g, u, i, out TV x0, out TV x1);
+        op.Invoke(x0, x1, TV.Load(dy + i), out dg, out du);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Gradient<TOp, TV>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long n, long outputTotal) where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV>
-    {
-        long last = n - TV.Count;
-        GradientAt<TOp, TV>(op, g + last, u + last, dy + last, out TV tailG, out TV tailU);
-        long start = StreamingStart<TV>(dg, n, sizeof(float), outputTotal);
-        // Both outputs stream from the same index, so only when they are aligned alike (separately allocated large
-        // buffers usually are).
-        if (start < 0 || StreamingStart<TV>(du, n, sizeof(float), outputTotal) != start) GradientLoop<TOp, TV, CachedStore>(op, g, u, dy, dg, du, 0, last);
-        else
-        {
-            GradientAt<TOp, TV>(op, g, u, dy, out TV headG, out TV headU); // stored last, as in Unary
-            GradientLoop<TOp, TV, StreamingStore>(op, g, u, dy, dg, du, start, last);
-            StreamingDone();
-            TV.Store(headG, dg);
-            TV.Store(headU, du);
-        }
-        TV.Store(tailG, dg + last);
-        TV.Store(tailU, du + last);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static void GradientLoop<TOp, TV, TStore>(TOp op, float* g, float* u, float* dy, float* dg, float* du, long start, long last)
-        where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV> where TStore : struct, IStoreKind
-    {
-        for (long i = start; i < last; i += TV.Count)
-        {
-            op.Invoke(TV.Load(g + i), TV.Load(u + i), TV.Load(dy + i), out TV a, out TV b);
-            TStore.Store(a, dg + i);
-            TStore.Store(b, du + i);
-        }
-    }
-
-    /// <summary>The op on one triple of vectors, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static void GradientAt<TOp, TV>(TOp op, float* g, float* u, float* dy, out TV dg, out TV du) where TOp : struct, IGradientOp where TV : unmanaged, ISimd<TV>
-        => op.Invoke(TV.Load(g), TV.Load(u), TV.Load(dy), out dg, out du);
-
-    /// <summary>The op on one pair of vectors, out of line (see <see cref="UnaryAt{TOp, TV}"/>).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static TV BinaryAt<TOp, TV>(TOp op, float* a, float* b) where TOp : struct, IBinaryOp where TV : unmanaged, ISimd<TV>
-        => op.Invoke(TV.Load(a), TV.Load(b));
 }
