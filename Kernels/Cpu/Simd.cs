@@ -75,6 +75,11 @@ internal interface ISimd<TSelf> where TSelf : unmanaged, ISimd<TSelf>
     /// four instructions per call for out-of-range and NaN lanes, which no caller feeds here (they fix those lanes up).
     /// </summary>
     static abstract TSelf Pow2(TSelf n);
+    /// <summary>
+    /// The float whose bits are <paramref name="t"/>'s shifted left by 23: for t = n + 1.5 * 2^23 + 127 (n integral in
+    /// [-126, 127]) that is 2^n, one shift where <see cref="Pow2"/> converts, adds and shifts (VectorMath.Pow2FromMagic).
+    /// </summary>
+    static abstract TSelf ShiftIntoExponent(TSelf t);
     /// <summary>The unbiased exponent of a positive normal float, as a float.</summary>
     static abstract TSelf Exponent(TSelf a);
     /// <summary>The significand of a positive normal float scaled into [1, 2).</summary>
@@ -202,6 +207,9 @@ internal readonly struct V128 : ISimd<V128>
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 Pow2(V128 n) => new((Vector128.ConvertToInt32Native(n.V) + Vector128.Create(127) << 23).AsSingle());
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 ShiftIntoExponent(V128 t) => new(Vector128.ShiftLeft(t.V.AsInt32(), 23).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V128 Exponent(V128 a) => new(Vector128.ConvertToSingle((Vector128.ShiftRightLogical(a.V.AsInt32(), 23) & Vector128.Create(0xFF)) - Vector128.Create(127)));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -286,6 +294,9 @@ internal readonly struct V256 : ISimd<V256>
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Pow2(V256 n) => new((Vector256.ConvertToInt32Native(n.V) + Vector256.Create(127) << 23).AsSingle());
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 ShiftIntoExponent(V256 t) => new(Vector256.ShiftLeft(t.V.AsInt32(), 23).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Exponent(V256 a) => new(Vector256.ConvertToSingle((Vector256.ShiftRightLogical(a.V.AsInt32(), 23) & Vector256.Create(0xFF)) - Vector256.Create(127)));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -371,6 +382,9 @@ internal readonly struct V512 : ISimd<V512>
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 Pow2(V512 n) => new((Vector512.ConvertToInt32Native(n.V) + Vector512.Create(127) << 23).AsSingle());
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 ShiftIntoExponent(V512 t) => new(Vector512.ShiftLeft(t.V.AsInt32(), 23).AsSingle());
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V512 Exponent(V512 a) => new(Vector512.ConvertToSingle((Vector512.ShiftRightLogical(a.V.AsInt32(), 23) & Vector512.Create(0xFF)) - Vector512.Create(127)));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

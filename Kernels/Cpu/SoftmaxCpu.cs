@@ -286,60 +286,25 @@ internal static unsafe class SoftmaxCpu
 
     /// <summary>
     /// e^(d + dlo) for -87.33 &lt;= d &lt; 0 (|dlo| &lt;= ulp(d) / 2): the reduction of <see cref="VectorMath.Exp{TV}(TV, TV)"/>
-    /// with a shorter polynomial of its own (below), without the edge handling, which this range never needs: n is
-    /// rounded by adding 1.5 * 2^23 + 127 (Hacker's Delight-style magic number), whose bits, shifted into the exponent
-    /// field, are 2^n itself (n in [-126, 0]: a normal float).
+    /// with a shorter polynomial (<see cref="VectorMath.ExpMinimaxTail{TV}"/>, Horner down to the constant 1), without
+    /// the edge handling, which this range never needs: n is rounded by adding <see cref="VectorMath.ExpMagic"/>, whose
+    /// bits, shifted into the exponent field, are 2^n itself (n in [-126, 0]: a normal float).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV FastExp<TV>(TV d, TV dlo) where TV : unmanaged, ISimd<TV>
     {
-        TV t = TV.Fma(d, TV.Create(Log2E), TV.Create(Magic));
-        TV n = t - TV.Create(Magic);
+        TV t = TV.Fma(d, TV.Create(Log2E), TV.Create(VectorMath.ExpMagic));
+        TV n = t - TV.Create(VectorMath.ExpMagic);
         TV r = TV.Fma(n, TV.Create(-Ln2Hi), d);
         r = TV.Fma(n, TV.Create(-Ln2Lo), r) + dlo;
-        // e^r for |r| <= ln2/2 (plus the remainder): 1 + r + c2 r^2 + ... + c6 r^6, the c_k minimax for the relative
-        // error on |r| <= ln2/2 + 0.001 (Remez exchange in 50-digit arithmetic, scripts/minimax-exp.py; 3.9e-9 = 0.033
-        // ulp with the coefficients rounded to float), Horner down to the constant 1: two multiply-adds fewer than the
-        // Taylor series to r^8 that VectorMath's exp evaluates, in the loop where they are the bottleneck.
-        TV p = TV.Fma(r, TV.Create(0.0013814191333949566f), TV.Create(0.008368914015591145f));
-        p = TV.Fma(p, r, TV.Create(0.04166840761899948f));
-        p = TV.Fma(p, r, TV.Create(0.1666651964187622f));
-        p = TV.Fma(p, r, TV.Create(0.4999999403953552f));
-        p = TV.Fma(p, r, TV.Create(1f));
+        TV p = TV.Fma(VectorMath.ExpMinimaxTail(r), r, TV.Create(1f));
         TV mantissa = TV.Fma(p, r, TV.Create(1f));
-        return mantissa * ExponentFromMagic(t);
+        return mantissa * VectorMath.Pow2FromMagic(t);
     }
 
     const float Log2E = 1.44269504088896341f;
     const float Ln2Hi = 0.693147182464599609375f;
     const float Ln2Lo = -1.904654299957768e-9f;
-    // 1.5 * 2^23 + 127: adding it rounds to an integer (the ulp there is 1) and leaves n + 127 in the low mantissa bits.
-    const float Magic = 12583039f;
-
-    /// <summary>
-    /// 2^n from t = n + <see cref="Magic"/>: t's bits shifted left by 23 are (n + 127) &lt;&lt; 23 (the magic's own bits
-    /// shift out). One shift on the SIMD widths; other lane types take <see cref="ISimd{TSelf}.Pow2"/>.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TV ExponentFromMagic<TV>(TV t) where TV : unmanaged, ISimd<TV>
-    {
-        if (typeof(TV) == typeof(V512))
-        {
-            var v = new V512(Vector512.ShiftLeft(Unsafe.As<TV, V512>(ref t).V.AsInt32(), 23).AsSingle());
-            return Unsafe.As<V512, TV>(ref v);
-        }
-        if (typeof(TV) == typeof(V256))
-        {
-            var v = new V256(Vector256.ShiftLeft(Unsafe.As<TV, V256>(ref t).V.AsInt32(), 23).AsSingle());
-            return Unsafe.As<V256, TV>(ref v);
-        }
-        if (typeof(TV) == typeof(V128))
-        {
-            var v = new V128(Vector128.ShiftLeft(Unsafe.As<TV, V128>(ref t).V.AsInt32(), 23).AsSingle());
-            return Unsafe.As<V128, TV>(ref v);
-        }
-        return TV.Pow2(t - TV.Create(Magic));
-    }
 
     /// <summary><see cref="ExpDifference{TV, TIn}"/> at element <paramref name="i"/>, out of line: the rare vectors' careful path.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]

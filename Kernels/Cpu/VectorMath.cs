@@ -4,8 +4,8 @@ namespace GpuActivations.Cpu;
 
 /// <summary>
 /// Float transcendental functions for any SIMD width, accurate to about 1 ulp, written from the math:
-/// Cody–Waite range reduction with Taylor polynomials (exp, expm1), the atanh series (log), the Maclaurin
-/// series (tanh). GELU's erf and erfc live with GELU, in <c>Activations/Gelu.cs</c>. Results below the smallest normal
+/// Cody–Waite range reduction with Taylor polynomials (exp, expm1) or minimax ones where an op's sweep allows (tanh,
+/// softmax's pass 1), the atanh series (log). GELU's erf and erfc live with GELU, in <c>Activations/Gelu.cs</c>. Results below the smallest normal
 /// float are computed, not flushed: exponentials scale by two exact powers of two, so gradual underflow rounds once.
 /// Where an argument is itself a rounded product (beta*x, x*x), callers pass it as an unevaluated sum
 /// hi + lo so the rounding is not magnified by exp's condition number |x|.
@@ -30,6 +30,28 @@ internal static class VectorMath
         p *= r;
         return TV.Fma(p, r, r);
     }
+
+    /// <summary>1.5 * 2^23 + 127: x / ln2 + ExpMagic rounds to an integer n + ExpMagic (the ulp there is 1), which holds n + 127 in its low mantissa bits (<see cref="Pow2FromMagic{TV}"/>).</summary>
+    internal const float ExpMagic = 12583039f;
+
+    /// <summary>
+    /// c2 + c3 r + ... + c6 r^4, where 1 + r + c2 r^2 + ... + c6 r^6 is e^r for |r| &lt;= ln2/2 + 0.001 with the c_k minimax
+    /// for the relative error (Remez exchange in 50-digit arithmetic, scripts/minimax-exp.py; 3.9e-9 = 0.033 ulp with the
+    /// coefficients rounded to float): two multiply-adds fewer than the Taylor series to r^8 of <see cref="Expm1Reduced{TV}"/>.
+    /// Softmax's pass 1 finishes it by Horner down to the constant 1; tanh as expm1(r) = r + r^2 q, then + 1.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static TV ExpMinimaxTail<TV>(TV r) where TV : unmanaged, ISimd<TV>
+    {
+        TV q = TV.Fma(r, TV.Create(0.0013814191333949566f), TV.Create(0.008368914015591145f));
+        q = TV.Fma(q, r, TV.Create(0.04166840761899948f));
+        q = TV.Fma(q, r, TV.Create(0.1666651964187622f));
+        return TV.Fma(q, r, TV.Create(0.4999999403953552f));
+    }
+
+    /// <summary>2^n from t = n + <see cref="ExpMagic"/>, n in [-126, 127]: t's bits shifted left by 23 are (n + 127) &lt;&lt; 23 (the magic's own bits shift out).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static TV Pow2FromMagic<TV>(TV t) where TV : unmanaged, ISimd<TV> => TV.ShiftIntoExponent(t);
 
     /// <summary>
     /// True when every lane of <paramref name="x"/> is in [<paramref name="lo"/>, <paramref name="hi"/>] (no NaN) and the
@@ -232,8 +254,9 @@ internal static class VectorMath
     }
 
     /// <summary>
-    /// tanh x: the Maclaurin series to x^17 for |x| &lt; 0.55 (truncation below 0.1 ulp), else
-    /// 1 - 2/(e^(2|x|) + 1) with the sign restored (no cancellation there: the subtracted term is at most 1/2).
+    /// tanh x: for |x| &lt; 0.55 x + x^3 P(x^2), P of degree 4 minimax for the relative error of tanh (below), else
+    /// 1 - 2/(e^(2|x|) + 1) with the sign restored (no cancellation there: the subtracted term is at most 1/2, and e^(2|x|)'s
+    /// error reaches the result scaled by at most 0.75, at |x| = 0.55).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Tanh<TV>(TV x) where TV : unmanaged, ISimd<TV>
@@ -244,7 +267,7 @@ internal static class VectorMath
         if (TV.All(isSmall)) return TanhSmall(x);
         // Below |x| = 44.18 (no infinity, no NaN) e^(2|x|) is a normal float: no edge path, so no call in the loop.
         if (!AllInRange(a + a)) return TanhCareful(x, a, isSmall);
-        TV large = (TV.Create(1f) - TV.Create(2f) / (ExpInRange(a + a) + TV.Create(1f))) | Simd.SignBit(x);
+        TV large = (TV.Create(1f) - TV.Create(2f) / (TanhExp(a + a) + TV.Create(1f))) | Simd.SignBit(x);
         return TV.Any(isSmall) ? TV.Select(isSmall, TanhSmall(x), large) : large;
     }
 
@@ -253,26 +276,51 @@ internal static class VectorMath
     static TV TanhCareful<TV>(TV x, TV a, TV isSmall) where TV : unmanaged, ISimd<TV>
         => TV.Select(isSmall, TanhSmall(x), TanhLarge(x, a));
 
-    /// <summary>tanh x for |x| &lt; 0.55: the Maclaurin series to x^17.</summary>
+    /// <summary>
+    /// tanh x for |x| &lt; 0.55: x + x^3 P(x^2), P(t) = c0 + ... + c4 t^4 minimax for the relative error of the whole on
+    /// t in [0, 0.3025] (Remez exchange in 50-digit arithmetic, weight t^(3/2) / tanh(sqrt t); 4.4e-9 = 0.037 ulp with
+    /// the coefficients rounded to float, against the 0.1 ulp of the Maclaurin series to x^17 it replaces, three
+    /// multiply-adds longer).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV TanhSmall<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV x2 = x * x;
-        TV p = TV.Fma(x2, TV.Create(6404582f / 10854718875f), TV.Create(-929569f / 638512875f));
-        p = TV.Fma(p, x2, TV.Create(21844f / 6081075f));
-        p = TV.Fma(p, x2, TV.Create(-1382f / 155925f));
-        p = TV.Fma(p, x2, TV.Create(62f / 2835f));
-        p = TV.Fma(p, x2, TV.Create(-17f / 315f));
-        p = TV.Fma(p, x2, TV.Create(2f / 15f));
-        p = TV.Fma(p, x2, TV.Create(-1f / 3f));
+        TV p = TV.Fma(x2, TV.Create(-0.006274236831814051f), TV.Create(0.021071676164865494f));
+        p = TV.Fma(p, x2, TV.Create(-0.05385230854153633f));
+        p = TV.Fma(p, x2, TV.Create(0.13332585990428925f));
+        p = TV.Fma(p, x2, TV.Create(-0.33333316445350647f));
         // The sign bit put back: for x = -0 the fma gives (+0) + (-0) = +0, and tanh is odd.
         return TV.Fma(p * x2, x, x) | Simd.SignBit(x);
     }
 
-    /// <summary>tanh x for |x| &gt;= 0.55 (and NaN): 1 - 2/(e^(2|x|) + 1) with x's sign.</summary>
+    /// <summary>
+    /// tanh x for |x| &gt;= 0.55, infinities and NaN: the same bits as <see cref="Tanh{TV}"/>'s common vector in every lane
+    /// it covers (an element's result never depends on its neighbours), 2|x| capped at 88, where e^88 already makes the
+    /// result 1 (the cap keeps e^(2|x|) a normal float, as <see cref="TanhExp{TV}"/> needs).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV TanhLarge<TV>(TV x, TV a) where TV : unmanaged, ISimd<TV>
-        => (TV.Create(1f) - TV.Create(2f) / (Exp(a + a) + TV.Create(1f))) | Simd.SignBit(x);
+    {
+        TV e = TanhExp(TV.Select(TV.GreaterThan(a, TV.Create(44f)), TV.Create(88f), a + a));
+        TV result = (TV.Create(1f) - TV.Create(2f) / (e + TV.Create(1f))) | Simd.SignBit(x);
+        return TV.Select(Simd.IsNaN(x), x, result);
+    }
+
+    /// <summary>
+    /// e^y for tanh's y = 2|x| in [1.1, 88.37] (n = round(y / ln2) in [2, 127]), no edge handling, shorter than
+    /// <see cref="ExpInRange{TV}(TV)"/> where tanh allows it: n rounded and 2^n built with <see cref="ExpMagic"/>; no ln2
+    /// remainder step (n ln2's error, n 1.9e-9, moves e^y by 0.03 ulp at y = 1.1 and reaches the result scaled by
+    /// 4 e^-y at most); expm1(r) + 1 with <see cref="ExpMinimaxTail{TV}"/>'s polynomial. Swept on every float in
+    /// [0.55, 9.1) (beyond, the result rounds to 1): tanh stays within 1 ulp, as with the longer exponential.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static TV TanhExp<TV>(TV y) where TV : unmanaged, ISimd<TV>
+    {
+        TV t = TV.Fma(y, TV.Create(Log2E), TV.Create(ExpMagic));
+        TV r = TV.Fma(t - TV.Create(ExpMagic), TV.Create(-Ln2Hi), y);
+        return (TV.Fma(ExpMinimaxTail(r) * r, r, r) + TV.Create(1f)) * Pow2FromMagic(t);
+    }
 
     /// <summary>
     /// Whether every lane of x is in [-80, 87.33], where <see cref="PlainSigmoid{TV}"/> is sigmoid(x) exactly: the test of

@@ -137,6 +137,7 @@ internal readonly struct ScalarLane<TFma> : ISimd<ScalarLane<TFma>> where TFma :
     public static void Interleave(ScalarLane<TFma> even, ScalarLane<TFma> odd, out ScalarLane<TFma> first, out ScalarLane<TFma> second)
         => (first, second) = (even, odd);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static ScalarLane<TFma> Pow2(ScalarLane<TFma> n) => FromBits(((int)n.Value + 127) << 23);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static ScalarLane<TFma> ShiftIntoExponent(ScalarLane<TFma> t) => FromBits(Bits(t) << 23);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static ScalarLane<TFma> Exponent(ScalarLane<TFma> a) => new(((Bits(a) >> 23) & 0xFF) - 127);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static ScalarLane<TFma> Significand(ScalarLane<TFma> a) => FromBits((Bits(a) & 0x007FFFFF) | 0x3F800000);
     // A mask lane counts as set by its sign bit, as movmskps reads it.
