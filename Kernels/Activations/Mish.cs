@@ -5,7 +5,9 @@ namespace GpuActivations.Activations;
 
 /// <summary>
 /// mish(x) = x tanh(softplus(x)) (Misra, 2019), via the identity tanh(ln(1 + e^x)) = n / (n + 2) with
-/// n = e^x (e^x + 2): one exponential, no cancellation for negative x.
+/// n = e^x (e^x + 2): one exponential, no cancellation for negative x. n is e^2x + 2 e^x rounded once (an fma; 2 e^x is
+/// exact): rounding e^x + 2 and then the product took the forward to 5 ulp at x = -5.9445534 in the exhaustive sweep,
+/// past the 4-ulp bound.
 /// </summary>
 internal readonly struct MishOp : IActivationOp
 {
@@ -13,7 +15,7 @@ internal readonly struct MishOp : IActivationOp
     public TV Invoke<TV>(TV x) where TV : unmanaged, ISimd<TV>
     {
         TV e = VectorMath.Exp(x);
-        TV n = e * (e + TV.Create(2f));
+        TV n = TV.Fma(e, e, e + e);
         TV result = x * (n / (n + TV.Create(2f)));
         result = TV.Select(TV.GreaterThan(x, TV.Create(20f)), x, result);
         // Far left mish(x) = x e^x (1 + O(e^x)), normal while e^x is not.
@@ -37,7 +39,7 @@ internal readonly struct MishOp : IActivationOp
     {
         TV xc = TV.Max(TV.Min(x, TV.Create(20f)), TV.Create(-200f));
         TV e = VectorMath.Exp(xc);
-        TV n = e * (e + TV.Create(2f));
+        TV n = TV.Fma(e, e, e + e);
         TV q = TV.Create(1f) / (n + TV.Create(2f));
         TV result = TV.Fma(TV.Create(4f) * xc * e * (e + TV.Create(1f)), q * q, n / (n + TV.Create(2f)));
         // Far left both terms are e^x to float precision: e^x (1 + x) rounded once, normal where e^x is not.
