@@ -77,7 +77,7 @@ internal interface ISimd<TSelf> where TSelf : unmanaged, ISimd<TSelf>
     static abstract TSelf Pow2(TSelf n);
     /// <summary>
     /// The float whose bits are <paramref name="t"/>'s shifted left by 23: for t = n + 1.5 * 2^23 + 127 (n integral in
-    /// [-126, 127]) that is 2^n, one shift where <see cref="Pow2"/> converts, adds and shifts (VectorMath.Pow2FromMagic).
+    /// [-126, 127]) that is 2^n, one shift where <see cref="Pow2"/> converts, adds and shifts (VectorMath.ExpMagic).
     /// </summary>
     static abstract TSelf ShiftIntoExponent(TSelf t);
     /// <summary>The unbiased exponent of a positive normal float, as a float.</summary>

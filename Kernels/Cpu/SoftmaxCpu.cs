@@ -293,18 +293,14 @@ internal static unsafe class SoftmaxCpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static TV FastExp<TV>(TV d, TV dlo) where TV : unmanaged, ISimd<TV>
     {
-        TV t = TV.Fma(d, TV.Create(Log2E), TV.Create(VectorMath.ExpMagic));
+        TV t = TV.Fma(d, TV.Create(VectorMath.Log2E), TV.Create(VectorMath.ExpMagic));
         TV n = t - TV.Create(VectorMath.ExpMagic);
-        TV r = TV.Fma(n, TV.Create(-Ln2Hi), d);
-        r = TV.Fma(n, TV.Create(-Ln2Lo), r) + dlo;
+        TV r = TV.Fma(n, TV.Create(-VectorMath.Ln2Hi), d);
+        r = TV.Fma(n, TV.Create(-VectorMath.Ln2Lo), r) + dlo;
         TV p = TV.Fma(VectorMath.ExpMinimaxTail(r), r, TV.Create(1f));
         TV mantissa = TV.Fma(p, r, TV.Create(1f));
-        return mantissa * VectorMath.Pow2FromMagic(t);
+        return mantissa * TV.ShiftIntoExponent(t);
     }
-
-    const float Log2E = 1.44269504088896341f;
-    const float Ln2Hi = 0.693147182464599609375f;
-    const float Ln2Lo = -1.904654299957768e-9f;
 
     /// <summary><see cref="ExpDifference{TV, TIn}"/> at element <paramref name="i"/>, out of line: the rare vectors' careful path.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]

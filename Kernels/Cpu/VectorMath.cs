@@ -12,10 +12,10 @@ namespace GpuActivations.Cpu;
 /// </summary>
 internal static class VectorMath
 {
-    const float Log2E = 1.44269504088896341f;
+    internal const float Log2E = 1.44269504088896341f;
     // ln 2 split so that n * Ln2Hi is exact in an FMA and the remainder carries the rest.
-    const float Ln2Hi = 0.693147182464599609375f;
-    const float Ln2Lo = -1.904654299957768e-9f;
+    internal const float Ln2Hi = 0.693147182464599609375f;
+    internal const float Ln2Lo = -1.904654299957768e-9f;
 
     /// <summary>expm1(r) for |r| &lt;= ln2/2: Taylor to r^8 (truncation below 0.1 ulp).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -31,7 +31,7 @@ internal static class VectorMath
         return TV.Fma(p, r, r);
     }
 
-    /// <summary>1.5 * 2^23 + 127: x / ln2 + ExpMagic rounds to an integer n + ExpMagic (the ulp there is 1), which holds n + 127 in its low mantissa bits (<see cref="Pow2FromMagic{TV}"/>).</summary>
+    /// <summary>1.5 * 2^23 + 127: x / ln2 + ExpMagic rounds to an integer n + ExpMagic (the ulp there is 1), which holds n + 127 in its low mantissa bits, so <see cref="ISimd{TSelf}.ShiftIntoExponent"/> of it is 2^n.</summary>
     internal const float ExpMagic = 12583039f;
 
     /// <summary>
@@ -48,10 +48,6 @@ internal static class VectorMath
         q = TV.Fma(q, r, TV.Create(0.1666651964187622f));
         return TV.Fma(q, r, TV.Create(0.4999999403953552f));
     }
-
-    /// <summary>2^n from t = n + <see cref="ExpMagic"/>, n in [-126, 127]: t's bits shifted left by 23 are (n + 127) &lt;&lt; 23 (the magic's own bits shift out).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static TV Pow2FromMagic<TV>(TV t) where TV : unmanaged, ISimd<TV> => TV.ShiftIntoExponent(t);
 
     /// <summary>
     /// True when every lane of <paramref name="x"/> is in [<paramref name="lo"/>, <paramref name="hi"/>] (no NaN) and the
@@ -319,7 +315,7 @@ internal static class VectorMath
     {
         TV t = TV.Fma(y, TV.Create(Log2E), TV.Create(ExpMagic));
         TV r = TV.Fma(t - TV.Create(ExpMagic), TV.Create(-Ln2Hi), y);
-        return (TV.Fma(ExpMinimaxTail(r) * r, r, r) + TV.Create(1f)) * Pow2FromMagic(t);
+        return (TV.Fma(ExpMinimaxTail(r) * r, r, r) + TV.Create(1f)) * TV.ShiftIntoExponent(t);
     }
 
     /// <summary>
